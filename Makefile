@@ -1,0 +1,36 @@
+# Every target but `install` runs inside .venv, which `make install` creates.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format train sweep clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+install: ## create .venv (when absent) and install facseg editable with its dev tools
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+
+test: ## run the test suite (CPU, a few minutes)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: ## ruff
+	$(BIN)/ruff check .
+
+format: ## ruff format and import sorting
+	$(BIN)/ruff check --fix --select I .
+	$(BIN)/ruff format .
+
+train: ## one run with the defaults; ARGS="model=segnet trainer.max_epochs=2" to override
+	$(BIN)/python -m facseg.run $(ARGS)
+
+sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
+	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
+
+clean: ## remove logs, caches and generated data (keeps .venv)
+	rm -rf logs data .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

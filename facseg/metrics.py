@@ -1,0 +1,69 @@
+"""Face-parsing metrics as the literature computes them, from one confusion matrix pooled over a whole split.
+
+- `iou/<class>`, `f1/<class>`: per class, from the pooled confusion matrix (not averaged per image).
+- `miou`: mean IoU over all 11 classes, background included.
+- `f1_fg`: mean F1 over the 10 foreground classes (background out, hair in): the "mean F1" LaPa papers report.
+- `pixel_acc`: micro accuracy, correct pixels / all pixels (torchmetrics' default `macro` is mean recall).
+- `rmse`: sqrt of the mean, over pixels and classes, of (softmax probability - one-hot target)^2.
+
+A class with no pixels in either target or prediction has an undefined IoU and F1: it is NaN and left out of the
+means, so a small split without, say, an open mouth is not scored as a failure on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import Metric
+
+
+class SegmentationMetrics(Metric):
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, class_names: Sequence[str], background: int = 0) -> None:
+        super().__init__()
+        self.class_names = tuple(class_names)
+        self.num_classes = len(self.class_names)
+        self.background = background
+        # int64 and float64 sums: a LaPa test split at original resolution is ~10^9 pixels.
+        self.add_state(
+            "confmat", torch.zeros(self.num_classes, self.num_classes, dtype=torch.long), dist_reduce_fx="sum"
+        )
+        self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("pixels", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """logits: N x C x H x W; target: N x H x W class ids."""
+        if logits.shape[1] != self.num_classes or logits.shape[-2:] != target.shape[-2:]:
+            raise ValueError(
+                f"logits {tuple(logits.shape)} do not match {self.num_classes} classes and target {tuple(target.shape)}"
+            )
+        c = self.num_classes
+        pred = logits.argmax(1)
+        self.confmat += torch.bincount((target * c + pred).flatten(), minlength=c * c).reshape(c, c)
+        probs = logits.float().softmax(1)
+        # sum((p - onehot)^2) = sum(p^2) - 2 sum(p_true) + pixels, without building the one-hot tensor.
+        p_true = probs.gather(1, target.unsqueeze(1))
+        self.squared_error += (probs.square().sum() - 2 * p_true.sum() + target.numel()).double()
+        self.pixels += target.numel()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        confmat = self.confmat.double()
+        true_positive = confmat.diagonal()
+        in_target, in_pred = confmat.sum(1), confmat.sum(0)
+        union = in_target + in_pred - true_positive
+        iou = true_positive / union  # 0/0 -> NaN for a class absent everywhere
+        f1 = 2 * true_positive / (in_target + in_pred)
+        foreground = [i for i in range(self.num_classes) if i != self.background]
+        out = {
+            "miou": iou.nanmean(),
+            "f1_fg": f1[foreground].nanmean(),
+            "pixel_acc": true_positive.sum() / confmat.sum(),
+            "rmse": (self.squared_error / (self.pixels * self.num_classes)).sqrt(),
+        }
+        for i, name in enumerate(self.class_names):
+            out[f"iou/{name}"] = iou[i]
+            out[f"f1/{name}"] = f1[i]
+        return {k: v.float() for k, v in out.items()}

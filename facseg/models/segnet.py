@@ -1,0 +1,70 @@
+"""SegNet (Badrinarayanan, Kendall, Cipolla, TPAMI 2017): VGG-16-BN encoder, decoder upsampling with pooling indices.
+
+The encoder's 13 conv layers keep the argmax of every 2x2 max-pooling; the mirrored decoder puts each value back at
+that position (MaxUnpool2d) and densifies the sparse map with convolutions. At width 1.0 the net has about 29.4 M
+parameters, as in the paper; `width` scales every layer's channels for small machines.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# VGG-16's five blocks, channels per conv layer.
+VGG16_BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SegNet(nn.Module):
+    output_stride = 32  # five 2x2 poolings: input sides must be multiples of 32
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0) -> None:
+        super().__init__()
+        blocks = [tuple(max(1, round(c * width)) for c in block) for block in VGG16_BLOCKS]
+        self.encoder = nn.ModuleList()
+        channels = in_channels
+        for block in blocks:
+            layers = []
+            for out_channels in block:
+                layers.append(_conv_bn_relu(channels, out_channels))
+                channels = out_channels
+            self.encoder.append(nn.Sequential(*layers))
+
+        # Decoder block i mirrors encoder block i: same convs in reverse, the last one returning to the channels
+        # that entered the encoder block. The very last conv is the classifier (no BN, no ReLU).
+        self.decoder = nn.ModuleList()
+        inputs = [in_channels] + [block[-1] for block in blocks[:-1]]
+        for i in reversed(range(len(blocks))):
+            block = blocks[i]
+            outs = list(reversed(block[:-1])) + [inputs[i]]
+            layers = []
+            channels = block[-1]
+            for j, out_channels in enumerate(outs):
+                if i == 0 and j == len(outs) - 1:
+                    layers.append(nn.Conv2d(channels, num_classes, 3, padding=1))
+                else:
+                    layers.append(_conv_bn_relu(channels, out_channels))
+                channels = out_channels
+            self.decoder.append(nn.Sequential(*layers))
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.output_stride or x.shape[-2] % self.output_stride:
+            raise ValueError(f"SegNet needs input sides divisible by {self.output_stride}, got {tuple(x.shape[-2:])}")
+        indices, sizes = [], []
+        for block in self.encoder:
+            x = block(x)
+            sizes.append(x.shape)
+            x, idx = self.pool(x)
+            indices.append(idx)
+        for block, idx, size in zip(self.decoder, reversed(indices), reversed(sizes)):
+            x = block(self.unpool(x, idx, output_size=size))
+        return x

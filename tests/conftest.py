@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny synthetic LaPa-format set and Hydra configs composed over it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+import facseg
+from facseg.data.synthetic import SyntheticSpec, generate
+
+CONF_DIR = str(facseg.PROJECT_ROOT / "conf")
+REAL_SAMPLES = facseg.PROJECT_ROOT.parent / "shared" / "real-samples"
+
+# Settings that make any run tiny: a handful of 64 px images, one short epoch.
+TINY = [
+    "data.image_size=64",
+    "data.batch_size=4",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture(autouse=True)
+def _offline_wandb(monkeypatch):
+    """W&B must never reach for the network in tests (CI has none); its files stay in tmp dirs."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    generate(root, SyntheticSpec(train=8, val=4, test=4, size=96, seed=1))
+    return root
+
+
+def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
+    """conf/train.yaml as Hydra composes it, with the output directory a run would get."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}

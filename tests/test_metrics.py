@@ -1,0 +1,86 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facseg.metrics import SegmentationMetrics
+
+NAMES = ["background", "a", "b"]
+
+
+def logits_for(pred: torch.Tensor, num_classes: int = 3) -> torch.Tensor:
+    """Logits whose argmax is `pred` (N x H x W)."""
+    return F.one_hot(pred, num_classes).permute(0, 3, 1, 2).float() * 10
+
+
+def test_values_from_a_hand_computed_confusion_matrix():
+    target = torch.tensor([[[0, 0, 1], [1, 2, 2]]])
+    pred = torch.tensor([[[0, 1, 1], [1, 2, 0]]])
+    metric = SegmentationMetrics(NAMES)
+    metric.update(logits_for(pred), target)
+    out = metric.compute()
+    # Rows = target, columns = prediction: [[1,1,0],[0,2,0],[1,0,1]]
+    assert metric.confmat.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    iou = [1 / 3, 2 / 3, 1 / 2]
+    f1 = [2 / 4, 4 / 5, 2 / 3]
+    for name, i, f in zip(NAMES, iou, f1):
+        assert out[f"iou/{name}"].item() == pytest.approx(i)
+        assert out[f"f1/{name}"].item() == pytest.approx(f)
+    assert out["miou"].item() == pytest.approx(sum(iou) / 3)  # background included
+    assert out["f1_fg"].item() == pytest.approx((f1[1] + f1[2]) / 2)  # background left out
+    assert out["pixel_acc"].item() == pytest.approx(4 / 6)
+
+
+def test_pixel_accuracy_is_micro_not_mean_recall():
+    target = torch.tensor([[[0, 0, 0, 0, 0, 0, 0, 1]]])
+    pred = torch.tensor([[[0, 0, 0, 0, 0, 0, 0, 0]]])
+    metric = SegmentationMetrics(["background", "a"])
+    metric.update(logits_for(pred, 2), target)
+    assert metric.compute()["pixel_acc"].item() == pytest.approx(7 / 8)  # mean recall would be 0.5
+
+
+def test_rmse_of_uniform_probabilities():
+    target = torch.randint(0, 3, (2, 4, 5))
+    metric = SegmentationMetrics(NAMES)
+    metric.update(torch.zeros(2, 3, 4, 5), target)  # softmax = 1/3 everywhere
+    # per pixel: (1 - 1/3)^2 + 2 * (1/3)^2 = 2/3, over 3 classes -> 2/9
+    assert metric.compute()["rmse"].item() == pytest.approx(math.sqrt(2 / 9))
+
+
+def test_rmse_matches_the_one_hot_definition():
+    torch.manual_seed(0)
+    logits, target = torch.randn(3, 3, 6, 7), torch.randint(0, 3, (3, 6, 7))
+    metric = SegmentationMetrics(NAMES)
+    metric.update(logits, target)
+    one_hot = F.one_hot(target, 3).permute(0, 3, 1, 2).float()
+    expected = (logits.softmax(1) - one_hot).square().mean().sqrt()
+    assert metric.compute()["rmse"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_pooled_over_the_split_not_averaged_per_image():
+    metric = SegmentationMetrics(["background", "a"])
+    # Image 1: a tiny part, missed. Image 2: a large part, found.
+    t1, p1 = torch.tensor([[[0, 0, 0, 1]]]), torch.tensor([[[0, 0, 0, 0]]])
+    t2, p2 = torch.tensor([[[1, 1, 1, 1]]]), torch.tensor([[[1, 1, 1, 1]]])
+    metric.update(logits_for(p1, 2), t1)
+    metric.update(logits_for(p2, 2), t2)
+    pooled = metric.compute()["iou/a"].item()
+    assert pooled == pytest.approx(4 / 5)  # per-image mean would be (0 + 1) / 2
+    both = SegmentationMetrics(["background", "a"])
+    both.update(logits_for(torch.cat([p1, p2]), 2), torch.cat([t1, t2]))
+    assert both.compute()["iou/a"].item() == pytest.approx(pooled)
+
+
+def test_absent_class_is_nan_and_left_out_of_the_means():
+    target = torch.tensor([[[0, 0, 1, 1]]])
+    metric = SegmentationMetrics(NAMES)
+    metric.update(logits_for(target), target)
+    out = metric.compute()
+    assert math.isnan(out["iou/b"].item()) and math.isnan(out["f1/b"].item())
+    assert out["miou"].item() == 1.0 and out["f1_fg"].item() == 1.0
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="do not match"):
+        SegmentationMetrics(NAMES).update(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))

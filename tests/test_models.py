@@ -1,0 +1,47 @@
+import pytest
+import torch
+from torch import nn
+
+from facseg.models.factory import available_architectures, build_net
+from facseg.models.segnet import SegNet
+
+
+def test_segnet_is_the_papers_net_at_full_width():
+    net = SegNet(num_classes=11)
+    convs = [m for m in net.encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13  # VGG-16's conv layers
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.encoder.modules()) == 13  # VGG-16-BN
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(29.4e6, rel=0.01)
+    assert isinstance(net.unpool, nn.MaxUnpool2d) and net.pool.return_indices
+
+
+def test_segnet_decoder_puts_values_back_where_the_max_was():
+    net = SegNet(num_classes=3, width=0.125).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert net(x).shape == (2, 3, 64, 64)
+    # Unpooling with the pooling indices is what makes SegNet SegNet: the map is sparse at the argmax positions.
+    pooled, idx = net.pool(torch.arange(16.0).reshape(1, 1, 4, 4))
+    restored = net.unpool(pooled, idx)
+    assert restored.count_nonzero() == 4 and restored[0, 0, 1, 1] == 5 and restored[0, 0, 3, 3] == 15
+
+
+def test_segnet_rejects_sides_not_divisible_by_32():
+    with pytest.raises(ValueError, match="divisible by 32"):
+        SegNet(num_classes=3, width=0.125)(torch.randn(1, 3, 48, 48))
+
+
+@pytest.mark.parametrize("arch", ["unet", "pspnet", "fpn", "segnet"])
+def test_factory_builds_every_family_with_matching_output(arch):
+    options = {"width": 0.125} if arch == "segnet" else {"encoder": "resnet18"}
+    net = build_net(arch, num_classes=11, **options).eval()
+    assert net(torch.randn(1, 3, 64, 64)).shape == (1, 11, 64, 64)
+
+
+def test_factory_errors_name_the_key():
+    with pytest.raises(ValueError, match="model.arch=nosuchnet is unknown; available: .*segnet.*unet"):
+        build_net("nosuchnet", 11)
+    with pytest.raises(ValueError, match="model.encoder=resnet34"):
+        build_net("segnet", 11, encoder="resnet34")
+    with pytest.raises(ValueError, match="model.width"):
+        build_net("unet", 11, width=0.5)
+    assert {"segnet", "unet", "pspnet", "deeplabv3plus"} <= set(available_architectures())

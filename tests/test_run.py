@@ -1,0 +1,122 @@
+"""Real training runs: in-process for every model config, and a real Hydra multirun in a subprocess."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import facseg
+from facseg.data.classes import CLASS_NAMES
+from facseg.run import train
+from tests import wandb_log
+from tests.conftest import TINY, compose_train, subprocess_env
+
+SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
+TEST_KEYS = [f"test/{k}" for k in SCALARS] + [f"test/{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
+
+
+def tiny_data(root: Path) -> list[str]:
+    # The tiny set's own spec: ensure_synthetic finds its marker and reuses it.
+    return [
+        f"data.root={root}",
+        "data.synthetic.train=8",
+        "data.synthetic.val=4",
+        "data.synthetic.test=4",
+        "data.synthetic.size=96",
+        "data.synthetic.seed=1",
+    ]
+
+
+def assert_complete_metrics(metrics: dict, model: str) -> None:
+    assert metrics["model"] == model
+    assert metrics["eval_resolution"] == "crop"
+    missing = [k for k in TEST_KEYS if k not in metrics]
+    assert not missing, f"metrics.json lacks {missing}"
+    for key in ("test/miou", "test/pixel_acc", "test/f1_fg", "test/rmse", "val/miou"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert not any(k.startswith("val/") and k != "val/miou" for k in metrics)  # test numbers only, plus the selector
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "name"),
+    [
+        ("unet", [], "unet"),
+        ("pspnet", [], "pspnet"),
+        ("segnet", ["model.width=0.125"], "segnet"),
+        ("smp", ["model.arch=fpn"], "fpn"),
+    ],
+)
+def test_every_model_config_trains_and_writes_metrics(tmp_path, tiny_root, model, extra, name):
+    overrides = [f"model={model}", *extra, *TINY, *tiny_data(tiny_root), "logger=csv"]
+    cfg = compose_train(overrides, tmp_path)
+    best = train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert_complete_metrics(metrics, name)
+    assert metrics["val/miou"] == pytest.approx(best)
+    best_checkpoint = Path(metrics["best_checkpoint"])
+    assert best_checkpoint.is_file() and best_checkpoint.parent == tmp_path / "checkpoints"
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+def test_default_configs_download_nothing(tmp_path):
+    for model in ("unet", "pspnet", "segnet"):
+        cfg = compose_train([f"model={model}"], tmp_path)
+        assert cfg.model.get("encoder_weights") is None
+        assert cfg.logger.wandb.offline is True
+    assert compose_train([], tmp_path).data.name == "synthetic"
+
+
+NO_NETWORK = """
+import socket, sys, runpy
+from pathlib import Path
+log = Path(sys.argv.pop(1))
+connect = socket.socket.connect
+def guarded(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+        with log.open("a") as f:
+            f.write(f"{address}\\n")
+        raise OSError(f"facseg test: no network, blocked {address}")
+    return connect(self, address)
+socket.socket.connect = guarded
+sys.argv[0] = "facseg.run"
+runpy.run_module("facseg.run", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_multirun_over_the_three_models(tmp_path, tiny_root):
+    """The README's main job, in a real subprocess, on tiny data and with the network blocked."""
+    sweep = tmp_path / "sweep"
+    attempts = tmp_path / "network-attempts.txt"
+    cmd = [
+        sys.executable,
+        "-c",
+        NO_NETWORK,
+        str(attempts),
+        "-m",
+        "model=unet,segnet,pspnet",
+        f"hydra.sweep.dir={sweep}",
+        *TINY,
+        *tiny_data(tiny_root),
+    ]
+    result = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not attempts.exists(), f"the run tried to reach the network: {attempts.read_text()}"
+
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [p.name for p in jobs] == ["0_unet", "1_segnet", "2_pspnet"]
+    for job, model in zip(jobs, ("unet", "segnet", "pspnet")):
+        with (job / "csv" / "metrics.csv").open() as f:
+            assert any(row.get("val/miou") for row in csv.DictReader(f))
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert_complete_metrics(metrics, model)
+        runs = list((job / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(runs) == 1, f"{job.name}: expected exactly one W&B run, found {runs}"
+        run = wandb_log.run_info(runs[0])
+        assert (run.run_group, run.display_name) == (sweep.name, model) and model in run.tags
+        config = wandb_log.config(runs[0])
+        assert config["model"]["name"] == model and config["seed"] == 0
+        assert wandb_log.summary(runs[0])["test/miou"] == pytest.approx(metrics["test/miou"])
+    assert not (tmp_path / "multirun").exists() and not (facseg.PROJECT_ROOT / "multirun").exists()
