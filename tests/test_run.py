@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 import facseg
 from facseg.data.classes import CLASS_NAMES
+from facseg.models.module import FaceSegModule
 from facseg.run import train
 from tests import wandb_log
 from tests.conftest import TINY, compose_train, subprocess_env
@@ -61,12 +63,29 @@ def test_every_model_config_trains_and_writes_metrics(tmp_path, tiny_root, model
     assert (tmp_path / "csv" / "metrics.csv").is_file()
 
 
+def test_real_lapa_config_reads_a_lapa_format_folder(tmp_path, tiny_root):
+    cfg = compose_train(["data=lapa", f"data.root={tiny_root}", *TINY, "logger=csv"], tmp_path)
+    train(cfg)
+    assert json.loads((tmp_path / "metrics.json").read_text())["data"] == "lapa"
+
+
 def test_default_configs_download_nothing(tmp_path):
     for model in ("unet", "pspnet", "segnet"):
         cfg = compose_train([f"model={model}"], tmp_path)
         assert cfg.model.get("encoder_weights") is None
         assert cfg.logger.wandb.offline is True
     assert compose_train([], tmp_path).data.name == "synthetic"
+
+
+def test_lapa_preset_sizes_every_model_like_the_paper(tmp_path):
+    sizes = {}
+    for model in ("unet", "pspnet", "segnet"):
+        cfg = compose_train(["experiment=lapa", f"model={model}", "data.root=/LaPa"], tmp_path)
+        assert (cfg.data.name, cfg.data.image_size, cfg.data.root) == ("lapa", 512, "/LaPa")
+        net = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True)).net
+        sizes[model] = sum(p.numel() for p in net.parameters())
+    assert sizes["segnet"] == pytest.approx(29.4e6, rel=0.01)
+    assert compose_train(["experiment=lapa", "model=unet", "data.root=/LaPa"], tmp_path).model.encoder == "resnet34"
 
 
 NO_NETWORK = """

@@ -1,0 +1,39 @@
+"""The README's main job at its real default size: every model learns, within the time the README states.
+
+Too slow for `make test` (about 8 minutes on 2 cores); `make acceptance` and CI run it.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import subprocess_env
+
+pytestmark = pytest.mark.acceptance
+
+
+def test_default_sweep_learns_every_model(tmp_path):
+    sweep = tmp_path / "sweep"
+    start = time.perf_counter()
+    cmd = [
+        sys.executable,
+        "-m",
+        "facseg.run",
+        "-m",
+        "model=unet,segnet,pspnet",
+        f"hydra.sweep.dir={sweep}",
+        "trainer.enable_progress_bar=false",
+    ]
+    result = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=1800)
+    minutes = (time.perf_counter() - start) / 60
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    scores = {}
+    for model in ("unet", "segnet", "pspnet"):
+        (job,) = sweep.glob(f"*_{model}")
+        metrics = json.loads((job / "metrics.json").read_text())
+        scores[model] = metrics["test/miou"]
+    print(f"\ndefault sweep: {minutes:.1f} min, test/miou {scores}")
+    assert all(score >= 0.5 for score in scores.values()), scores
