@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test acceptance lint format train sweep clean
+.PHONY: help install test acceptance bench-data lint format train sweep clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ test: ## run the test suite (CPU, a few minutes)
 
 acceptance: ## the README's default sweep at full size: every model must reach test/miou >= 0.5
 	$(BIN)/python -m pytest -m acceptance -s $(ARGS)
+
+bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
+	$(BIN)/python benchmarks/bench_data.py $(ARGS)
 
 lint: ## ruff
 	$(BIN)/ruff check .

@@ -66,7 +66,8 @@ def train(cfg: DictConfig) -> float:
                 {
                     "model": cfg.model.name,
                     "data": cfg.data.name,
-                    "eval_resolution": "crop",
+                    "eval_resolution": datamodule.eval_resolution,
+                "align": datamodule.settings.align,
                     "seed": cfg.seed,
                     "best_checkpoint": str(checkpoint.best_model_path),
                     cfg.optimized_metric: float(best_score),

@@ -32,9 +32,9 @@ def tiny_data(root: Path) -> list[str]:
     ]
 
 
-def assert_complete_metrics(metrics: dict, model: str) -> None:
+def assert_complete_metrics(metrics: dict, model: str, eval_resolution: str = "original") -> None:
     assert metrics["model"] == model
-    assert metrics["eval_resolution"] == "crop"
+    assert metrics["eval_resolution"] == eval_resolution
     missing = [k for k in TEST_KEYS if k not in metrics]
     assert not missing, f"metrics.json lacks {missing}"
     for key in ("test/miou", "test/pixel_acc", "test/f1_fg", "test/rmse", "val/miou"):
@@ -63,10 +63,23 @@ def test_every_model_config_trains_and_writes_metrics(tmp_path, tiny_root, model
     assert (tmp_path / "csv" / "metrics.csv").is_file()
 
 
-def test_real_lapa_config_reads_a_lapa_format_folder(tmp_path, tiny_root):
-    cfg = compose_train(["data=lapa", f"data.root={tiny_root}", *TINY, "logger=csv"], tmp_path)
+def test_real_lapa_config_trains_from_the_crop_cache(tmp_path, tiny_root):
+    cache = tmp_path / "cache"
+    cfg = compose_train(["data=lapa", f"data.root={tiny_root}", f"data.cache_dir={cache}", *TINY, "logger=csv"],
+                        tmp_path)  # fmt: skip
     train(cfg)
-    assert json.loads((tmp_path / "metrics.json").read_text())["data"] == "lapa"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["data"], metrics["eval_resolution"], metrics["align"]) == ("lapa", "original", True)
+    assert sorted(p.name for p in next(cache.iterdir()).iterdir()) == [f"{s}-64px-align0.6" for s in ("test", "train", "val")]
+
+
+def test_scoring_on_crops_is_recorded(tmp_path, tiny_root):
+    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "data.eval_resolution=crop", "data.align=false"],
+                        tmp_path)  # fmt: skip
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert_complete_metrics(metrics, "unet", eval_resolution="crop")
+    assert metrics["align"] is False
 
 
 def test_default_configs_download_nothing(tmp_path):

@@ -2,9 +2,11 @@ import albumentations as A
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from facseg.data.classes import CLASS_NAMES, flip_lut
-from facseg.data.transforms import HorizontalFlipSwap, build_pipeline
+from facseg.data.check import read_landmarks
+from facseg.data.classes import CLASS_NAMES, flip_lut, landmark_flip_permutation
+from facseg.data.transforms import HorizontalFlipSwap, RandomOccluder, build_pipeline
 from tests.conftest import REAL_SAMPLES
 
 
@@ -43,11 +45,45 @@ def test_flip_keeps_left_on_the_left_on_a_real_lapa_label():
         assert centroid_x(flipped, f"left_{part}") < centroid_x(flipped, f"right_{part}")
 
 
-def test_pipeline_resizes_labels_without_inventing_classes():
-    label = np.zeros((200, 200), np.uint8)
-    label[50:150, 50:150] = 10
-    label[90:110, 60:100] = 4
-    image = np.full((200, 200, 3), 128, np.uint8)
-    out = build_pipeline(64, [A.HorizontalFlip(p=0.0)])(image=image, mask=label)
-    assert tuple(out["image"].shape) == (3, 64, 64)
-    assert set(np.unique(out["mask"].numpy())) == {0, 4, 10}  # nearest neighbour: no blended ids
+def test_pipeline_normalises_and_keeps_label_ids():
+    label = np.zeros((64, 64), np.uint8)
+    label[20:40, 10:30] = 4
+    image = np.full((64, 64, 3), 128, np.uint8)
+    out = build_pipeline([HorizontalFlipSwap(p=1.0)])(image=image, mask=label)
+    assert tuple(out["image"].shape) == (3, 64, 64) and out["image"].dtype == torch.float32
+    assert set(np.unique(out["mask"].numpy())) == {0, 5}  # flipped: the left eye became the right eye
+
+
+def test_landmark_flip_permutation_is_an_involution_that_swaps_sides():
+    perm = landmark_flip_permutation()
+    np.testing.assert_array_equal(perm[perm], np.arange(106))
+    assert perm[74] == 83 and perm[104] == 105 and perm[54] == 54 and perm[84] == 90 and perm[0] == 32
+
+
+@pytest.mark.skipif(not (REAL_SAMPLES / "lapa-landmarks").is_dir(), reason="../shared/real-samples is absent")
+def test_flip_renumbers_real_landmarks_so_left_stays_left():
+    folder = REAL_SAMPLES / "lapa-landmarks" / "test"
+    for image_path in sorted((folder / "images").glob("*.jpg")):
+        points = read_landmarks(folder / "landmarks" / f"{image_path.stem}.txt")
+        image = cv2.imread(str(image_path))
+        flip = A.Compose([HorizontalFlipSwap(p=1.0)], keypoint_params=A.KeypointParams("xy", remove_invisible=False))
+        flipped = np.asarray(flip(image=image, keypoints=points)["keypoints"])
+        for before, after in ((points, flipped),):
+            for a, b in ((74, 83), (0, 32), (33, 46), (84, 90), (57, 63)):
+                assert before[a, 0] < before[b, 0] and after[a, 0] < after[b, 0], (image_path.name, a, b)
+            assert np.all(np.diff(after[33:38, 0]) > 0) and np.all(np.diff(after[42:47, 0]) > 0)  # brows run left->right
+        np.testing.assert_allclose(flipped[74], [image.shape[1] - points[83, 0], points[83, 1]], atol=1)
+
+
+def test_occluder_hides_part_of_the_face_and_labels_it_background():
+    label = np.zeros((128, 128), np.uint8)
+    label[20:110, 30:100] = 1
+    image = np.full((128, 128, 3), 200, np.uint8)
+    occlude = A.Compose([RandomOccluder(coverage=(0.2, 0.2), p=1.0)], seed=3)
+    out = occlude(image=image, mask=label)
+    hidden = (out["image"] != 200).any(-1) & (label == 1) & (out["mask"] == 0)
+    assert hidden.sum() > 0.03 * (label == 1).sum()
+    changed_label = (out["mask"] != label)
+    assert (out["mask"][changed_label] == 0).all()
+    again = A.Compose([RandomOccluder(coverage=(0.2, 0.2), p=1.0)], seed=3)(image=image, mask=label)
+    np.testing.assert_array_equal(again["mask"], out["mask"])  # the same seed, the same occluder

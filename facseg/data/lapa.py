@@ -1,31 +1,69 @@
-"""LaPa on disk: the dataset (one split) and the LightningDataModule; synthetic data uses the same code."""
+"""LaPa on disk: one split as a Dataset, and the LightningDataModule; synthetic data uses the same code."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import albumentations as A
 import cv2
+import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
+from facseg.data.align import alignment_matrix, letterbox_matrix, warp_to_crop
+from facseg.data.prepare import CropCache, CropSettings, build_cache
+from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
-from facseg.data.transforms import build_pipeline
+from facseg.data.transforms import RandomOccluder, build_pipeline
 
 log = logging.getLogger(__name__)
 
+SPLITS = ("train", "val", "test")
 LAYOUT = "ROOT/{train,val,test}/{images/NAME.jpg, labels/NAME.png, landmarks/NAME.txt}"
 LAPA_URL = "https://github.com/JDAI-CV/lapa-dataset"
 
 
-class LaPaSplit(Dataset):
-    """One split of a LaPa-format folder: (image tensor 3xHxW float, label tensor HxW long) pairs."""
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path}: unreadable image (run `python -m facseg.data.check ROOT` to list every bad file)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    def __init__(self, root: Path | str, split: str, transform: A.Compose) -> None:
+
+def read_label(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise OSError(f"{path}: unreadable label (run `python -m facseg.data.check ROOT` to list every bad file)")
+    if label.ndim != 2 or label.shape != shape or label.dtype != np.uint8:
+        raise ValueError(f"{path}: expected a 1-channel 8-bit label of {shape[1]}x{shape[0]} px like its image, "
+                         f"found shape {label.shape} {label.dtype}")  # fmt: skip
+    if label.max() >= NUM_CLASSES:
+        raise ValueError(f"{path}: label values must be 0..{NUM_CLASSES - 1}, found {label.max()}")
+    return label
+
+
+class LaPaSplit(Dataset):
+    """One split of a LaPa-format folder, as aligned square crops.
+
+    Each sample is a dict: `image` (3 x S x S float, normalised), `label` (S x S long); with `keep_original`, also
+    `original_label` (H x W long, the label as published) and `matrix` (2 x 3, photo -> crop), for scoring at the
+    original resolution.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        split: str,
+        settings: CropSettings,
+        transform: A.Compose,
+        keep_original: bool = False,
+        cache: CropCache | None = None,
+    ) -> None:
         self.split_dir = Path(root) / split
         images_dir, labels_dir = self.split_dir / "images", self.split_dir / "labels"
         for folder in (images_dir, labels_dir):
@@ -37,23 +75,54 @@ class LaPaSplit(Dataset):
         self.labels = [labels_dir / f"{p.stem}.png" for p in self.images]
         missing = [p.name for p in self.labels if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"{labels_dir} lacks the labels of {len(missing)} images, e.g. {missing[:3]}")
+            raise FileNotFoundError(f"{labels_dir} lacks the labels of {len(missing)} images, e.g. {missing[:3]} "
+                                    "(`python -m facseg.data.check ROOT` lists every problem)")  # fmt: skip
+        self.landmarks = [self.split_dir / "landmarks" / f"{p.stem}.txt" for p in self.images]
+        self.settings = settings
         self.transform = transform
+        self.keep_original = keep_original
+        self.cache = cache
+        if cache is not None and cache.names != [p.stem for p in self.images]:
+            raise ValueError(f"the crop cache {cache.folder} lists other images than {images_dir}; "
+                             "rebuild it with `python -m facseg.data.prepare`")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = cv2.imread(str(self.images[index]), cv2.IMREAD_COLOR)
-        label = cv2.imread(str(self.labels[index]), cv2.IMREAD_UNCHANGED)
-        if image is None or label is None:
-            raise OSError(f"cannot read {self.images[index] if image is None else self.labels[index]}")
-        if label.ndim != 2 or label.shape != image.shape[:2]:
-            raise ValueError(
-                f"{self.labels[index]}: expected a 1-channel label of size {image.shape[:2]}, found shape {label.shape}"
-            )
-        out = self.transform(image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mask=label)
-        return out["image"], out["mask"].long()
+    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(crop image, crop label, photo->crop matrix, original label or None), from the cache when there is one."""
+        if self.cache is not None and not self.keep_original:
+            return (*self.cache.get(index), None)
+        image = read_image(self.images[index])
+        label = read_label(self.labels[index], image.shape[:2])
+        matrix = self.matrix(index, image.shape[:2])
+        crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
+        return crop, crop_label, matrix, label
+
+    def matrix(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """Landmark alignment when on and the landmark file exists; else the letterbox (whole photo, centred)."""
+        path = self.landmarks[index]
+        if self.settings.align and path.is_file():
+            return alignment_matrix(read_landmarks(path), self.settings.image_size, self.settings.margin)
+        return letterbox_matrix(*shape, self.settings.image_size)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        crop, crop_label, matrix, original = self.crop(index)
+        out = self.transform(image=crop, mask=crop_label)
+        sample = {"image": out["image"], "label": out["mask"].long()}
+        if self.keep_original:
+            sample["original_label"] = torch.from_numpy(original).long()
+            sample["matrix"] = torch.from_numpy(matrix)
+        return sample
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the crops; keep original-resolution labels (each its own size) as a list."""
+    ragged = {"original_label"}
+    batch = default_collate([{k: v for k, v in s.items() if k not in ragged} for s in samples])
+    for key in ragged & samples[0].keys():
+        batch[key] = [s[key] for s in samples]
+    return batch
 
 
 class LaPaDataModule(pl.LightningDataModule):
@@ -67,38 +136,62 @@ class LaPaDataModule(pl.LightningDataModule):
         root: str,
         name: str = "lapa",
         image_size: int = 128,
-        batch_size: int = 16,
+        align: bool = True,
+        margin: float = 0.6,
+        eval_resolution: str = "original",
+        cache_dir: str | None = None,
+        batch_size: int = 8,
         num_workers: int = 0,
         augmentations: Sequence[A.BasicTransform] = (),
+        occlusion: dict | None = None,
         synthetic: dict | None = None,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
+        if eval_resolution not in ("original", "crop"):
+            raise ValueError(f"data.eval_resolution={eval_resolution}: expected 'original' or 'crop'")
         self.root = Path(root)
         self.name = name  # how results and W&B tags call this data
-        self.image_size = image_size
+        self.settings = CropSettings(image_size=image_size, align=align, margin=margin)
+        self.eval_resolution = eval_resolution
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augmentations = list(augmentations)
+        if occlusion and occlusion.get("p", 0) > 0:
+            self.augmentations.append(RandomOccluder(coverage=tuple(occlusion["coverage"]), p=occlusion["p"]))
         self.synthetic = SyntheticSpec(**synthetic) if synthetic else None
         self.pin_memory = pin_memory
         self.splits: dict[str, LaPaSplit] = {}
 
     def prepare_data(self) -> None:
+        """Runs once per machine: generate synthetic data, check the layout, build missing crop caches."""
         if self.synthetic is not None:
             ensure_synthetic(self.root, self.synthetic)
-        elif not self.root.is_dir():
+        missing = [str(self.root / s / k) for s in SPLITS for k in ("images", "labels") if not (self.root / s / k).is_dir()]
+        if missing:
             raise FileNotFoundError(
-                f"data.root={self.root} does not exist: expected LaPa's layout {LAYOUT} (LaPa: {LAPA_URL})"
+                f"data.root={self.root} is not a LaPa-format folder: missing {', '.join(missing)}. Expected {LAYOUT}; "
+                f"LaPa is published at {LAPA_URL}."
             )
+        if self.cache_dir is not None:
+            for split in SPLITS:
+                if CropCache.find(self.cache_dir, split, self.settings, self.root) is None:
+                    build_cache(self.root, split, self.settings, self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
-        plain = build_pipeline(self.image_size)
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ("train", "val", "test"))
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
         for split in wanted:
-            if split not in self.splits:
-                transform = build_pipeline(self.image_size, self.augmentations) if split == "train" else plain
-                self.splits[split] = LaPaSplit(self.root, split, transform)
+            if split in self.splits:
+                continue
+            cache = None
+            if self.cache_dir is not None:
+                cache = CropCache.find(self.cache_dir, split, self.settings, self.root)
+                if cache is None:
+                    raise FileNotFoundError(f"no crop cache for {split} in {self.cache_dir}: prepare_data builds it")
+            transform = build_pipeline(self.augmentations if split == "train" else ())
+            keep_original = split == "test" and self.eval_resolution == "original"
+            self.splits[split] = LaPaSplit(self.root, split, self.settings, transform, keep_original, cache)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         return DataLoader(
@@ -109,6 +202,7 @@ class LaPaDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
+            collate_fn=collate,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 MARKER = "synthetic.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 BACKGROUND, SKIN, L_BROW, R_BROW, L_EYE, R_EYE, NOSE, U_LIP, MOUTH, L_LIP, HAIR = range(NUM_CLASSES)
 
@@ -40,6 +40,7 @@ class SyntheticSpec:
     val: int = 100
     test: int = 100
     size: int = 256
+    max_size: int | None = None  # when set, each side is drawn from [size, max_size]: LaPa's photos vary
     seed: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -171,15 +172,16 @@ class _Canvas:
         self.image[:] = self.image * (1 - weight) + np.asarray(colour, np.float32) * weight
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    size = min(height, width)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / size
     a, b = _random_colour(rng, 0, 255), _random_colour(rng, 0, 255)
     angle = rng.uniform(0, np.pi)
     t = np.cos(angle) * xx + np.sin(angle) * yy
     image = (a * (1 - t[..., None]) + b * t[..., None]).astype(np.float32)
     for _ in range(rng.integers(0, 7)):  # clutter, sometimes skin- or hair-coloured to make the task honest
         colour = _skin_tone(rng) if rng.random() < 0.25 else _random_colour(rng, 0, 255)
-        centre = rng.integers(0, size, 2)
+        centre = rng.integers(0, [width, height])
         if rng.random() < 0.5:
             axes = rng.integers(size // 20, size // 4, 2)
             cv2.ellipse(
@@ -201,13 +203,14 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return image
 
 
-def render_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One synthetic face: (RGB uint8 HxWx3, label uint8 HxW, landmarks float 106x2 in pixels)."""
+    size = min(height, width)
     # Pose: yaw turns the inner features on a sphere; roll, scale and shift form the similarity transform.
     yaw = rng.uniform(-0.35, 0.35)
     roll = rng.uniform(-0.35, 0.35)
     scale = size * rng.uniform(0.24, 0.34)  # pixels per canonical unit (half the face width)
-    centre = size * (0.5 + rng.uniform(-0.07, 0.07, 2)) + np.array([0.0, -0.25 * scale])
+    centre = np.array([width, height]) / 2 + size * rng.uniform(-0.07, 0.07, 2) + np.array([0.0, -0.25 * scale])
     rotation = np.array([[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]])
 
     def to_pixels(points: np.ndarray) -> np.ndarray:
@@ -218,7 +221,7 @@ def render_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
         out[:, 0] = np.sin(np.arcsin(np.clip(points[:, 0] * depth, -1, 1)) + yaw) / depth
         return out
 
-    canvas = _Canvas(_background(rng, size), to_pixels)
+    canvas = _Canvas(_background(rng, height, width), to_pixels)
     skin = _skin_tone(rng)
     hair = _hair_colour(rng)
 
@@ -307,7 +310,7 @@ def render_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
 
     # Light, sensor noise, blur.
     image = canvas.image
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / size
     angle = rng.uniform(0, 2 * np.pi)
     light = rng.uniform(0.7, 1.0) + rng.uniform(0, 0.4) * (np.cos(angle) * xx + np.sin(angle) * yy)
     image = image * light[..., None] + rng.normal(0, rng.uniform(2, 8), image.shape)
@@ -341,7 +344,8 @@ def generate(out: Path, spec: SyntheticSpec) -> None:
             for i in range(spec.counts()[split]):
                 # One generator per image: any image can be re-made alone, whatever the split sizes.
                 rng = np.random.default_rng([spec.seed, split_index, i])
-                image, label, landmarks = render_face(rng, spec.size)
+                height, width = (rng.integers(spec.size, spec.max_size + 1, 2) if spec.max_size else (spec.size,) * 2)
+                image, label, landmarks = render_face(rng, int(height), int(width))
                 name = f"{split}_{i:05d}"
                 quality = int(rng.integers(75, 96))
                 cv2.imwrite(
@@ -388,10 +392,12 @@ def main(argv: list[str] | None = None) -> None:
     for split in SPLITS:
         parser.add_argument(f"--{split}", type=int, default=getattr(defaults, split), help=f"{split} images")
     parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
+    parser.add_argument("--max-size", type=int, default=None, help="draw each side from [size, max-size]")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = SyntheticSpec(train=args.train, val=args.val, test=args.test, size=args.size, seed=args.seed)
+    spec = SyntheticSpec(train=args.train, val=args.val, test=args.test, size=args.size,
+                         max_size=args.max_size, seed=args.seed)
     generate(args.out, spec)
     log.info("Wrote %s images to %s", spec.counts(), args.out)
 

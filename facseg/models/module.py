@@ -10,6 +10,7 @@ import torch
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 
+from facseg.data.align import logits_to_original
 from facseg.data.classes import CLASS_NAMES
 from facseg.metrics import SegmentationMetrics
 from facseg.models.factory import build_net
@@ -48,31 +49,35 @@ class FaceSegModule(pl.LightningModule):
             loss = loss + self.hparams.dice_weight * self.dice(logits, labels)
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, labels = batch
-        loss = self._loss(self(images), labels)
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self(batch["image"]), batch["label"])
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def _score_step(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        images, labels = batch
-        logits = self(images)
-        self.log(f"{stage}/loss", self._loss(logits, labels), sync_dist=True)
-        self.metrics[stage].update(logits, labels)
+    def _score_step(self, stage: str, batch: dict[str, Any]) -> None:
+        logits = self(batch["image"])
+        self.log(f"{stage}/loss", self._loss(logits, batch["label"]), sync_dist=True)
+        if "original_label" in batch:
+            # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
+            for crop_logits, matrix, label in zip(logits, batch["matrix"], batch["original_label"]):
+                original = logits_to_original(crop_logits, matrix.cpu().numpy(), *label.shape)
+                self.metrics[stage].update(original[None], label[None])
+        else:
+            self.metrics[stage].update(logits, batch["label"])
 
     def _score_epoch_end(self, stage: str) -> None:
         metric = self.metrics[stage]
         # compute() already reduces the confusion matrix over all processes: every rank logs the same numbers.
-        self.log_dict({f"{stage}/{k}": v for k, v in metric.compute().items()}, prog_bar=False)
+        self.log_dict({f"{stage}/{k}": v for k, v in metric.compute().items()})
         metric.reset()
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._score_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._score_epoch_end("val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._score_step("test", batch)
 
     def on_test_epoch_end(self) -> None:

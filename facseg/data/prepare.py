@@ -1,0 +1,156 @@
+"""The crop cache: every photo aligned and cropped once, at the training resolution.
+
+    python -m facseg.data.prepare ROOT CACHE_DIR [--image-size 512] [--no-align] [--margin 0.6] [--workers N]
+
+Decoding a 1-2 megapixel JPEG and warping it costs tens of milliseconds, every epoch, for every image: that is what
+starves a GPU on LaPa. The cache stores, per split, the crops (`images.npy`, N x S x S x 3 uint8), their labels
+(`labels.npy`) and the photo->crop matrices (`matrices.npy`) as memory-mapped arrays, plus a manifest of the settings
+and a fingerprint of the source files. The data module (`data.cache_dir=CACHE_DIR`) builds a missing cache, uses one
+whose settings and fingerprint match, and refuses a stale one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """Everything that decides a crop's pixels."""
+
+    image_size: int = 512
+    align: bool = True
+    margin: float = 0.6
+
+
+
+def cache_folder(cache_dir: Path, root: Path, split: str, settings: CropSettings) -> Path:
+    """One folder per dataset copy, split and settings, so that several coexist under one cache_dir."""
+    source = f"{Path(root).name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:8]}"
+    how = f"align{settings.margin:g}" if settings.align else "letterbox"
+    return Path(cache_dir) / source / f"{split}-{settings.image_size}px-{how}"
+
+
+def fingerprint(root: Path, split: str) -> str:
+    """A hash of the split's file names and sizes: changes when files are added, removed or replaced."""
+    digest = hashlib.sha256()
+    for kind in ("images", "labels", "landmarks"):
+        folder = root / split / kind
+        if folder.is_dir():
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                digest.update(f"{kind}/{entry.name}:{entry.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+class CropCache:
+    """A built cache of one split, read through memory maps opened lazily (each DataLoader worker maps its own)."""
+
+    def __init__(self, folder: Path, names: list[str]) -> None:
+        self.folder = folder
+        self.names = names
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def find(cls, cache_dir: Path, split: str, settings: CropSettings, root: Path) -> CropCache | None:
+        """The cache for these settings, None when not built yet; raises when it was built from other files."""
+        folder = cache_folder(cache_dir, root, split, settings)
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            return None
+        manifest = json.loads(manifest_path.read_text())
+        expected = {"version": CACHE_VERSION, "settings": asdict(settings), "fingerprint": fingerprint(root, split)}
+        found = {k: manifest.get(k) for k in expected}
+        if found != expected:
+            differs = [k for k in expected if found[k] != expected[k]]
+            raise ValueError(f"the crop cache {folder} does not match {root / split} ({', '.join(differs)} differ): "
+                             f"delete it, or rebuild it with `python -m facseg.data.prepare {root} {cache_dir} --force`")  # fmt: skip
+        return cls(folder, manifest["names"])
+
+    def get(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = tuple(np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in ("images", "labels", "matrices"))
+        images, labels, matrices = self._arrays
+        return np.array(images[index]), np.array(labels[index]), np.array(matrices[index])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": None}  # never pickle the maps into worker processes
+
+
+def _crop_one(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dataset, index = args
+    crop, label, matrix, _ = dataset.crop(index)
+    return crop, label, matrix
+
+
+def build_cache(root: Path, split: str, settings: CropSettings, cache_dir: Path, workers: int | None = None) -> Path:
+    """Write the split's crops; atomically, so an interrupted build leaves no half cache behind."""
+    from facseg.data.lapa import LaPaSplit  # the dataset knows how to crop; imported here to avoid a cycle
+
+    dataset = LaPaSplit(root, split, settings, transform=None)
+    folder = cache_folder(cache_dir, root, split, settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    n, s = len(dataset), settings.image_size
+    log.info("Building the %s crop cache (%d images, %d px) at %s", split, n, s, folder)
+    try:
+        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, s, s, 3))
+        labels = np.lib.format.open_memmap(tmp / "labels.npy", "w+", np.uint8, (n, s, s))
+        matrices = np.lib.format.open_memmap(tmp / "matrices.npy", "w+", np.float64, (n, 2, 3))
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+            jobs = ((dataset, i) for i in range(n))
+            for i, (crop, label, matrix) in enumerate(pool.map(_crop_one, jobs, chunksize=16)):
+                images[i], labels[i], matrices[i] = crop, label, matrix
+        for array in (images, labels, matrices):
+            array.flush()
+        del images, labels, matrices
+        manifest = {"version": CACHE_VERSION, "settings": asdict(settings), "fingerprint": fingerprint(root, split),
+                    "names": [p.stem for p in dataset.images]}  # fmt: skip
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="LaPa-format folder")
+    parser.add_argument("cache_dir", type=Path, help="where the caches go (data.cache_dir)")
+    parser.add_argument("--image-size", type=int, default=CropSettings.image_size)
+    parser.add_argument("--no-align", action="store_true", help="letterbox the whole photo instead of aligning")
+    parser.add_argument("--margin", type=float, default=CropSettings.margin)
+    parser.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--force", action="store_true", help="rebuild caches that exist")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = CropSettings(image_size=args.image_size, align=not args.no_align, margin=args.margin)
+    for split in args.splits:
+        folder = cache_folder(args.cache_dir, args.root, split, settings)
+        if folder.exists() and not args.force:
+            CropCache.find(args.cache_dir, split, settings, args.root)  # raises if stale
+            log.info("%s is up to date", folder)
+            continue
+        build_cache(args.root, split, settings, args.cache_dir, args.workers)
+
+
+if __name__ == "__main__":
+    main()

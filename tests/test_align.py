@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facseg.data.align import (
+    alignment_matrix,
+    letterbox_matrix,
+    logits_to_original,
+    similarity_matrix,
+    template_points,
+    warp_to_crop,
+)
+from facseg.data.check import read_landmarks
+from facseg.data.classes import ALIGNMENT_POINTS, CLASS_NAMES
+from facseg.data.synthetic import render_face
+from tests.conftest import REAL_SAMPLES
+
+
+def apply(matrix, points):
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def test_similarity_is_recovered_exactly():
+    rng = np.random.default_rng(0)
+    angle, scale, shift = 0.4, 1.7, np.array([12.0, -5.0])
+    truth = np.array([[scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
+                      [scale * np.sin(angle), scale * np.cos(angle), shift[1]]])  # fmt: skip
+    src = rng.uniform(0, 100, (5, 2))
+    np.testing.assert_allclose(similarity_matrix(src, apply(truth, src)), truth, atol=1e-9)
+
+
+def test_synthetic_faces_land_on_the_template():
+    for i in range(5):
+        _, label, landmarks = render_face(np.random.default_rng([2, i]), 600, 500)
+        matrix = alignment_matrix(landmarks, 256, 0.6)
+        residual = np.linalg.norm(apply(matrix, landmarks[list(ALIGNMENT_POINTS)]) - template_points(256, 0.6), axis=1)
+        assert residual.max() < 0.05 * 256  # the five points fit a similarity closely
+
+
+def test_letterbox_fits_the_whole_photo_centred():
+    matrix = letterbox_matrix(300, 600, 128)
+    corners = apply(matrix, np.array([[-0.5, -0.5], [599.5, 299.5]]))
+    np.testing.assert_allclose(corners, [[-0.5, 31.5], [127.5, 95.5]])  # the crop's pixel edges
+
+
+@pytest.mark.parametrize(("image_size", "bound"), [(128, 0.95), (512, 0.97)])
+def test_label_round_trip_through_the_crop(image_size, bound):
+    """Warp a label to the crop and its one-hot logits back: how much of the photo's labelling survives."""
+    agreements = []
+    for i in range(4):
+        _, label, landmarks = render_face(np.random.default_rng([5, i]), 900, 700)
+        matrix = alignment_matrix(landmarks, image_size, 0.6)
+        _, crop_label = warp_to_crop(np.zeros((*label.shape, 3), np.uint8), label, matrix, image_size)
+        logits = F.one_hot(torch.from_numpy(crop_label).long(), len(CLASS_NAMES)).permute(2, 0, 1).float()
+        back = logits_to_original(logits, matrix, *label.shape).argmax(0).numpy()
+        agreements.append((back == label).mean())
+    print(f"\nround trip at {image_size} px: pixel agreement {np.round(agreements, 4).tolist()}")
+    assert min(agreements) >= bound
+
+
+def test_pixels_outside_the_crop_are_background():
+    logits = torch.zeros(11, 32, 32)
+    logits[10] = 5.0  # hair everywhere in the crop
+    matrix = np.array([[0.5, 0, 16], [0, 0.5, 0]])  # the photo's right half falls outside the crop
+    out = logits_to_original(logits, matrix, 64, 64).argmax(0)
+    assert (out[:, :30] == 10).all() and (out[:, 34:] == 0).all()
+
+
+@pytest.mark.skipif(not (REAL_SAMPLES / "lapa-landmarks").is_dir(), reason="../shared/real-samples is absent")
+def test_real_lapa_landmarks_align():
+    folder = REAL_SAMPLES / "lapa-landmarks" / "test"
+    for image_path in sorted((folder / "images").glob("*.jpg")):
+        landmarks = read_landmarks(folder / "landmarks" / f"{image_path.stem}.txt")
+        matrix = alignment_matrix(landmarks, 512, 0.6)
+        aligned = apply(matrix, landmarks[list(ALIGNMENT_POINTS)])
+        residual = np.linalg.norm(aligned - template_points(512, 0.6), axis=1)
+        # A turned head moves its nose tip off the template: a few percent of the crop, no more.
+        assert residual.mean() < 0.04 * 512 and residual.max() < 0.07 * 512, f"{image_path.name}: {residual}"
+        assert aligned[0, 0] < aligned[1, 0] and aligned[3, 0] < aligned[4, 0]  # left stays left

@@ -1,0 +1,98 @@
+"""The data module: clear failures on broken folders, the crop cache, original-resolution test samples."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from facseg.data.lapa import LaPaDataModule
+from facseg.data.prepare import main as prepare
+
+
+def datamodule(root, **kwargs) -> LaPaDataModule:
+    return LaPaDataModule(root=str(root), image_size=64, batch_size=2, **kwargs)
+
+
+@pytest.fixture
+def copy(tmp_path, tiny_root):
+    root = tmp_path / "lapa"
+    shutil.copytree(tiny_root, root)
+    return root
+
+
+def test_missing_root_or_split_names_the_layout_and_the_source(tmp_path, copy):
+    with pytest.raises(FileNotFoundError, match=r"nowhere is not a LaPa-format folder.*images/NAME.jpg.*JDAI-CV"):
+        datamodule(tmp_path / "nowhere").prepare_data()
+    shutil.rmtree(copy / "val")
+    with pytest.raises(FileNotFoundError, match=r"missing .*val/images"):
+        datamodule(copy).prepare_data()
+
+
+def test_unreadable_files_are_named_even_from_a_loader_worker(copy):
+    (copy / "train" / "images" / "train_00003.jpg").write_bytes(b"garbage")
+    dm = datamodule(copy, num_workers=1)
+    dm.setup("fit")
+    loader = torch.utils.data.DataLoader(dm.splits["train"], batch_size=8, num_workers=1)
+    with pytest.raises(OSError, match=r"train_00003.jpg: unreadable image"):
+        next(iter(loader))
+    (copy / "val" / "landmarks" / "val_00001.txt").write_text("106\n1 2\n")
+    with pytest.raises(ValueError, match=r"val_00001.txt: expected 106 x y pairs"):
+        dm.splits["val"][1]
+
+
+def test_crop_cache_is_built_used_and_refused_when_stale(tmp_path, copy):
+    cache_dir = tmp_path / "cache"
+    prepare([str(copy), str(cache_dir), "--image-size", "64", "--workers", "1"])
+    cached, direct = datamodule(copy, cache_dir=str(cache_dir)), datamodule(copy)
+    for dm in (cached, direct):
+        dm.prepare_data()
+        dm.setup("fit")
+    assert cached.splits["train"].cache is not None and direct.splits["train"].cache is None
+    for i in range(3):
+        a, b = cached.splits["val"][i], direct.splits["val"][i]
+        torch.testing.assert_close(a["image"], b["image"])
+        assert torch.equal(a["label"], b["label"])
+    # Other settings: another cache, built on first use.
+    other = datamodule(copy, cache_dir=str(cache_dir), margin=0.3)
+    other.prepare_data()
+    assert len(list(next(cache_dir.iterdir()).iterdir())) == 6
+    # A source file replaced: the cache no longer describes the data, and is refused.
+    label = copy / "train" / "labels" / "train_00000.png"
+    label.write_bytes(label.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match=r"does not match .*train \(fingerprint differ\).*facseg.data.prepare"):
+        datamodule(copy, cache_dir=str(cache_dir)).setup("fit")
+
+
+def test_test_samples_keep_the_original_label_and_the_warp(copy):
+    dm = datamodule(copy)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["image"].shape == (2, 3, 64, 64) and batch["label"].shape == (2, 64, 64)
+    assert [tuple(label.shape) for label in batch["original_label"]] == [(96, 96), (96, 96)]
+    assert batch["matrix"].shape == (2, 2, 3)
+    crop_only = datamodule(copy, eval_resolution="crop")
+    crop_only.setup("test")
+    assert "original_label" not in next(iter(crop_only.test_dataloader()))
+    with pytest.raises(ValueError, match="data.eval_resolution=pixels"):
+        datamodule(copy, eval_resolution="pixels")
+
+
+def test_alignment_and_letterbox_crops_differ(copy):
+    aligned, letterboxed = datamodule(copy), datamodule(copy, align=False)
+    for dm in (aligned, letterboxed):
+        dm.setup("fit")
+    a, b = aligned.splits["val"][0]["label"].numpy(), letterboxed.splits["val"][0]["label"].numpy()
+    assert not np.array_equal(a, b)
+    # The letterboxed square photo fills the crop exactly: every class of the photo is there.
+    assert set(np.unique(b)) >= {0, 1, 10}
+
+
+def test_occlusion_augmentation_is_off_by_default_and_configurable(copy):
+    assert not any(type(t).__name__ == "RandomOccluder" for t in datamodule(copy).augmentations)
+    dm = datamodule(copy, occlusion={"p": 1.0, "coverage": [0.3, 0.3]})
+    dm.setup("fit")
+    background = [(dm.splits["train"][i]["label"] == 0).float().mean() for i in range(4)]
+    plain = datamodule(copy)
+    plain.setup("fit")
+    assert sum(background) > sum((plain.splits["train"][i]["label"] == 0).float().mean() for i in range(4))
