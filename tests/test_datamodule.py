@@ -96,3 +96,18 @@ def test_occlusion_augmentation_is_off_by_default_and_configurable(copy):
     plain = datamodule(copy)
     plain.setup("fit")
     assert sum(background) > sum((plain.splits["train"][i]["label"] == 0).float().mean() for i in range(4))
+
+
+def test_training_batches_depend_on_seed_and_epoch_only(copy):
+    def first_batches(workers, epoch, seed=0):
+        dm = datamodule(copy, num_workers=workers, seed=seed)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return [b["image"] for b in loader]
+
+    reference = first_batches(0, epoch=1)
+    for other in first_batches(2, epoch=1):  # same with worker processes
+        torch.testing.assert_close(other, reference.pop(0))
+    assert not torch.equal(first_batches(0, epoch=2)[0], first_batches(0, epoch=1)[0])  # a new epoch, a new order
+    assert not torch.equal(first_batches(0, epoch=1, seed=1)[0], first_batches(0, epoch=1)[0])

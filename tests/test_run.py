@@ -152,3 +152,14 @@ def test_multirun_over_the_three_models(tmp_path, tiny_root):
         assert config["model"]["name"] == model and config["seed"] == 0
         assert wandb_log.summary(runs[0])["test/miou"] == pytest.approx(metrics["test/miou"])
     assert not (tmp_path / "multirun").exists() and not (facseg.PROJECT_ROOT / "multirun").exists()
+
+
+def test_same_seed_same_metrics(tmp_path, tiny_root):
+    """seed=0 included: the whole run, augmentations too, repeats exactly on the CPU."""
+    overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", "seed=0", "trainer.limit_train_batches=1.0"]
+    results = []
+    for attempt in ("a", "b"):
+        train(compose_train(overrides, tmp_path / attempt))
+        metrics = json.loads((tmp_path / attempt / "metrics.json").read_text())
+        results.append({k: v for k, v in metrics.items() if k != "best_checkpoint"})
+    assert results[0] == results[1]

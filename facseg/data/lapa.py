@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from facseg.data.align import alignment_matrix, letterbox_matrix, warp_to_crop
 from facseg.data.prepare import CropCache, CropSettings, build_cache
 from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
-from facseg.data.transforms import RandomOccluder, build_pipeline
+from facseg.data.transforms import RandomOccluder, build_pipeline, seed_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class LaPaSplit(Dataset):
         transform: A.Compose,
         keep_original: bool = False,
         cache: CropCache | None = None,
+        seed: int = 0,
     ) -> None:
         self.split_dir = Path(root) / split
         images_dir, labels_dir = self.split_dir / "images", self.split_dir / "labels"
@@ -82,6 +83,7 @@ class LaPaSplit(Dataset):
         self.transform = transform
         self.keep_original = keep_original
         self.cache = cache
+        self.seed = seed
         if cache is not None and cache.names != [p.stem for p in self.images]:
             raise ValueError(f"the crop cache {cache.folder} lists other images than {images_dir}; "
                              "rebuild it with `python -m facseg.data.prepare`")  # fmt: skip
@@ -106,14 +108,39 @@ class LaPaSplit(Dataset):
             return alignment_matrix(read_landmarks(path), self.settings.image_size, self.settings.margin)
         return letterbox_matrix(*shape, self.settings.image_size)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """`key`: an index, or (epoch, index) from EpochShuffle, which fixes the sample's augmentation."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         crop, crop_label, matrix, original = self.crop(index)
+        seed_pipeline(self.transform, self.seed, epoch, index)
         out = self.transform(image=crop, mask=crop_label)
         sample = {"image": out["image"], "label": out["mask"].long()}
         if self.keep_original:
             sample["original_label"] = torch.from_numpy(original).long()
             sample["matrix"] = torch.from_numpy(matrix)
         return sample
+
+
+class EpochShuffle(Sampler):
+    """Shuffles anew each epoch from (seed, epoch) alone, and hands the epoch to the dataset with each index.
+
+    The training order and every augmentation then depend on the seed and the epoch only, not on the worker count,
+    the global random state or whether the run was resumed: what makes a resumed run end like an uninterrupted one.
+    Lightning calls set_epoch before each epoch.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        return ((self.epoch, int(i)) for i in order)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,6 +173,7 @@ class LaPaDataModule(pl.LightningDataModule):
         occlusion: dict | None = None,
         synthetic: dict | None = None,
         pin_memory: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if eval_resolution not in ("original", "crop"):
@@ -162,6 +190,7 @@ class LaPaDataModule(pl.LightningDataModule):
             self.augmentations.append(RandomOccluder(coverage=tuple(occlusion["coverage"]), p=occlusion["p"]))
         self.synthetic = SyntheticSpec(**synthetic) if synthetic else None
         self.pin_memory = pin_memory
+        self.seed = seed
         self.splits: dict[str, LaPaSplit] = {}
 
     def prepare_data(self) -> None:
@@ -191,13 +220,14 @@ class LaPaDataModule(pl.LightningDataModule):
                     raise FileNotFoundError(f"no crop cache for {split} in {self.cache_dir}: prepare_data builds it")
             transform = build_pipeline(self.augmentations if split == "train" else ())
             keep_original = split == "test" and self.eval_resolution == "original"
-            self.splits[split] = LaPaSplit(self.root, split, self.settings, transform, keep_original, cache)
+            self.splits[split] = LaPaSplit(self.root, split, self.settings, transform, keep_original, cache, self.seed)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
+        dataset = self.splits[split]
         return DataLoader(
-            self.splits[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=EpochShuffle(len(dataset), self.seed) if train else None,
             drop_last=train,  # BatchNorm after global pooling (PSPNet) fails on a last batch of one image
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

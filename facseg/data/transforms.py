@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,3 +102,13 @@ class RandomOccluder(A.DualTransform):
 def build_pipeline(augmentations: Sequence[A.BasicTransform] = ()) -> A.Compose:
     """Augment (training only), normalise, make tensors; the input is already the aligned square crop."""
     return A.Compose([*augmentations, A.Normalize(mean=MEAN, std=STD), ToTensorV2()])
+
+
+def seed_pipeline(pipeline: A.Compose, seed: int, epoch: int, index: int) -> None:
+    """Make the augmentation of one sample a function of (run seed, epoch, sample index) alone.
+
+    Albumentations ignores the global seeds and keeps its own generators, which every DataLoader worker copies, so a
+    run's augmentations would otherwise change with the worker count and between identical runs. One shared stream
+    for all transforms: Compose(seed=...) would give each transform the same stream, correlating their draws.
+    """
+    pipeline.set_random_state(np.random.default_rng([seed, epoch, index]), random.Random(f"{seed}/{epoch}/{index}"))

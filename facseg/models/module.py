@@ -34,7 +34,6 @@ class FaceSegModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model_name = model["name"]
         self.net = build_net(num_classes=len(CLASS_NAMES), **{k: v for k, v in model.items() if k != "name"})
         self.cross_entropy = nn.CrossEntropyLoss()
         self.dice = DiceLoss(mode="multiclass", from_logits=True) if dice_weight > 0 else None
