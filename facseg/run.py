@@ -1,36 +1,38 @@
 """Train one model, test its best checkpoint, write metrics.json.
 
-python -m facseg.run                                   one run with the defaults (U-Net, synthetic data)
-python -m facseg.run -m model=unet,segnet,pspnet       the architecture comparison, one job per model
+    python -m facseg.run                                   one run with the defaults (U-Net, synthetic data)
+    python -m facseg.run -m model=unet,segnet,pspnet       the architecture comparison, one job per model
+
+A run whose output directory already holds `checkpoints/last.ckpt` resumes from it: give a run its directory
+(`hydra.run.dir=DIR`, or `hydra.sweep.dir=DIR` for a sweep) and the same command continues it after a kill.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import tempfile
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import facseg  # noqa: F401  (registers the config resolvers)
+from facseg.config_checks import check_config
+from facseg.io import write_json
 from facseg.models.module import FaceSegModule
+from facseg.redact import redact
+from facseg.sweep import STATUS_FILE
 
 log = logging.getLogger(__name__)
 
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: readers never see a half-written file, even after a kill."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+# ExactResume skips the batches an interrupted epoch had done, which Lightning cannot know.
+warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 def _number(value: Any) -> float | None:
@@ -38,8 +40,19 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value  # JSON has no NaN: an undefined metric is null
 
 
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """An explicit `ckpt_path`, else this run directory's last checkpoint, else None (a fresh start)."""
+    if cfg.ckpt_path:
+        if not Path(cfg.ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
+        return str(cfg.ckpt_path)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint on the test split, write metrics.json; return the best val metric."""
+    check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -50,30 +63,31 @@ def train(cfg: DictConfig) -> float:
     loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
 
     try:
-        trainer.fit(module, datamodule=datamodule)
+        resume = resume_checkpoint(cfg, output_dir)
+        if resume:
+            log.info("Resuming from %s", resume)
+        # weights_only: a checkpoint holds tensors and plain data only, so loading one never runs code.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         checkpoint = trainer.checkpoint_callback
         best_score = checkpoint.best_model_score
         if best_score is None:
             raise RuntimeError(f"no checkpoint was selected on {cfg.optimized_metric}; did validation run?")
-        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path)
+        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, weights_only=True)
         test_metrics = {k: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         if trainer.is_global_zero:
-            write_json(
-                output_dir / "metrics.json",
-                {
-                    "model": cfg.model.name,
-                    "data": cfg.data.name,
-                    "eval_resolution": datamodule.eval_resolution,
+            write_json(output_dir / "metrics.json", {
+                "model": cfg.model.name,
+                "data": cfg.data.name,
+                "eval_resolution": datamodule.eval_resolution,
                 "align": datamodule.settings.align,
-                    "seed": cfg.seed,
-                    "best_checkpoint": str(checkpoint.best_model_path),
-                    cfg.optimized_metric: float(best_score),
-                    **test_metrics,
-                },
-            )
+                "seed": cfg.seed,
+                "best_checkpoint": str(checkpoint.best_model_path),
+                cfg.optimized_metric: float(best_score),
+                **test_metrics,
+            })  # fmt: skip
         return float(best_score)
     finally:
         _finish_wandb(loggers)
@@ -87,9 +101,33 @@ def _finish_wandb(loggers: list) -> None:
         wandb.finish()
 
 
+def run_job(cfg: DictConfig) -> float:
+    """train(), with its outcome recorded in status.json; inside a sweep, a failure is recorded and not raised,
+    so that the other jobs run (facseg.sweep.SweepSummary fails the sweep at the end)."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # As typed: resolving them would expand ${oc.env:...} into the values they point to.
+    overrides = (
+        OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False) if HydraConfig.initialized() else []
+    )
+    try:
+        value = train(cfg)
+    except Exception as e:
+        write_json(output_dir / STATUS_FILE, redact({
+            "status": "failed", "overrides": overrides, "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+        }))  # fmt: skip
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("job failed, the sweep goes on: %s: %s", type(e).__name__, e)
+            return math.nan
+        raise
+    write_json(output_dir / STATUS_FILE, {"status": "ok", "overrides": overrides})
+    return value
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    return run_job(cfg)
 
 
 if __name__ == "__main__":

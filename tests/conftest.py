@@ -50,4 +50,6 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
 
 
 def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+    """A run's environment: offline W&B, and `tests` importable for the helpers that configs name."""
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(facseg.PROJECT_ROOT)}  # fmt: skip

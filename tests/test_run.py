@@ -70,7 +70,9 @@ def test_real_lapa_config_trains_from_the_crop_cache(tmp_path, tiny_root):
     train(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert (metrics["data"], metrics["eval_resolution"], metrics["align"]) == ("lapa", "original", True)
-    assert sorted(p.name for p in next(cache.iterdir()).iterdir()) == [f"{s}-64px-align0.6" for s in ("test", "train", "val")]
+    assert sorted(p.name for p in next(cache.iterdir()).iterdir()) == [
+        f"{s}-64px-align0.6" for s in ("test", "train", "val")
+    ]
 
 
 def test_scoring_on_crops_is_recorded(tmp_path, tiny_root):

@@ -71,7 +71,9 @@ def test_flip_renumbers_real_landmarks_so_left_stays_left():
         for before, after in ((points, flipped),):
             for a, b in ((74, 83), (0, 32), (33, 46), (84, 90), (57, 63)):
                 assert before[a, 0] < before[b, 0] and after[a, 0] < after[b, 0], (image_path.name, a, b)
-            assert np.all(np.diff(after[33:38, 0]) > 0) and np.all(np.diff(after[42:47, 0]) > 0)  # brows run left->right
+            assert np.all(np.diff(after[33:38, 0]) > 0) and np.all(
+                np.diff(after[42:47, 0]) > 0
+            )  # brows run left->right
         np.testing.assert_allclose(flipped[74], [image.shape[1] - points[83, 0], points[83, 1]], atol=1)
 
 
@@ -83,7 +85,7 @@ def test_occluder_hides_part_of_the_face_and_labels_it_background():
     out = occlude(image=image, mask=label)
     hidden = (out["image"] != 200).any(-1) & (label == 1) & (out["mask"] == 0)
     assert hidden.sum() > 0.03 * (label == 1).sum()
-    changed_label = (out["mask"] != label)
+    changed_label = out["mask"] != label
     assert (out["mask"][changed_label] == 0).all()
     again = A.Compose([RandomOccluder(coverage=(0.2, 0.2), p=1.0)], seed=3)(image=image, mask=label)
     np.testing.assert_array_equal(again["mask"], out["mask"])  # the same seed, the same occluder

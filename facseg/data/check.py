@@ -166,7 +166,9 @@ def check_dataset(root: Path, workers: int | None = None) -> list[SplitReport]:
 def format_report(reports: list[SplitReport], max_listed: int = 20) -> str:
     lines = [f"{'split':<6} {'images':>7} {'labels':>7} {'landmarks':>9} {'errors':>7} {'warnings':>8}"]
     for r in reports:
-        lines.append(f"{r.name:<6} {r.images:>7} {r.labels:>7} {r.landmarks:>9} {len(r.errors):>7} {len(r.warnings):>8}")
+        lines.append(
+            f"{r.name:<6} {r.images:>7} {r.labels:>7} {r.landmarks:>9} {len(r.errors):>7} {len(r.warnings):>8}"
+        )
     lines.append("\nclass pixel frequency (% of labelled pixels)")
     lines.append(f"{'class':<14}" + "".join(f"{r.name:>9}" for r in reports))
     for i, name in enumerate(CLASS_NAMES):

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from facseg.data.align import alignment_matrix, letterbox_matrix, warp_to_crop
-from facseg.data.prepare import CropCache, CropSettings, build_cache
 from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
+from facseg.data.prepare import CropCache, CropSettings, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
 from facseg.data.transforms import RandomOccluder, build_pipeline, seed_pipeline
 
@@ -130,17 +130,22 @@ class EpochShuffle(Sampler):
     """
 
     def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
+        self.size, self.seed, self.epoch, self._skip = size, seed, 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip(self, samples: int) -> None:
+        """Start the next pass this many samples into the epoch (resuming a run interrupted mid-epoch)."""
+        self._skip = samples
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self):
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        return ((self.epoch, int(i)) for i in order)
+        skip, self._skip = self._skip, 0
+        return ((self.epoch, int(i)) for i in order[skip:])
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -197,7 +202,9 @@ class LaPaDataModule(pl.LightningDataModule):
         """Runs once per machine: generate synthetic data, check the layout, build missing crop caches."""
         if self.synthetic is not None:
             ensure_synthetic(self.root, self.synthetic)
-        missing = [str(self.root / s / k) for s in SPLITS for k in ("images", "labels") if not (self.root / s / k).is_dir()]
+        missing = [
+            str(self.root / s / k) for s in SPLITS for k in ("images", "labels") if not (self.root / s / k).is_dir()
+        ]
         if missing:
             raise FileNotFoundError(
                 f"data.root={self.root} is not a LaPa-format folder: missing {', '.join(missing)}. Expected {LAYOUT}; "
@@ -228,6 +235,7 @@ class LaPaDataModule(pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             sampler=EpochShuffle(len(dataset), self.seed) if train else None,
+            generator=torch.Generator().manual_seed(self.seed),  # leaves the global RNG to the model (dropout)
             drop_last=train,  # BatchNorm after global pooling (PSPNet) fails on a last batch of one image
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -38,7 +38,6 @@ class CropSettings:
     margin: float = 0.6
 
 
-
 def cache_folder(cache_dir: Path, root: Path, split: str, settings: CropSettings) -> Path:
     """One folder per dataset copy, split and settings, so that several coexist under one cache_dir."""
     source = f"{Path(root).name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:8]}"
@@ -77,13 +76,16 @@ class CropCache:
         found = {k: manifest.get(k) for k in expected}
         if found != expected:
             differs = [k for k in expected if found[k] != expected[k]]
+            rebuild = f"python -m facseg.data.prepare {root} {cache_dir} --force"
             raise ValueError(f"the crop cache {folder} does not match {root / split} ({', '.join(differs)} differ): "
-                             f"delete it, or rebuild it with `python -m facseg.data.prepare {root} {cache_dir} --force`")  # fmt: skip
+                             f"delete it, or rebuild it with `{rebuild}`")  # fmt: skip
         return cls(folder, manifest["names"])
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._arrays is None:
-            self._arrays = tuple(np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in ("images", "labels", "matrices"))
+            self._arrays = tuple(
+                np.load(self.folder / f"{k}.npy", mmap_mode="r") for k in ("images", "labels", "matrices")
+            )
         images, labels, matrices = self._arrays
         return np.array(images[index]), np.array(labels[index]), np.array(matrices[index])
 

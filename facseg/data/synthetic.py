@@ -344,7 +344,7 @@ def generate(out: Path, spec: SyntheticSpec) -> None:
             for i in range(spec.counts()[split]):
                 # One generator per image: any image can be re-made alone, whatever the split sizes.
                 rng = np.random.default_rng([spec.seed, split_index, i])
-                height, width = (rng.integers(spec.size, spec.max_size + 1, 2) if spec.max_size else (spec.size,) * 2)
+                height, width = rng.integers(spec.size, spec.max_size + 1, 2) if spec.max_size else (spec.size,) * 2
                 image, label, landmarks = render_face(rng, int(height), int(width))
                 name = f"{split}_{i:05d}"
                 quality = int(rng.integers(75, 96))
@@ -396,8 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = SyntheticSpec(train=args.train, val=args.val, test=args.test, size=args.size,
-                         max_size=args.max_size, seed=args.seed)
+    spec = SyntheticSpec(
+        train=args.train, val=args.val, test=args.test, size=args.size, max_size=args.max_size, seed=args.seed
+    )
     generate(args.out, spec)
     log.info("Wrote %s images to %s", spec.counts(), args.out)
 

@@ -50,6 +50,11 @@ class FaceSegModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self(batch["image"]), batch["label"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, "
+                f"step {self.global_step} (batch {batch_idx}): lower optim.lr or check the data"
+            )
         self.log("train/loss", loss, prog_bar=True)
         return loss
 

@@ -1,0 +1,129 @@
+"""Interruption and resume, sweeps with a failing job, guards, secrets: each in a real run."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from facseg.config_checks import ConfigError
+from facseg.io import write_json
+from facseg.run import train
+from tests import wandb_log
+from tests.conftest import TINY, compose_train, subprocess_env
+from tests.test_run import tiny_data
+
+# Three epochs of two batches: step 3 is the middle of the second epoch.
+RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "logger=csv"]
+
+
+def run(args, cwd, **kwargs):
+    return subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=cwd, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
+
+
+def final_metrics(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k != "best_checkpoint"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_root):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = run([*RESUMABLE, *tiny_data(tiny_root), f"hydra.run.dir={run_dir}"], cwd=run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return final_metrics(run_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninterrupted, sig):
+    run_dir = tmp_path / "run"
+    command = [
+        *RESUMABLE,
+        *tiny_data(tiny_root),
+        f"hydra.run.dir={run_dir}",
+        "+callbacks.interrupt._target_=tests.helpers.Interrupt",
+        "+callbacks.interrupt.step=3",
+        f"+callbacks.interrupt.signal={int(sig)}",
+        f"+callbacks.interrupt.marker={tmp_path / 'interrupted'}",
+    ]
+    first = run(command, cwd=tmp_path)
+    assert (tmp_path / "interrupted").is_file()
+    assert not (run_dir / "metrics.json").exists()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    if sig == signal.SIGKILL:
+        assert first.returncode == -signal.SIGKILL
+        assert last["global_step"] == 2  # the end of the first epoch: the kill lost half an epoch
+    else:
+        assert first.returncode == 0, first.stderr[-3000:]  # a clean exit, as SLURM expects
+        assert last["global_step"] == 3 and last["exact_resume"]["batches_done"] == 1  # saved mid-epoch
+    second = run(command, cwd=tmp_path)  # the same command again
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from" in second.stdout + second.stderr + (run_dir / "run.log").read_text()
+    assert final_metrics(run_dir) == uninterrupted
+
+
+def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
+    sweep = tmp_path / "sweep"
+    result = run(["-m", *TINY, *tiny_data(tiny_root), "logger=csv", "data.image_size=64,100,64",
+                  f"hydra.sweep.dir={sweep}"], cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [j["status"] for j in summary["jobs"]] == ["ok", "failed", "ok"]
+    assert summary["failed"] == ["1_unet"]
+    failed = summary["jobs"][1]
+    assert "data.image_size=100 must be a multiple of 32" in failed["error"] and failed["metrics"] is None
+    assert "data.image_size=100" in failed["overrides"]
+    assert all((sweep / j / "metrics.json").is_file() for j in ("0_unet", "2_unet"))
+    assert "1_unet" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.image_size=100", r"data.image_size=100 must be a multiple of 32.*; try 96"),
+        ("model.arch=nosuchnet", r"model.arch=nosuchnet is unknown; available: .*segnet"),
+        ("optimized_metric=test/miou", r"optimized_metric=test/miou: .* never on test"),
+        ("data.batch_size=1", r"data.batch_size=1: training BatchNorm needs at least 2"),
+    ],
+)
+def test_guards_fail_before_training_and_name_the_key(tmp_path, tiny_root, override, message):
+    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", override], tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path, tiny_root):
+    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "optim.lr=1e30", "optim.warmup_fraction=0"],
+                        tmp_path)  # fmt: skip
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss .* at epoch 0, step \d+"):
+        train(cfg)
+
+
+def test_no_secret_from_the_environment_lands_in_any_file(tmp_path, tiny_root):
+    secrets = {"WANDB_API_KEY": "fake0wandb0key0123456789", "HF_TOKEN": "hf_fake0token0abcdef"}
+    run_dir = tmp_path / "run"
+    env = {**subprocess_env(), **secrets}
+    # A config that pulls a token from the environment: the resolved value must not be logged anywhere.
+    result = subprocess.run([sys.executable, "-m", "facseg.run", *TINY, *tiny_data(tiny_root),
+                             f"hydra.run.dir={run_dir}", "+extra.note=${oc.env:HF_TOKEN}"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wandb_run,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    assert wandb_log.config(wandb_run)["extra"] == {"note": "<redacted>"}  # logged, but not its value
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    leaks = [str(p) for p in files if any(s.encode() in p.read_bytes() for s in secrets.values())]
+    assert not leaks
+
+
+def test_result_files_are_replaced_whole(tmp_path):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"test/miou": 0.5})
+    with pytest.raises(ValueError):
+        write_json(path, {"test/miou": float("nan")})  # not JSON: nothing may be half-written
+    assert json.loads(path.read_text()) == {"test/miou": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
