@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import traceback
 import warnings
 from pathlib import Path
@@ -60,7 +61,7 @@ def train(cfg: DictConfig) -> float:
     datamodule = hydra.utils.instantiate(cfg.data)
     module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **cfg.optim)
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
-    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
+    loggers = [hydra.utils.instantiate(c, **_resume_args(c, output_dir)) for c in cfg.logger.values()]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
@@ -91,6 +92,16 @@ def train(cfg: DictConfig) -> float:
         return float(best_score)
     finally:
         _finish_wandb(loggers)
+
+
+def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """A W&B run keeps its id in its run directory, so that a resumed run continues it rather than adding one."""
+    if not str(logger_cfg.get("_target_", "")).endswith("WandbLogger"):
+        return {}
+    id_file = output_dir / "wandb_id.txt"
+    if not id_file.is_file():
+        id_file.write_text(secrets.token_hex(6))
+    return {"id": id_file.read_text().strip(), "resume": "allow"}
 
 
 def _finish_wandb(loggers: list) -> None:

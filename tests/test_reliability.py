@@ -16,7 +16,7 @@ from tests.conftest import TINY, compose_train, subprocess_env
 from tests.test_run import tiny_data
 
 # Three epochs of two batches: step 3 is the middle of the second epoch.
-RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "logger=csv"]
+RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0"]
 
 
 def run(args, cwd, **kwargs):
@@ -63,6 +63,9 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stdout + second.stderr + (run_dir / "run.log").read_text()
     assert final_metrics(run_dir) == uninterrupted
+    # Both processes wrote to the same W&B run: `wandb sync` merges the two offline folders into one run.
+    runs = sorted(run_dir.glob("wandb/offline-run-*"))
+    assert len(runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1
 
 
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
@@ -127,3 +130,14 @@ def test_result_files_are_replaced_whole(tmp_path):
         write_json(path, {"test/miou": float("nan")})  # not JSON: nothing may be half-written
     assert json.loads(path.read_text()) == {"test/miou": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_explicit_checkpoint_resumes_another_directory(tmp_path, tiny_root):
+    base = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0"]
+    train(compose_train(base, tmp_path / "first"))  # one epoch
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(compose_train([*base, f"ckpt_path={last}", "trainer.max_epochs=2"], tmp_path / "second"))
+    resumed = torch.load(tmp_path / "second" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (resumed["epoch"], resumed["global_step"]) == (1, 4)  # continued: 2 epochs of 2 batches in all
+    with pytest.raises(FileNotFoundError, match="ckpt_path=.*nowhere.ckpt: no such checkpoint"):
+        train(compose_train([*base, f"ckpt_path={tmp_path / 'nowhere.ckpt'}"], tmp_path / "third"))
