@@ -8,7 +8,7 @@ ARGS ?=
 .PHONY: help install test acceptance bench-data lint format train sweep clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
 
 install: ## create .venv (when absent) and install facseg editable with its dev tools
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)

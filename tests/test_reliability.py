@@ -1,5 +1,6 @@
 """Interruption and resume, sweeps with a failing job, guards, secrets: each in a real run."""
 
+import csv
 import json
 import signal
 import subprocess
@@ -63,6 +64,10 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stdout + second.stderr + (run_dir / "run.log").read_text()
     assert final_metrics(run_dir) == uninterrupted
+    # Nothing logged before the interruption is lost: the CSV holds every epoch's validation.
+    with (run_dir / "csv" / "metrics.csv").open() as f:
+        epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/miou")}
+    assert epochs == {"0", "1", "2"}
     # Both processes wrote to the same W&B run: `wandb sync` merges the two offline folders into one run.
     runs = sorted(run_dir.glob("wandb/offline-run-*"))
     assert len(runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1

@@ -1,0 +1,31 @@
+"""A CSV logger that a resumed run appends to.
+
+Lightning's CSVLogger deletes the metrics.csv it finds, so a run resumed after a pre-emption would keep only what
+it logged after resuming. This one keeps the file and its columns; steps redone after a SIGKILL appear twice, the
+later rows being the ones the final model saw.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                self.metrics_keys = next(csv.reader(f), [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
