@@ -10,10 +10,10 @@ ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
 
-install: ## create .venv (when absent) and install facseg editable with its dev tools
+install: ## create .venv (when absent) and install facseg editable with its dev tools and sweepers
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev,sweepers]'
 
 test: ## run the test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest $(ARGS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import sys
 import traceback
 import warnings
 from pathlib import Path
@@ -19,12 +20,15 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.config_checks import check_config
+from facseg.ddp import end_ddp_job
+from facseg.device_pool import claim_device
 from facseg.io import write_json
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
@@ -53,6 +57,15 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
 
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint on the test split, write metrics.json; return the best val metric."""
+    if cfg.get("parallel"):  # one of several parallel jobs: train on a GPU of one's own
+        with claim_device(cfg.parallel.devices, cfg.parallel.lock_dir) as device:
+            on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto"
+                                                                   and torch.cuda.is_available())  # fmt: skip
+            return _train(cfg, {"devices": [device]} if on_gpu else {})
+    return _train(cfg, {})
+
+
+def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -62,7 +75,7 @@ def train(cfg: DictConfig) -> float:
     module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **cfg.optim)
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
     loggers = [hydra.utils.instantiate(c, **_resume_args(c, output_dir)) for c in cfg.logger.values()]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **trainer_overrides)
     for logger in loggers:
         logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
 
@@ -92,6 +105,7 @@ def train(cfg: DictConfig) -> float:
         return float(best_score)
     finally:
         _finish_wandb(loggers)
+        end_ddp_job(trainer, failed=sys.exc_info()[0] is not None)
 
 
 def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -113,8 +127,7 @@ def _finish_wandb(loggers: list) -> None:
 
 
 def run_job(cfg: DictConfig) -> float:
-    """train(), with its outcome recorded in status.json; inside a sweep, a failure is recorded and not raised,
-    so that the other jobs run (facseg.sweep.SweepSummary fails the sweep at the end)."""
+    """train(), with its outcome recorded in status.json for the sweep summary (facseg.sweep)."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # As typed: resolving them would expand ${oc.env:...} into the values they point to.
@@ -124,15 +137,14 @@ def run_job(cfg: DictConfig) -> float:
     try:
         value = train(cfg)
     except Exception as e:
-        write_json(output_dir / STATUS_FILE, redact({
-            "status": "failed", "overrides": overrides, "error": f"{type(e).__name__}: {e}",
-            "traceback": traceback.format_exc(),
-        }))  # fmt: skip
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            log.error("job failed, the sweep goes on: %s: %s", type(e).__name__, e)
-            return math.nan
-        raise
-    write_json(output_dir / STATUS_FILE, {"status": "ok", "overrides": overrides})
+        if rank_zero_only.rank == 0:
+            write_json(output_dir / STATUS_FILE, redact({
+                "status": "failed", "overrides": overrides, "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(),
+            }))  # fmt: skip
+        raise  # a sweep's launcher catches it and runs the other jobs
+    if rank_zero_only.rank == 0:
+        write_json(output_dir / STATUS_FILE, {"status": "ok", "overrides": overrides})
     return value
 
 

@@ -1,8 +1,9 @@
 """Sweeps that survive a failed job: each job records its outcome, the sweep summarises them and fails loudly.
 
-A job's exception is caught in the job (facseg.run), written to its `status.json` with the traceback, and the
-sweep moves on. At the end `summary.json` in the sweep directory lists every job (overrides, status, error,
-test metrics), the failed ones are named in the log, and the process exits non-zero if any failed.
+A failing job writes its error and traceback to its `status.json` (facseg.run) and raises; Hydra's launchers catch
+a job's exception and run the other jobs. After every job, `summary.json` in the sweep directory is rewritten with
+every job so far (overrides, status, error, test metrics) and a failure is logged with the job's name. Hydra's
+basic sweeper then exits non-zero; a search (Optuna) records the trial as failed and goes on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from facseg.io import write_json
@@ -47,14 +51,25 @@ def summarise(sweep_dir: Path) -> dict[str, Any]:
 
 
 class SweepSummary(Callback):
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    """`fail_on_error`: exit non-zero when a job failed (a search may rather treat failed trials as results)."""
+
+    def __init__(self, fail_on_error: bool = True) -> None:
+        self.fail_on_error = fail_on_error
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarise(sweep_dir)
         write_json(sweep_dir / SUMMARY_FILE, summary)
-        if summary["failed"]:
-            for job in summary["jobs"]:
-                if job["status"] != "ok":
-                    log.error("job %s failed: %s", job["job"], job.get("error"))
-            log.error("%d of %d jobs failed (%s); details in %s", len(summary["failed"]), len(summary["jobs"]),
-                      ", ".join(summary["failed"]), sweep_dir / SUMMARY_FILE)  # fmt: skip
+        if job_return.status == JobStatus.FAILED:
+            log.error("job %s failed: %s; failed so far: %s", Path(config.hydra.runtime.output_dir).name,
+                      job_return._return_value, ", ".join(summary["failed"]))  # fmt: skip
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Reached when the sweeper did not raise: all jobs succeeded, or a search that tolerates failed trials.
+        summary = summarise(Path(config.hydra.sweep.dir))
+        if summary["failed"] and self.fail_on_error:
+            log.error("%d of %d jobs failed: %s", len(summary["failed"]), len(summary["jobs"]),
+                      ", ".join(summary["failed"]))  # fmt: skip
             sys.exit(1)

@@ -126,26 +126,46 @@ class EpochShuffle(Sampler):
 
     The training order and every augmentation then depend on the seed and the epoch only, not on the worker count,
     the global random state or whether the run was resumed: what makes a resumed run end like an uninterrupted one.
-    Lightning calls set_epoch before each epoch.
+    Under DDP each of `world` processes takes every world-th index of the same order, the order cut to a multiple of
+    `world` so that all take the same number of steps. Lightning calls set_epoch before each epoch.
     """
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch, self._skip = size, seed, 0, 0
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world = size, seed, rank, world
+        self.epoch, self._skip = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def skip(self, samples: int) -> None:
-        """Start the next pass this many samples into the epoch (resuming a run interrupted mid-epoch)."""
+        """Start the next pass this many samples into this process's share (resuming mid-epoch)."""
         self._skip = samples
 
     def __len__(self) -> int:
-        return self.size
+        return self.size // self.world
 
     def __iter__(self):
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        share = order[: len(self) * self.world][self.rank :: self.world]
         skip, self._skip = self._skip, 0
-        return ((self.epoch, int(i)) for i in order[skip:])
+        return ((self.epoch, int(i)) for i in share[skip:])
+
+
+class Shard(Sampler):
+    """Every world-th index, in order, without padding: under DDP each val/test image is scored exactly once.
+
+    (Lightning's DistributedSampler pads the last batch with repeated images, which pooled metrics would count
+    twice.) The shares may differ by one image; the metric states are summed over processes at the end.
+    """
+
+    def __init__(self, size: int, rank: int, world: int) -> None:
+        self.indices = range(rank, size, world)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -231,10 +251,16 @@ class LaPaDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.splits[split]
+        # The data module shards for DDP itself (trainer.use_distributed_sampler=false): see EpochShuffle and Shard.
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        if train:
+            sampler = EpochShuffle(len(dataset), self.seed, rank, world)
+        else:
+            sampler = Shard(len(dataset), rank, world) if world > 1 else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(len(dataset), self.seed) if train else None,
+            sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed),  # leaves the global RNG to the model (dropout)
             drop_last=train,  # BatchNorm after global pooling (PSPNet) fails on a last batch of one image
             num_workers=self.num_workers,

@@ -1,0 +1,87 @@
+"""DDP with 2 gloo processes on the CPU: single runs and sweeps, compared with a single process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import pytorch_lightning as pl
+
+from facseg.data.lapa import LaPaDataModule
+from facseg.data.synthetic import SyntheticSpec, generate
+from facseg.models.module import FaceSegModule
+from tests import wandb_log
+from tests.conftest import subprocess_env
+
+# 5 test and 3 val images: 2 processes with padding would score one image of each twice.
+SPEC = SyntheticSpec(train=8, val=3, test=5, size=96, seed=1)
+DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.sync_batchnorm=false",
+       "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+       "data.image_size=64", "data.batch_size=2"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def odd_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("odd") / "set"
+    generate(root, SPEC)
+    return root
+
+
+def data_args(root):
+    spec = {k: "null" if v is None else v for k, v in SPEC.__dict__.items()}
+    return [f"data.root={root}", *(f"data.synthetic.{k}={v}" for k, v in spec.items())]
+
+
+def run(args, cwd):
+    result = subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=cwd, env=subprocess_env(),
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def single_process_test(run_dir, root) -> dict:
+    """The run's best checkpoint scored by one process on the same test split."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    module = FaceSegModule.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
+    datamodule = LaPaDataModule(root=str(root), image_size=64, batch_size=2)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/") and k != "test/loss"}
+
+
+def assert_same_test_metrics(run_dir, root):
+    ddp = json.loads((run_dir / "metrics.json").read_text())
+    for key, value in single_process_test(run_dir, root).items():
+        assert ddp[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+
+
+def assert_one_of_each(job_dir):
+    assert len(list(job_dir.glob("wandb/offline-run-*"))) == 1
+    assert len(list(job_dir.glob("csv/metrics.csv"))) == 1
+    assert (job_dir / "metrics.json").is_file() and json.loads((job_dir / "status.json").read_text())["status"] == "ok"
+
+
+def test_single_ddp_run(tmp_path, odd_root):
+    run_dir = tmp_path / "run"
+    result = run([*DDP, *data_args(odd_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr + (
+        run_dir / "rank1.log").read_text()  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stray directory from rank 1
+    assert_one_of_each(run_dir)
+    assert_same_test_metrics(run_dir, odd_root)
+
+
+def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path, odd_root):
+    sweep = tmp_path / "sweep"
+    run(["-m", "model=unet,pspnet", *DDP, *data_args(odd_root), f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0_unet", "1_pspnet"]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [j["status"] for j in summary["jobs"]] == ["ok", "ok"]
+    for job, model in zip(jobs, ("unet", "pspnet")):
+        assert_one_of_each(job)
+        (wandb_run,) = job.glob("wandb/offline-run-*/run-*.wandb")
+        assert wandb_log.run_info(wandb_run).display_name == model
+        assert not list(job.glob("*/multirun.yaml")) and (job / "rank1.log").is_file()
+        assert_same_test_metrics(job, odd_root)
