@@ -41,8 +41,17 @@ def test_no_device_is_ever_shared(tmp_path):
 
 def test_parallel_sweep_runs_every_point(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
-    args = ["-m", "parallel=gpus", "parallel.devices=2", f"parallel.lock_dir={tmp_path / 'locks'}",
-            "model=unet,pspnet,segnet", *TINY, *tiny_data(tiny_root), "logger=csv", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "parallel=gpus",
+        "parallel.devices=2",
+        f"parallel.lock_dir={tmp_path / 'locks'}",
+        "model=unet,pspnet,segnet",
+        *TINY,
+        *tiny_data(tiny_root),
+        "logger=csv",
+        f"hydra.sweep.dir={sweep}",
+    ]
     result = subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=tmp_path, env=subprocess_env(),
                             capture_output=True, text=True, timeout=900)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
