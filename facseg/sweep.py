@@ -38,11 +38,11 @@ def summarise(sweep_dir: Path) -> dict[str, Any]:
     jobs = []
     for job in job_dirs(sweep_dir):
         status_path = job / STATUS_FILE
-        # A job killed outright (out of memory, SIGKILL) never wrote its status.
+        # A job still running (parallel launchers), or killed outright (out of memory, SIGKILL), has no status.
         status = (
             json.loads(status_path.read_text())
             if status_path.is_file()
-            else {"status": "failed", "error": "no status.json: killed?"}
+            else {"status": "unfinished", "error": "no status.json: still running, or killed"}
         )
         metrics_path = job / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
@@ -63,8 +63,9 @@ class SweepSummary(Callback):
         summary = summarise(sweep_dir)
         write_json(sweep_dir / SUMMARY_FILE, summary)
         if job_return.status == JobStatus.FAILED:
-            log.error("job %s failed: %s; failed so far: %s", Path(config.hydra.runtime.output_dir).name,
-                      job_return._return_value, ", ".join(summary["failed"]))  # fmt: skip
+            name = Path(config.hydra.runtime.output_dir).name
+            error = next((j.get("error") for j in summary["jobs"] if j["job"] == name), None)
+            log.error("job %s failed: %s; failed so far: %s", name, error, ", ".join(summary["failed"]))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Reached when the sweeper did not raise: all jobs succeeded, or a search that tolerates failed trials.
