@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test acceptance bench-data lint format train sweep clean
+.PHONY: help install test evaluate acceptance bench-data lint format train sweep clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ install: ## create .venv (when absent) and install facseg editable with its dev 
 
 test: ## run the test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest $(ARGS)
+
+evaluate: ## score checkpoints on the test split: ARGS="ckpt_path=PATH" or ARGS="ckpt_paths=[A,B]" (an ensemble)
+	$(BIN)/python -m facseg.evaluate $(ARGS)
 
 acceptance: ## the README's default sweep at full size: every model must reach test/miou >= 0.5
 	$(BIN)/python -m pytest -m acceptance -s $(ARGS)

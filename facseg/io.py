@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,3 +22,9 @@ def write_json(path: Path, data: Any) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def json_number(value: Any) -> float | None:
+    """A metric as JSON can hold it: JSON has no NaN, so an undefined metric is null."""
+    value = float(value)
+    return None if math.isnan(value) else value

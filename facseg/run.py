@@ -10,7 +10,6 @@ A run whose output directory already holds `checkpoints/last.ckpt` resumes from 
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import sys
 import traceback
@@ -29,7 +28,7 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.config_checks import check_config
 from facseg.ddp import end_ddp_job
 from facseg.device_pool import claim_device
-from facseg.io import write_json
+from facseg.io import json_number, write_json
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
 from facseg.sweep import STATUS_FILE
@@ -38,11 +37,6 @@ log = logging.getLogger(__name__)
 
 # ExactResume skips the batches an interrupted epoch had done, which Lightning cannot know.
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-
-
-def _number(value: Any) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value  # JSON has no NaN: an undefined metric is null
 
 
 def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -90,7 +84,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         if best_score is None:
             raise RuntimeError(f"no checkpoint was selected on {cfg.optimized_metric}; did validation run?")
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, weights_only=True)
-        test_metrics = {k: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        test_metrics = {k: json_number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         if trainer.is_global_zero:
             write_json(output_dir / "metrics.json", {
                 "model": cfg.model.name,

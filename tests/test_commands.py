@@ -15,6 +15,7 @@ def make_dry_run(target: str) -> str:
 def test_make_sweep_and_train_run_the_main_job():
     assert ".venv/bin/python -m facseg.run -m model=unet,segnet,pspnet" in make_dry_run("sweep")
     assert ".venv/bin/python -m facseg.run" in make_dry_run("train")
+    assert ".venv/bin/python -m facseg.evaluate" in make_dry_run("evaluate")
 
 
 def test_bench_data_runs_in_a_tiny_smoke_mode():
