@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facseg.data import SPLITS
 from facseg.data.classes import CLASS_NAMES, NUM_CLASSES, NUM_LANDMARKS
-
-SPLITS = ("train", "val", "test")
 
 
 class MalformedLandmarks(ValueError):

@@ -50,11 +50,6 @@ def flip_lut() -> np.ndarray:
     return lut
 
 
-def colourise(label: np.ndarray) -> np.ndarray:
-    """An HxW label map as an HxWx3 RGB image."""
-    return CLASS_COLOURS[label]
-
-
 # LaPa's 106 landmarks: which point a horizontal flip turns each point into. Groups and orders as in LaPa's files:
 # 0-32 contour left to right; 33-41 / 42-50 eyebrows (5 upper points left to right, 4 lower back); 51-54 nose bridge
 # down to the tip, 55-65 nose outline from upper left around to upper right; 66-74 / 75-83 eyes (corner, 3 upper,

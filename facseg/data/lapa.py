@@ -14,16 +14,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from facseg.data import SPLITS
 from facseg.data.align import alignment_matrix, letterbox_matrix, warp_to_crop
 from facseg.data.check import read_landmarks
-from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
+from facseg.data.classes import NUM_CLASSES
 from facseg.data.prepare import CropCache, CropSettings, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
 from facseg.data.transforms import RandomOccluder, build_pipeline, seed_pipeline
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 LAYOUT = "ROOT/{train,val,test}/{images/NAME.jpg, labels/NAME.png, landmarks/NAME.txt}"
 LAPA_URL = "https://github.com/JDAI-CV/lapa-dataset"
 
@@ -179,9 +179,6 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 class LaPaDataModule(pl.LightningDataModule):
     """Train/val/test loaders over a LaPa-format folder; `synthetic` generates that folder on first use."""
-
-    num_classes = NUM_CLASSES
-    class_names = CLASS_NAMES
 
     def __init__(
         self,

@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facseg.data import SPLITS
 from facseg.data.classes import NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 MARKER = "synthetic.json"
 GENERATOR_VERSION = 2
 
