@@ -51,7 +51,6 @@ def read_landmarks(path: Path) -> np.ndarray:
 @dataclass
 class SampleResult:
     errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     class_pixels: np.ndarray | None = None
 
 
@@ -148,7 +147,6 @@ def check_split(root: Path, split: str, pool: ProcessPoolExecutor) -> SplitRepor
     jobs = [(images[s], labels.get(s), landmarks.get(s)) for s in stems_sorted]
     for result in pool.map(check_sample, *zip(*jobs), chunksize=64) if jobs else ():
         report.errors += result.errors
-        report.warnings += result.warnings
         if result.class_pixels is not None:
             report.class_pixels += result.class_pixels
     return report

@@ -157,11 +157,10 @@ class _Canvas:
         self.label = np.zeros(image.shape[:2], np.uint8)
         self.to_pixels = to_pixels
 
-    def fill(self, polygon: np.ndarray, colour, label: int | None) -> None:
+    def fill(self, polygon: np.ndarray, colour, label: int) -> None:
         pts = np.round(self.to_pixels(polygon) * 16).astype(np.int32)  # 4 fractional bits: smooth outlines
         cv2.fillPoly(self.image, [pts], tuple(float(c) for c in colour), cv2.LINE_AA, shift=4)
-        if label is not None:
-            cv2.fillPoly(self.label, [pts], label, cv2.LINE_8, shift=4)
+        cv2.fillPoly(self.label, [pts], label, cv2.LINE_8, shift=4)
 
     def shade(self, polygon: np.ndarray, colour, alpha: float, within: int) -> None:
         """Blend a colour into the part of a region already labelled `within` (irises, shadows); labels stay."""
