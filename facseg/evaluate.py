@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.io import json_number, write_json
+from facseg.io import write_json
 from facseg.models.module import FaceSegModule
+from facseg.results import test_metrics, write_test_details
 
 
 class Ensemble(nn.Module):
@@ -67,11 +68,12 @@ def evaluate(cfg: DictConfig) -> dict:
         "align": datamodule.settings.align,
         "checkpoints": [str(p) for p in paths],
         "weights": [float(w) for w in module.net.weights] if len(members) > 1 else None,
-        **{k: json_number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")},
+        **test_metrics(trainer),
     }
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(output_dir / "metrics.json", metrics)
+    write_test_details(module, output_dir)
     return metrics
 
 

@@ -6,6 +6,8 @@
 - `pixel_acc`: micro accuracy, correct pixels / all pixels (torchmetrics' default `macro` is mean recall).
 - `rmse`: sqrt of the mean, over pixels and classes, of (softmax probability - one-hot target)^2.
 
+`confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports.
+
 A class with no pixels in either target or prediction has an undefined IoU and F1: it is NaN and left out of the
 means, so a small split without, say, an open mouth is not scored as a failure on it.
 """
@@ -34,13 +36,16 @@ class SegmentationMetrics(Metric):
         self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("pixels", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        """logits: N x C x H x W; target: N x H x W class ids."""
+    def update(self, logits: torch.Tensor, target: torch.Tensor, where: torch.Tensor | None = None) -> None:
+        """logits: N x C x H x W; target: N x H x W class ids; where: N x H x W bool, the pixels to score (all)."""
         if logits.shape[1] != self.num_classes or logits.shape[-2:] != target.shape[-2:]:
             raise ValueError(
                 f"logits {tuple(logits.shape)} do not match {self.num_classes} classes and target {tuple(target.shape)}"
             )
         c = self.num_classes
+        if where is not None:  # the chosen pixels only, as a 1 x C x P x 1 "image"
+            logits = logits.movedim(1, -1)[where].T[None, :, :, None]
+            target = target[where][None, :, None]
         pred = logits.argmax(1)
         self.confmat += torch.bincount((target * c + pred).flatten(), minlength=c * c).reshape(c, c)
         # p - onehot, in place of a one-hot tensor; summed in float64, as the split holds ~10^9 terms.
@@ -65,4 +70,4 @@ class SegmentationMetrics(Metric):
         for i, name in enumerate(self.class_names):
             out[f"iou/{name}"] = iou[i]
             out[f"f1/{name}"] = f1[i]
-        return {k: v.float() for k, v in out.items()}
+        return {**{k: v.float() for k, v in out.items()}, "confusion": self.confmat.clone()}

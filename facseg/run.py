@@ -1,4 +1,4 @@
-"""Train one model, test its best checkpoint, write metrics.json.
+"""Train one model, test its best checkpoint (clean and occluded), write metrics.json and the test details.
 
     python -m facseg.run                                   one run with the defaults (U-Net, synthetic data)
     python -m facseg.run -m model=unet,segnet,pspnet       the architecture comparison, one job per model
@@ -28,9 +28,11 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.config_checks import check_config
 from facseg.ddp import end_ddp_job
 from facseg.device_pool import claim_device
-from facseg.io import json_number, write_json
+from facseg.io import write_json
+from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
+from facseg.results import COST_FILE, log_to_wandb, test_metrics, write_test_details
 from facseg.sweep import STATUS_FILE
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,11 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         if best_score is None:
             raise RuntimeError(f"no checkpoint was selected on {cfg.optimized_metric}; did validation run?")
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, weights_only=True)
-        test_metrics = {k: json_number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        metrics = test_metrics(trainer)
         if trainer.is_global_zero:
+            write_test_details(module, output_dir)
+            write_json(output_dir / COST_FILE, model_cost(module.net, datamodule.settings.image_size))
+            log_to_wandb(loggers, module, metrics)
             write_json(output_dir / "metrics.json", {
                 "model": cfg.model.name,
                 "data": cfg.data.name,
@@ -94,7 +99,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                 "seed": cfg.seed,
                 "best_checkpoint": str(checkpoint.best_model_path),
                 cfg.optimized_metric: float(best_score),
-                **test_metrics,
+                **metrics,
             })  # fmt: skip
         return float(best_score)
     finally:

@@ -20,6 +20,7 @@ from facseg.data.check import read_landmarks
 from facseg.data.classes import NUM_CLASSES
 from facseg.data.prepare import CropCache, CropSettings, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
+from facseg.data.occlusion import KINDS, FixedOcclusion
 from facseg.data.transforms import RandomOccluder, build_pipeline, seed_pipeline
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class LaPaSplit(Dataset):
 
     Each sample is a dict: `image` (3 x S x S float, normalised), `label` (S x S long); with `keep_original`, also
     `original_label` (H x W long, the label as published) and `matrix` (2 x 3, photo -> crop), for scoring at the
-    original resolution.
+    original resolution. With `occlusion`, every image carries its fixed occluder (`occluder`, S x S bool, or
+    `original_occluder`, H x W, when scored at the original resolution), labelled background underneath.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class LaPaSplit(Dataset):
         keep_original: bool = False,
         cache: CropCache | None = None,
         seed: int = 0,
+        occlusion: FixedOcclusion | None = None,
     ) -> None:
         self.split_dir = Path(root) / split
         images_dir, labels_dir = self.split_dir / "images", self.split_dir / "labels"
@@ -84,6 +87,7 @@ class LaPaSplit(Dataset):
         self.keep_original = keep_original
         self.cache = cache
         self.seed = seed
+        self.occlusion = occlusion
         if cache is not None and cache.names != [p.stem for p in self.images]:
             raise ValueError(f"the crop cache {cache.folder} lists other images than {images_dir}; "
                              "rebuild it with `python -m facseg.data.prepare`")  # fmt: skip
@@ -101,6 +105,20 @@ class LaPaSplit(Dataset):
         crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
         return crop, crop_label, matrix, label
 
+    def occluded(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """crop(), with the image's fixed occluder drawn at the resolution it is scored at; and its mask there."""
+        if not self.keep_original:
+            crop, crop_label, matrix, _ = self.crop(index)
+            occlusion = self.occlusion(index, crop_label)
+            return (*occlusion.apply(crop, crop_label), matrix, None, occlusion.mask)
+        image = read_image(self.images[index])
+        label = read_label(self.labels[index], image.shape[:2])
+        occlusion = self.occlusion(index, label)
+        image, label = occlusion.apply(image, label)
+        matrix = self.matrix(index, image.shape[:2])
+        crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
+        return crop, crop_label, matrix, label, occlusion.mask
+
     def matrix(self, index: int, shape: tuple[int, int]) -> np.ndarray:
         """Landmark alignment when on and the landmark file exists; else the letterbox (whole photo, centred)."""
         path = self.landmarks[index]
@@ -111,13 +129,18 @@ class LaPaSplit(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """`key`: an index, or (epoch, index) from EpochShuffle, which fixes the sample's augmentation."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        crop, crop_label, matrix, original = self.crop(index)
+        if self.occlusion is None:
+            crop, crop_label, matrix, original = self.crop(index)
+        else:
+            crop, crop_label, matrix, original, occluder = self.occluded(index)
         seed_pipeline(self.transform, self.seed, epoch, index)
         out = self.transform(image=crop, mask=crop_label)
         sample = {"image": out["image"], "label": out["mask"].long()}
         if self.keep_original:
             sample["original_label"] = torch.from_numpy(original).long()
             sample["matrix"] = torch.from_numpy(matrix)
+        if self.occlusion is not None:
+            sample["original_occluder" if self.keep_original else "occluder"] = torch.from_numpy(occluder)
         return sample
 
 
@@ -170,7 +193,7 @@ class Shard(Sampler):
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the crops; keep original-resolution labels (each its own size) as a list."""
-    ragged = {"original_label"}
+    ragged = {"original_label", "original_occluder"}
     batch = default_collate([{k: v for k, v in s.items() if k not in ragged} for s in samples])
     for key in ragged & samples[0].keys():
         batch[key] = [s[key] for s in samples]
@@ -178,7 +201,11 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class LaPaDataModule(pl.LightningDataModule):
-    """Train/val/test loaders over a LaPa-format folder; `synthetic` generates that folder on first use."""
+    """Train/val/test loaders over a LaPa-format folder; `synthetic` generates that folder on first use.
+
+    `occluded_test` (coverage, seed, kinds, textured; null: off) adds a second test loader: the same test images,
+    each with its fixed occluder (facseg.data.occlusion.FixedOcclusion). The module scores it as `occluded/...`.
+    """
 
     def __init__(
         self,
@@ -193,6 +220,7 @@ class LaPaDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         augmentations: Sequence[A.BasicTransform] = (),
         occlusion: dict | None = None,
+        occluded_test: dict | None = None,
         synthetic: dict | None = None,
         pin_memory: bool = False,
         seed: int = 0,
@@ -209,7 +237,11 @@ class LaPaDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.augmentations = list(augmentations)
         if occlusion and occlusion.get("p", 0) > 0:
-            self.augmentations.append(RandomOccluder(coverage=tuple(occlusion["coverage"]), p=occlusion["p"]))
+            self.augmentations.append(RandomOccluder(tuple(occlusion["coverage"]), occlusion.get("kinds", KINDS),
+                                                     occlusion["p"]))  # fmt: skip
+        self.occluded_test = None
+        if occluded_test:
+            self.occluded_test = FixedOcclusion(**{**occluded_test, "kinds": tuple(occluded_test.get("kinds", KINDS))})
         self.synthetic = SyntheticSpec(**synthetic) if synthetic else None
         self.pin_memory = pin_memory
         self.seed = seed
@@ -233,8 +265,14 @@ class LaPaDataModule(pl.LightningDataModule):
                     build_cache(self.root, split, self.settings, self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test", "occluded")}.get(stage, SPLITS)
         for split in wanted:
+            if split == "occluded":
+                if self.occluded_test is not None and split not in self.splits:
+                    test = self.splits["test"]
+                    self.splits[split] = LaPaSplit(self.root, "test", self.settings, test.transform, test.keep_original,
+                                                   test.cache, self.seed, self.occluded_test)  # fmt: skip
+                continue
             if split in self.splits:
                 continue
             cache = None
@@ -272,5 +310,8 @@ class LaPaDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The test split; and its occluded copy, as a second loader, when `occluded_test` is set."""
+        if "occluded" in self.splits:
+            return [self._loader("test"), self._loader("occluded")]
         return self._loader("test")

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import albumentations as A
-import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from facseg.data.classes import BACKGROUND, NUM_LANDMARKS, flip_lut, landmark_flip_permutation
+from facseg.data.occlusion import KINDS, Occlusion, draw_occluder
 
 # ImageNet statistics: what SMP's encoders expect, pretrained or not, so that weights can be swapped in.
 MEAN = (0.485, 0.456, 0.406)
@@ -41,62 +41,37 @@ class HorizontalFlipSwap(A.HorizontalFlip):
 
 
 class RandomOccluder(A.DualTransform):
-    """Paste an object over part of the face: a solid or noise-textured ellipse, polygon or bar.
+    """Training augmentation: an occluder (facseg.data.occlusion) hiding a random fraction of the face.
 
-    Ground truth under the occluder becomes background, as LaPa annotates real occluders (hands, microphones): only
-    visible parts are labelled, so a parser is rewarded for not hallucinating an eye through a hand. `coverage` is
-    the fraction of the face's bounding box (all non-background pixels) that the occluder's box spans.
+    Its pixels are labelled background, as LaPa labels real occluders. `coverage`: the range the hidden fraction of
+    the face is drawn from; `kinds`: which occluders to draw from.
     """
 
-    def __init__(self, coverage: tuple[float, float] = (0.1, 0.3), p: float = 0.5) -> None:
+    def __init__(
+        self, coverage: tuple[float, float] = (0.1, 0.3), kinds: Sequence[str] = KINDS, p: float = 0.5
+    ) -> None:
         super().__init__(p=p)
         self.coverage = coverage
+        self.kinds = tuple(kinds)
 
     @property
     def targets_as_params(self) -> list[str]:
         return ["mask"]
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        mask = data["mask"]
-        ys, xs = np.nonzero(mask != BACKGROUND)
-        if len(xs) == 0:
-            ys, xs = np.array([0, mask.shape[0] - 1]), np.array([0, mask.shape[1] - 1])
-        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
         rng = self.random_generator
-        side = np.sqrt(rng.uniform(*self.coverage))
-        w, h = max(2, int(side * (x1 - x0 + 1))), max(2, int(side * (y1 - y0 + 1)))
-        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
-        shape = np.zeros(mask.shape, np.uint8)
-        kind = rng.integers(3)
-        if kind == 0:
-            cv2.ellipse(shape, (int(cx), int(cy)), (w // 2, h // 2), float(rng.uniform(0, 180)), 0, 360, 1, -1)
-        elif kind == 1:
-            angles = np.sort(rng.uniform(0, 2 * np.pi, 7))
-            radii = rng.uniform(0.5, 1.0, 7)
-            pts = np.stack([cx + radii * w / 2 * np.cos(angles), cy + radii * h / 2 * np.sin(angles)], 1)
-            cv2.fillPoly(shape, [pts.astype(np.int32)], 1)
-        else:  # a bar: glasses' frame, a microphone, a strap
-            angle = rng.uniform(-np.pi / 4, np.pi / 4) + (np.pi / 2 if rng.random() < 0.3 else 0)
-            dx, dy = np.cos(angle) * w / 2, np.sin(angle) * w / 2
-            thickness = max(2, int(h * rng.uniform(0.1, 0.25)))
-            cv2.line(shape, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)), 1, thickness)
-        colour = rng.uniform(0, 255, 3)
-        noise = rng.normal(0, rng.uniform(0, 60), (*mask.shape, 3)) if rng.random() < 0.5 else 0.0
-        return {"occluder": shape.astype(bool), "fill": np.clip(colour + noise, 0, 255)}
+        return {"occlusion": draw_occluder(data["mask"], rng.uniform(*self.coverage), rng, self.kinds)}
 
-    def apply(self, img: np.ndarray, occluder: np.ndarray, fill: Any, **params: Any) -> np.ndarray:
-        out = img.copy()
-        fill = np.broadcast_to(fill, img.shape)
-        out[occluder] = fill[occluder].astype(img.dtype)
-        return out
+    def apply(self, img: np.ndarray, occlusion: Occlusion, **params: Any) -> np.ndarray:
+        return occlusion.apply(img)[0]
 
-    def apply_to_mask(self, mask: np.ndarray, occluder: np.ndarray, **params: Any) -> np.ndarray:
+    def apply_to_mask(self, mask: np.ndarray, occlusion: Occlusion, **params: Any) -> np.ndarray:
         out = mask.copy()
-        out[occluder] = BACKGROUND
+        out[occlusion.mask] = BACKGROUND
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("coverage",)
+        return ("coverage", "kinds")
 
 
 def build_pipeline(augmentations: Sequence[A.BasicTransform] = ()) -> A.Compose:

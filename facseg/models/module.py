@@ -12,6 +12,7 @@ from torch import nn
 
 from facseg.data.align import logits_to_original
 from facseg.data.classes import CLASS_NAMES
+from facseg.data.transforms import MEAN, STD
 from facseg.metrics import SegmentationMetrics
 from facseg.models.factory import build_net
 
@@ -23,6 +24,8 @@ class FaceSegModule(pl.LightningModule):
     the net without Hydra. Loss: cross-entropy plus `dice_weight` x multiclass Dice, which lifts the small parts
     (eyes, brows, inner mouth) that pixel-wise cross-entropy under-weights.
     """
+
+    num_samples = 4  # test images kept per stage, for the qualitative grid and W&B
 
     def __init__(
         self,
@@ -37,7 +40,11 @@ class FaceSegModule(pl.LightningModule):
         self.net = build_net(num_classes=len(CLASS_NAMES), **{k: v for k, v in model.items() if k != "name"})
         self.cross_entropy = nn.CrossEntropyLoss()
         self.dice = DiceLoss(mode="multiclass", from_logits=True) if dice_weight > 0 else None
-        self.metrics = nn.ModuleDict({stage: SegmentationMetrics(CLASS_NAMES) for stage in ("val", "test")})
+        stages = ("val", "test", "occluded", "occluded_inside", "occluded_outside")
+        self.metrics = nn.ModuleDict({stage: SegmentationMetrics(CLASS_NAMES) for stage in stages})
+        # Filled by each test epoch: pooled confusion matrices and the first test images' predictions per stage.
+        self.confusion: dict[str, torch.Tensor] = {}
+        self.samples: dict[str, dict[str, Any]] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -58,34 +65,72 @@ class FaceSegModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def _score_step(self, stage: str, batch: dict[str, Any]) -> None:
+    def _score_step(self, stage: str, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"])
-        self.log(f"{stage}/loss", self._loss(logits, batch["label"]), sync_dist=True)
+        self.log(f"{stage}/loss", self._loss(logits, batch["label"]), sync_dist=True, add_dataloader_idx=False)
         if "original_label" in batch:
             # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
-            for crop_logits, matrix, label in zip(logits, batch["matrix"], batch["original_label"]):
+            occluders = batch.get("original_occluder", [None] * len(logits))
+            for crop_logits, matrix, label, occluder in zip(logits, batch["matrix"], batch["original_label"], occluders):
                 original = logits_to_original(crop_logits, matrix.cpu().numpy(), *label.shape)
-                self.metrics[stage].update(original[None], label[None])
+                self._update(stage, original[None], label[None], None if occluder is None else occluder[None])
         else:
-            self.metrics[stage].update(logits, batch["label"])
+            self._update(stage, logits, batch["label"], batch.get("occluder"))
+        if stage != "val" and batch_idx == 0 and self.global_rank == 0:
+            self._keep_samples(stage, batch, logits)
 
-    def _score_epoch_end(self, stage: str) -> None:
+    def _update(self, stage: str, logits: torch.Tensor, target: torch.Tensor, occluder: torch.Tensor | None) -> None:
+        self.metrics[stage].update(logits, target)
+        if occluder is not None:  # where the occluder is, and where the face stays visible
+            occluder = occluder.to(target.device)
+            self.metrics["occluded_inside"].update(logits, target, occluder)
+            self.metrics["occluded_outside"].update(logits, target, ~occluder)
+
+    def _keep_samples(self, stage: str, batch: dict[str, Any], logits: torch.Tensor) -> None:
+        """The first images of the split, as crops (uint8 RGB, label, prediction), for reports and W&B."""
+        n = min(self.num_samples, len(logits))
+        mean, std = (torch.tensor(v, device=logits.device)[:, None, None] for v in (MEAN, STD))
+        images = ((batch["image"][:n] * std + mean).clamp(0, 1) * 255).round().byte()
+        self.samples[stage] = {
+            "image": images.permute(0, 2, 3, 1).cpu().numpy(),
+            "label": batch["label"][:n].byte().cpu().numpy(),
+            "prediction": logits[:n].argmax(1).byte().cpu().numpy(),
+        }
+
+    def _compute(self, stage: str) -> dict[str, torch.Tensor]:
+        """The stage's metrics (reduced over all processes, so every rank logs the same), then reset."""
         metric = self.metrics[stage]
-        # compute() already reduces the confusion matrix over all processes: every rank logs the same numbers.
-        self.log_dict({f"{stage}/{k}": v for k, v in metric.compute().items()})
+        values = metric.compute()
         metric.reset()
+        self.confusion[stage] = values.pop("confusion").cpu()
+        return values
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._score_step("val", batch)
+        self._score_step("val", batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
-        self._score_epoch_end("val")
+        self.log_dict({f"val/{k}": v for k, v in self._compute("val").items()})
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._score_step("test", batch)
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._score_step(("test", "occluded")[dataloader_idx], batch, batch_idx)
+
+    def on_test_epoch_start(self) -> None:
+        self.samples, self.confusion = {}, {}
 
     def on_test_epoch_end(self) -> None:
-        self._score_epoch_end("test")
+        """Clean metrics as `test/...`; with an occluded test loader also `occluded/...`: the same metrics, their
+        drop from clean (`occluded/drop/...`, clean minus occluded), and the occluders' own pixels vs the rest."""
+        clean = self._compute("test")
+        out = {f"test/{k}": v for k, v in clean.items()}
+        if self.metrics["occluded"].update_called:
+            occluded = self._compute("occluded")
+            out.update({f"occluded/{k}": v for k, v in occluded.items()})
+            out.update({f"occluded/drop/{k}": clean[k] - occluded[k] for k in clean if k != "rmse"})
+            # Inside, the truth is all background: pixel_acc is the share of occluder pixels left unlabelled.
+            inside, outside = self._compute("occluded_inside"), self._compute("occluded_outside")
+            out.update({f"occluded/inside/{k}": inside[k] for k in ("pixel_acc", "rmse")})
+            out.update({f"occluded/outside/{k}": outside[k] for k in ("miou", "f1_fg", "pixel_acc", "rmse")})
+        self.log_dict(out, add_dataloader_idx=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

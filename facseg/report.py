@@ -1,0 +1,307 @@
+"""Turn a sweep (or a single run) directory into a comparison report: report.md plus figures.
+
+    python -m facseg.report logs/multiruns/2026-11-26_10-00-00
+
+Jobs that differ only in their seed form one row, reported as mean +- std over the seeds. Failed and unfinished
+jobs are listed as such. Figures land in DIR/figures: per-class F1 and IoU bars (clean and occluded), the confusion
+matrices, and a qualitative grid of the same test images under every model. The functions below are also what
+notebooks/compare_models.ipynb calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on clusters or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES  # noqa: E402
+from facseg.results import CONFUSION_FILE, COST_FILE, SAMPLES_FILE  # noqa: E402
+from facseg.sweep import STATUS_FILE, job_dirs  # noqa: E402
+
+# Mean F1 over LaPa's 10 foreground classes (hair in, background out), as each paper reports it on the test split.
+PUBLISHED_LAPA_F1 = {"BASS": 89.8, "DML-CSR": 92.4, "SegFace": 93.0, "FaRL": 93.9}
+
+# (column title, metrics key, scale, digits); cost keys come from cost.json.
+COLUMNS = [
+    ("mIoU", "test/miou", 100, 1),
+    ("mean F1", "test/f1_fg", 100, 1),
+    ("pixel acc", "test/pixel_acc", 100, 2),
+    ("RMSE", "test/rmse", 1, 4),
+    ("occl. mIoU", "occluded/miou", 100, 1),
+    ("occl. mean F1", "occluded/f1_fg", 100, 1),
+    ("F1 drop", "occluded/drop/f1_fg", 100, 1),
+    ("occluder acc", "occluded/inside/pixel_acc", 100, 1),
+    ("params (M)", "cost/params", 1e-6, 2),
+    ("GFLOPs", "cost/gflops", 1, 2),
+    ("ms/image", "cost/ms_per_image", 1, 1),
+]
+FOREGROUND = [name for name in CLASS_NAMES if name != "background"]
+
+
+@dataclass
+class Job:
+    name: str
+    path: Path
+    status: str
+    label: str  # the model, plus the overrides that set this job apart from the others but for the seed
+    error: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json plus cost.json as cost/...
+    confusion: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_job(path: Path) -> Job:
+    status = _read_json(path / STATUS_FILE) or {"status": "unfinished", "error": "no status.json: running or killed"}
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+    metrics = _read_json(path / "metrics.json")
+    model = metrics["model"] if metrics else next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")),
+                                                  path.name)  # fmt: skip
+    job = Job(name=path.name, path=path, status=status["status"], label=model, error=status.get("error"),
+              overrides=[o for o in overrides if not o.startswith(("model=", "seed="))])  # fmt: skip
+    if metrics is None:
+        if job.status == "ok":
+            job.status, job.error = "failed", "finished without metrics.json"
+        return job
+    cost = _read_json(path / COST_FILE) or {}
+    job.metrics = {**metrics, **{f"cost/{k}": v for k, v in cost.items()}}
+    confusion = _read_json(path / CONFUSION_FILE) or {}
+    job.confusion = {k: np.array(v) for k, v in confusion.items() if k != "classes"}
+    if (path / SAMPLES_FILE).is_file():
+        with np.load(path / SAMPLES_FILE) as samples:
+            job.samples = dict(samples)
+    return job
+
+
+def load_sweep(directory: Path | str) -> list[Job]:
+    """Every job of a sweep directory, in job order; a single run's directory gives one job."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such directory (give a sweep or run directory under logs/)")
+    paths = job_dirs(directory) or ([directory] if (directory / "metrics.json").is_file() else [])
+    if not paths:
+        raise FileNotFoundError(f"{directory} holds no jobs: expected a sweep directory (NUM_NAME/ folders with "
+                                ".hydra/) or a run directory with metrics.json")  # fmt: skip
+    jobs = [load_job(p) for p in paths]
+    shared = set.intersection(*(set(job.overrides) for job in jobs))
+    for job in jobs:
+        job.label = " ".join([job.label, *(o for o in job.overrides if o not in shared)])
+    return jobs
+
+
+def groups(jobs: list[Job]) -> dict[str, list[Job]]:
+    """Finished jobs by label: the seeds of one configuration together, in order of first appearance."""
+    out: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.status == "ok" and job.metrics:
+            out.setdefault(job.label, []).append(job)
+    return out
+
+
+def _values(runs: list[Job], key: str) -> list[float]:
+    values = [run.metrics.get(key) for run in runs]
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def mean_std(runs: list[Job], key: str) -> tuple[float, float] | None:
+    values = _values(runs, key)
+    if not values:
+        return None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _cell(runs: list[Job], key: str, scale: float, digits: int) -> str:
+    stats = mean_std(runs, key)
+    if stats is None:
+        return "-"
+    mean, std = stats[0] * scale, stats[1] * scale
+    # The net's cost does not depend on the seed (but for timing noise): a mean alone.
+    spread = len(runs) > 1 and not key.startswith("cost/")
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if spread else f"{mean:.{digits}f}"
+
+
+def comparison_table(jobs: list[Job]) -> str:
+    """Markdown: one row per configuration, the test metrics (%, clean and occluded) and the net's cost."""
+    header = ["model", "seeds", *(title for title, *_ in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, runs in groups(jobs).items():
+        cells = [label, str(len(runs)), *(_cell(runs, key, scale, digits) for _, key, scale, digits in COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_class_table(jobs: list[Job], metric: str = "f1") -> str:
+    """Markdown: per-class F1 (or IoU) in %, clean, one row per configuration."""
+    header = ["model", *FOREGROUND]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, runs in groups(jobs).items():
+        lines.append("| " + " | ".join([label, *(_cell(runs, f"test/{metric}/{c}", 100, 1) for c in FOREGROUND)]) + " |")
+    return "\n".join(lines)
+
+
+def published_table(jobs: list[Job]) -> str:
+    lines = ["| method | mean F1 (LaPa test) |", "|---|---|"]
+    lines += [f"| {name} (published) | {f1:.1f} |" for name, f1 in PUBLISHED_LAPA_F1.items()]
+    for label, runs in groups(jobs).items():
+        lines.append(f"| {label} (this sweep) | {_cell(runs, 'test/f1_fg', 100, 1)} |")
+    return "\n".join(lines)
+
+
+def plot_per_class(jobs: list[Job], metric: str = "f1") -> plt.Figure:
+    """Grouped bars per class, one bar per configuration, clean above and occluded below (error bars: std)."""
+    grouped = groups(jobs)
+    fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=True, sharey=True)
+    width = 0.8 / max(1, len(grouped))
+    x = np.arange(len(FOREGROUND))
+    for ax, stage in zip(axes, ("test", "occluded")):
+        for i, (label, runs) in enumerate(grouped.items()):
+            stats = [mean_std(runs, f"{stage}/{metric}/{c}") or (np.nan, 0.0) for c in FOREGROUND]
+            means, stds = zip(*stats)
+            ax.bar(x + (i - (len(grouped) - 1) / 2) * width, means, width, yerr=stds, label=label, capsize=2)
+        ax.set_ylabel(f"{metric.upper()} ({'clean' if stage == 'test' else 'occluded'})")
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(loc="lower right", fontsize="small")
+    axes[1].set_xticks(x, [c.replace("_", "\n") for c in FOREGROUND])
+    fig.suptitle(f"Per-class {metric.upper()} on the test split")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(jobs: list[Job], stage: str = "test") -> plt.Figure:
+    """Row-normalised confusion matrices (pooled over seeds): where each class's pixels went."""
+    grouped = {k: v for k, v in groups(jobs).items() if any(stage in run.confusion for run in v)}
+    fig, axes = plt.subplots(1, max(1, len(grouped)), figsize=(5.5 * max(1, len(grouped)), 5), squeeze=False)
+    for ax, (label, runs) in zip(axes[0], grouped.items()):
+        counts = sum(run.confusion[stage] for run in runs if stage in run.confusion)
+        rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(f"{label} ({'clean' if stage == 'test' else stage})")
+        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES, fontsize=7)
+        ax.set_xlabel("prediction")
+        ax.set_ylabel("truth")
+        for (r, c), v in np.ndenumerate(rates):
+            if v >= 0.01:
+                ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if v > 0.5 else "black")  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def colourise(label: np.ndarray) -> np.ndarray:
+    return CLASS_COLOURS[label].astype(np.uint8)
+
+
+def plot_qualitative(jobs: list[Job], count: int = 4) -> plt.Figure:
+    """Rows: the first test images, clean then occluded; columns: image, truth, each configuration's prediction."""
+    grouped = {label: runs[0] for label, runs in groups(jobs).items() if runs[0].samples}
+    if not grouped:
+        raise ValueError("no job has samples.npz: the qualitative grid needs a finished, tested run")
+    first = next(iter(grouped.values())).samples
+    stages = [s for s in ("test", "occluded") if f"{s}/image" in first]
+    rows = [(stage, i) for stage in stages for i in range(min(count, len(first[f"{stage}/image"])))]
+    columns = ["image", "truth", *grouped]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.8 * len(columns), 1.8 * len(rows)), squeeze=False)
+    for r, (stage, i) in enumerate(rows):
+        panels = [first[f"{stage}/image"][i], colourise(first[f"{stage}/label"][i])]
+        panels += [colourise(job.samples[f"{stage}/prediction"][i]) for job in grouped.values()]
+        for c, panel in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(panel)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel("clean" if stage == "test" else "occluded", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    fig.savefig(partial, dpi=110, format=path.suffix[1:])
+    plt.close(fig)
+    os.replace(partial, path)
+
+
+def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
+    """report.md and figures/ in `out` (default: the sweep directory itself); returns the report's path."""
+    jobs = load_sweep(directory)
+    out = Path(out) if out else Path(directory)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    finished = groups(jobs)
+    lines = [f"# Architecture comparison: `{Path(directory).name}`", ""]
+    if finished:
+        any_job = next(iter(finished.values()))[0].metrics
+        cost = next((r.metrics for runs in finished.values() for r in runs if "cost/device" in r.metrics), {})
+        lines += [
+            f"Data: `{any_job['data']}`, scored at the {any_job['eval_resolution']} resolution. Metrics in % on the "
+            "test split (mean F1: the 10 facial classes, hair in, background out). Occluded: the same test images, "
+            "each with a fixed occluder hiding a set fraction of the face, labelled background under it; "
+            "*F1 drop* is clean minus occluded mean F1, *occluder acc* the share of occluder pixels left unlabelled. "
+            f"Cost: parameters, GFLOPs (multiply-add = 2) and eval latency per image at {cost.get('cost/image_size')} px "
+            f"on {cost.get('cost/device')}.",
+            "",
+            comparison_table(jobs),
+            "",
+            "## Per-class F1 (%, clean)",
+            "",
+            per_class_table(jobs, "f1"),
+            "",
+        ]
+        if any_job["data"] == "lapa":
+            lines += ["## Beside the published LaPa results", "", published_table(jobs), ""]
+        for name, fig in [("f1_per_class", plot_per_class(jobs, "f1")), ("iou_per_class", plot_per_class(jobs, "iou")),
+                          ("confusion_test", plot_confusion(jobs, "test")),
+                          ("confusion_occluded", plot_confusion(jobs, "occluded"))]:  # fmt: skip
+            _save(fig, figures / f"{name}.png")
+        lines += ["## Figures", "", "![per-class F1](figures/f1_per_class.png)", "",
+                  "![per-class IoU](figures/iou_per_class.png)", "",
+                  "![confusion matrices, clean](figures/confusion_test.png)", "",
+                  "![confusion matrices, occluded](figures/confusion_occluded.png)", ""]  # fmt: skip
+        if any(runs[0].samples for runs in finished.values()):
+            _save(plot_qualitative(jobs), figures / "qualitative.png")
+            lines += ["## The same test images under every model", "", "![qualitative grid](figures/qualitative.png)", ""]
+    else:
+        lines += ["No job finished.", ""]
+    failed = [job for job in jobs if job.status != "ok" or not job.metrics]
+    if failed:
+        lines += ["## Failed jobs", "", "| job | status | error |", "|---|---|---|"]
+        lines += [f"| {j.name} | {j.status} | {(j.error or '').splitlines()[0] if j.error else ''} |" for j in failed]
+        lines.append("")
+    report = out / "report.md"
+    partial = out / ".report.md.partial"
+    partial.write_text("\n".join(lines))
+    os.replace(partial, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m facseg.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("directory", type=Path, help="a sweep directory (logs/multiruns/...) or a run directory")
+    parser.add_argument("--out", type=Path, default=None, help="where report.md and figures/ go (default: DIRECTORY)")
+    args = parser.parse_args(argv)
+    print(write_report(args.directory, args.out))
+
+
+if __name__ == "__main__":
+    main()
