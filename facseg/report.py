@@ -11,6 +11,7 @@ notebooks/compare_models.ipynb calls.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -18,16 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import yaml
+from matplotlib.figure import Figure  # no pyplot: no global figures, no display backend, on clusters too
 
-matplotlib.use("Agg")  # files only: no display on clusters or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES  # noqa: E402
-from facseg.results import CONFUSION_FILE, COST_FILE, SAMPLES_FILE  # noqa: E402
-from facseg.sweep import STATUS_FILE, job_dirs  # noqa: E402
+from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES
+from facseg.results import CONFUSION_FILE, COST_FILE, SAMPLES_FILE
+from facseg.sweep import STATUS_FILE, job_dirs
 
 # Mean F1 over LaPa's 10 foreground classes (hair in, background out), as each paper reports it on the test split.
 PUBLISHED_LAPA_F1 = {"BASS": 89.8, "DML-CSR": 92.4, "SegFace": 93.0, "FaRL": 93.9}
@@ -99,7 +97,8 @@ def load_sweep(directory: Path | str) -> list[Job]:
         raise FileNotFoundError(f"{directory} holds no jobs: expected a sweep directory (NUM_NAME/ folders with "
                                 ".hydra/) or a run directory with metrics.json")  # fmt: skip
     jobs = [load_job(p) for p in paths]
-    shared = set.intersection(*(set(job.overrides) for job in jobs))
+    compared = [job for job in jobs if job.metrics] or jobs  # failed jobs are named by their folder anyway
+    shared = set.intersection(*(set(job.overrides) for job in compared))
     for job in jobs:
         job.label = " ".join([job.label, *(o for o in job.overrides if o not in shared)])
     return jobs
@@ -163,10 +162,11 @@ def published_table(jobs: list[Job]) -> str:
     return "\n".join(lines)
 
 
-def plot_per_class(jobs: list[Job], metric: str = "f1") -> plt.Figure:
+def plot_per_class(jobs: list[Job], metric: str = "f1") -> Figure:
     """Grouped bars per class, one bar per configuration, clean above and occluded below (error bars: std)."""
     grouped = groups(jobs)
-    fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=True, sharey=True)
+    fig = Figure(figsize=(12, 7), layout="tight")
+    axes = fig.subplots(2, 1, sharex=True, sharey=True)
     width = 0.8 / max(1, len(grouped))
     x = np.arange(len(FOREGROUND))
     for ax, stage in zip(axes, ("test", "occluded")):
@@ -180,14 +180,14 @@ def plot_per_class(jobs: list[Job], metric: str = "f1") -> plt.Figure:
     axes[0].legend(loc="lower right", fontsize="small")
     axes[1].set_xticks(x, [c.replace("_", "\n") for c in FOREGROUND])
     fig.suptitle(f"Per-class {metric.upper()} on the test split")
-    fig.tight_layout()
     return fig
 
 
-def plot_confusion(jobs: list[Job], stage: str = "test") -> plt.Figure:
+def plot_confusion(jobs: list[Job], stage: str = "test") -> Figure:
     """Row-normalised confusion matrices (pooled over seeds): where each class's pixels went."""
     grouped = {k: v for k, v in groups(jobs).items() if any(stage in run.confusion for run in v)}
-    fig, axes = plt.subplots(1, max(1, len(grouped)), figsize=(5.5 * max(1, len(grouped)), 5), squeeze=False)
+    fig = Figure(figsize=(5.5 * max(1, len(grouped)), 5), layout="tight")
+    axes = fig.subplots(1, max(1, len(grouped)), squeeze=False)
     for ax, (label, runs) in zip(axes[0], grouped.items()):
         counts = sum(run.confusion[stage] for run in runs if stage in run.confusion)
         rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
@@ -201,7 +201,6 @@ def plot_confusion(jobs: list[Job], stage: str = "test") -> plt.Figure:
             if v >= 0.01:
                 ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=6,
                         color="white" if v > 0.5 else "black")  # fmt: skip
-    fig.tight_layout()
     return fig
 
 
@@ -209,7 +208,7 @@ def colourise(label: np.ndarray) -> np.ndarray:
     return CLASS_COLOURS[label].astype(np.uint8)
 
 
-def plot_qualitative(jobs: list[Job], count: int = 4) -> plt.Figure:
+def plot_qualitative(jobs: list[Job], count: int = 4) -> Figure:
     """Rows: the first test images, clean then occluded; columns: image, truth, each configuration's prediction."""
     grouped = {label: runs[0] for label, runs in groups(jobs).items() if runs[0].samples}
     if not grouped:
@@ -218,7 +217,8 @@ def plot_qualitative(jobs: list[Job], count: int = 4) -> plt.Figure:
     stages = [s for s in ("test", "occluded") if f"{s}/image" in first]
     rows = [(stage, i) for stage in stages for i in range(min(count, len(first[f"{stage}/image"])))]
     columns = ["image", "truth", *grouped]
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.8 * len(columns), 1.8 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(1.8 * len(columns), 1.8 * len(rows)), layout="tight")
+    axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for r, (stage, i) in enumerate(rows):
         panels = [first[f"{stage}/image"][i], colourise(first[f"{stage}/label"][i])]
         panels += [colourise(job.samples[f"{stage}/prediction"][i]) for job in grouped.values()]
@@ -231,14 +231,19 @@ def plot_qualitative(jobs: list[Job], count: int = 4) -> plt.Figure:
                 ax.set_title(columns[c], fontsize=9)
             if c == 0:
                 ax.set_ylabel("clean" if stage == "test" else "occluded", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (a notebook shows them with IPython.display.Image)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
+    return buffer.getvalue()
+
+
+def _save(fig: Figure, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
-    fig.savefig(partial, dpi=110, format=path.suffix[1:])
-    plt.close(fig)
+    partial.write_bytes(png(fig))
     os.replace(partial, path)
 
 
@@ -280,7 +285,8 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
                   "![confusion matrices, occluded](figures/confusion_occluded.png)", ""]  # fmt: skip
         if any(runs[0].samples for runs in finished.values()):
             _save(plot_qualitative(jobs), figures / "qualitative.png")
-            lines += ["## The same test images under every model", "", "![qualitative grid](figures/qualitative.png)", ""]
+            lines += ["## The same test images under every model", "",
+                      "![qualitative grid](figures/qualitative.png)", ""]  # fmt: skip
     else:
         lines += ["No job finished.", ""]
     failed = [job for job in jobs if job.status != "ok" or not job.metrics]

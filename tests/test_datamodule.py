@@ -111,3 +111,28 @@ def test_training_batches_depend_on_seed_and_epoch_only(copy):
         torch.testing.assert_close(other, reference.pop(0))
     assert not torch.equal(first_batches(0, epoch=2)[0], first_batches(0, epoch=1)[0])  # a new epoch, a new order
     assert not torch.equal(first_batches(0, epoch=1, seed=1)[0], first_batches(0, epoch=1)[0])
+
+
+def test_occluded_test_loader_is_the_test_split_with_fixed_occluders(copy):
+    occluded_test = {"coverage": 0.3, "seed": 0, "kinds": ["hand", "bar"]}
+    dm = datamodule(copy, occluded_test=occluded_test)
+    dm.setup("test")
+    clean_loader, occluded_loader = dm.test_dataloader()
+    clean, occluded = next(iter(clean_loader)), next(iter(occluded_loader))
+    for label, occluded_label, occluder in zip(clean["original_label"], occluded["original_label"],
+                                               occluded["original_occluder"]):  # fmt: skip
+        assert occluder.shape == label.shape and occluder.any()
+        assert (occluded_label[occluder] == 0).all()
+        assert torch.equal(occluded_label[~occluder], label[~occluder])
+        face = (label > 0) & (label < 10)
+        assert (occluder & face).sum() == round(0.3 * face.sum().item())  # drawn on the photo it is scored on
+    other = datamodule(copy, occluded_test=occluded_test, seed=5)  # another run seed: the same occluded photos
+    other.setup("test")
+    assert torch.equal(next(iter(other.test_dataloader()[1]))["image"], occluded["image"])
+    on_crops = datamodule(copy, occluded_test=occluded_test, eval_resolution="crop")
+    on_crops.setup("test")
+    batch = next(iter(on_crops.test_dataloader()[1]))
+    assert batch["occluder"].shape == batch["label"].shape and (batch["label"][batch["occluder"]] == 0).all()
+    plain = datamodule(copy)
+    plain.setup("test")
+    assert isinstance(plain.test_dataloader(), torch.utils.data.DataLoader)  # off: the test split alone

@@ -35,8 +35,9 @@ def test_evaluate_reproduces_the_training_runs_test_metrics(tmp_path, tiny_root,
     metrics = evaluate(cfg)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert metrics["model"] == "unet"
+    assert "occluded/drop/f1_fg" in metrics
     for key, value in trained.items():
-        if key.startswith("test/"):
+        if key.startswith(("test/", "occluded/")):
             assert metrics[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
 
 

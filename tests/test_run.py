@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -17,7 +18,10 @@ from tests import wandb_log
 from tests.conftest import TINY, compose_train, subprocess_env
 
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
-TEST_KEYS = [f"test/{k}" for k in SCALARS] + [f"test/{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
+PER_CLASS = [f"{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
+TEST_KEYS = [f"{stage}/{k}" for stage in ("test", "occluded") for k in SCALARS + PER_CLASS]
+OCCLUSION_KEYS = [f"occluded/drop/{k}" for k in ["miou", "f1_fg", *PER_CLASS]] + [
+    "occluded/inside/pixel_acc", "occluded/outside/miou", "occluded/outside/f1_fg"]  # fmt: skip
 
 
 def tiny_data(root: Path) -> list[str]:
@@ -35,10 +39,11 @@ def tiny_data(root: Path) -> list[str]:
 def assert_complete_metrics(metrics: dict, model: str, eval_resolution: str = "original") -> None:
     assert metrics["model"] == model
     assert metrics["eval_resolution"] == eval_resolution
-    missing = [k for k in TEST_KEYS if k not in metrics]
+    missing = [k for k in TEST_KEYS + OCCLUSION_KEYS if k not in metrics]
     assert not missing, f"metrics.json lacks {missing}"
-    for key in ("test/miou", "test/pixel_acc", "test/f1_fg", "test/rmse", "val/miou"):
-        assert 0.0 <= metrics[key] <= 1.0
+    for key in [*TEST_KEYS[:4], "val/miou", "occluded/inside/pixel_acc", "occluded/outside/miou"]:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["occluded/drop/f1_fg"] == pytest.approx(metrics["test/f1_fg"] - metrics["occluded/f1_fg"])
     assert not any(k.startswith("val/") and k != "val/miou" for k in metrics)  # test numbers only, plus the selector
 
 
@@ -61,6 +66,23 @@ def test_every_model_config_trains_and_writes_metrics(tmp_path, tiny_root, model
     best_checkpoint = Path(metrics["best_checkpoint"])
     assert best_checkpoint.is_file() and best_checkpoint.parent == tmp_path / "checkpoints"
     assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert_test_details(tmp_path, image_size=64)
+
+
+def assert_test_details(run_dir: Path, image_size: int) -> None:
+    """confusion.json, samples.npz and cost.json: what reports and W&B show beside the metrics."""
+    confusion = json.loads((run_dir / "confusion.json").read_text())
+    assert confusion["classes"] == list(CLASS_NAMES)
+    test, occluded = np.array(confusion["test"]), np.array(confusion["occluded"])
+    assert test.shape == (11, 11) and test.sum() == occluded.sum() == 4 * 96 * 96  # every test pixel, once
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert np.trace(test) / test.sum() == pytest.approx(metrics["test/pixel_acc"], abs=1e-6)
+    with np.load(run_dir / "samples.npz") as samples:
+        assert samples["test/image"].shape == (4, image_size, image_size, 3)
+        assert samples["occluded/prediction"].shape == samples["occluded/label"].shape == (4, image_size, image_size)
+        assert samples["test/prediction"].max() < len(CLASS_NAMES)
+    cost = json.loads((run_dir / "cost.json").read_text())
+    assert cost["params"] > 1e5 and cost["gflops"] > 0 and cost["ms_per_image"] > 0
 
 
 def test_real_lapa_config_trains_from_the_crop_cache(tmp_path, tiny_root):
@@ -152,7 +174,16 @@ def test_multirun_over_the_three_models(tmp_path, tiny_root):
         assert (run.run_group, run.display_name) == (sweep.name, model) and model in run.tags
         config = wandb_log.config(runs[0])
         assert config["model"]["name"] == model and config["seed"] == 0
-        assert wandb_log.summary(runs[0])["test/miou"] == pytest.approx(metrics["test/miou"])
+        summary = wandb_log.summary(runs[0])
+        for key in ("test/miou", "occluded/f1_fg", "occluded/drop/f1/skin"):
+            assert summary[key] == pytest.approx(metrics[key]), key
+        assert summary["test/per_class/_type"] == "table-file" and summary["test/per_class/nrows"] == 11
+        assert summary["test/confusion_matrix_table/nrows"] == 11 * 11
+        assert summary["occluded/samples/_type"] == "images/separated" and summary["occluded/samples/count"] == 4
+        media = runs[0].parent / "files" / summary["test/per_class/path"]
+        table = json.loads(media.read_text())
+        assert table["columns"][:3] == ["class", "test/iou", "test/f1"]
+        assert table["data"][1][2] == pytest.approx(metrics["test/f1/skin"])
     assert not (tmp_path / "multirun").exists() and not (facseg.PROJECT_ROOT / "multirun").exists()
 
 

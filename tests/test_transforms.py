@@ -6,7 +6,7 @@ import torch
 
 from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_NAMES, flip_lut, landmark_flip_permutation
-from facseg.data.transforms import HorizontalFlipSwap, RandomOccluder, build_pipeline
+from facseg.data.transforms import HorizontalFlipSwap, build_pipeline
 from tests.conftest import REAL_SAMPLES
 
 
@@ -75,17 +75,3 @@ def test_flip_renumbers_real_landmarks_so_left_stays_left():
                 np.diff(after[42:47, 0]) > 0
             )  # brows run left->right
         np.testing.assert_allclose(flipped[74], [image.shape[1] - points[83, 0], points[83, 1]], atol=1)
-
-
-def test_occluder_hides_part_of_the_face_and_labels_it_background():
-    label = np.zeros((128, 128), np.uint8)
-    label[20:110, 30:100] = 1
-    image = np.full((128, 128, 3), 200, np.uint8)
-    occlude = A.Compose([RandomOccluder(coverage=(0.2, 0.2), p=1.0)], seed=3)
-    out = occlude(image=image, mask=label)
-    hidden = (out["image"] != 200).any(-1) & (label == 1) & (out["mask"] == 0)
-    assert hidden.sum() > 0.03 * (label == 1).sum()
-    changed_label = out["mask"] != label
-    assert (out["mask"][changed_label] == 0).all()
-    again = A.Compose([RandomOccluder(coverage=(0.2, 0.2), p=1.0)], seed=3)(image=image, mask=label)
-    np.testing.assert_array_equal(again["mask"], out["mask"])  # the same seed, the same occluder

@@ -104,7 +104,7 @@ def draw_occluder(
     """An occluder hiding `coverage` of the face in `label` (to the pixel), at a random place, angle and kind.
 
     The outline's centre is drawn inside the face; its scale is found by bisection, as the hidden fraction grows
-    with the scale. `textured`: the probability of a textured rather than a solid fill.
+    with the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability of a textured rather than a solid fill.
     """
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")
@@ -141,8 +141,14 @@ def draw_occluder(
     for _ in range(30):  # to well under a pixel of scale
         middle = (low + high) / 2
         low, high = (middle, high) if hidden(middle) < target else (low, middle)
-    scale = min((low, high), key=lambda s: abs(hidden(s) - target)) if target > 0 else 0.0
-    mask = render(scale) if target > 0 else np.zeros(label.shape, bool)
+    # A straight edge gains a whole row of pixels at once: complete the count with the face pixels of the next
+    # ring nearest the centre, so that the occluder hides the asked fraction to the pixel.
+    mask = render(low) if target > 0 else np.zeros(label.shape, bool)
+    ring_ys, ring_xs = np.nonzero(render(high) & ~mask & face)
+    need = target - int(np.count_nonzero(mask & face))
+    if need > 0:
+        nearest = np.argsort(np.hypot(ring_xs - centre[0], ring_ys - centre[1]), kind="stable")[:need]
+        mask[ring_ys[nearest], ring_xs[nearest]] = True
     achieved = np.count_nonzero(mask & face) / max(1, face.sum())
     return Occlusion(mask=mask, fill=fill, kind=kind, coverage=float(achieved))
 

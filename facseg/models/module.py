@@ -67,7 +67,8 @@ class FaceSegModule(pl.LightningModule):
 
     def _score_step(self, stage: str, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"])
-        self.log(f"{stage}/loss", self._loss(logits, batch["label"]), sync_dist=True, add_dataloader_idx=False)
+        self.log(f"{stage}/loss", self._loss(logits, batch["label"]), sync_dist=True, add_dataloader_idx=False,
+                 batch_size=len(logits))  # fmt: skip
         if "original_label" in batch:
             # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
             occluders = batch.get("original_occluder", [None] * len(logits))
