@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test evaluate acceptance bench-data lint format train sweep clean
+.PHONY: help install test report evaluate acceptance bench bench-gpu bench-data lint format train sweep clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
@@ -18,11 +18,20 @@ install: ## create .venv (when absent) and install facseg editable with its dev 
 test: ## run the test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest $(ARGS)
 
+report: ## report.md + figures of a sweep: ARGS=logs/multiruns/DIR (default: the newest sweep)
+	$(BIN)/python -m facseg.report $(ARGS)
+
 evaluate: ## score checkpoints on the test split: ARGS="ckpt_path=PATH" or ARGS="ckpt_paths=[A,B]" (an ensemble)
 	$(BIN)/python -m facseg.evaluate $(ARGS)
 
 acceptance: ## the README's default sweep at full size: every model must reach test/miou >= 0.5
 	$(BIN)/python -m pytest -m acceptance -s $(ARGS)
+
+bench: ## per-model costs on this machine: Lightning vs plain loop, inference variants, peak memory (minutes)
+	$(BIN)/python benchmarks/bench_models.py $(ARGS)
+
+bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
+	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)
 
 bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)

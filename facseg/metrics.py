@@ -49,7 +49,8 @@ class SegmentationMetrics(Metric):
         pred = logits.argmax(1)
         self.confmat += torch.bincount((target * c + pred).flatten(), minlength=c * c).reshape(c, c)
         # p - onehot, in place of a one-hot tensor; summed in float64, as the split holds ~10^9 terms.
-        error = logits.float().softmax(1).scatter_add_(1, target.unsqueeze(1), -torch.ones_like(logits[:, :1]))
+        probs = logits.float().softmax(1)  # float32 whatever the logits' precision (bf16 under mixed precision)
+        error = probs.scatter_add_(1, target.unsqueeze(1), -torch.ones_like(probs[:, :1]))
         self.squared_error += error.square().sum(dtype=torch.float64)
         self.pixels += target.numel()
 

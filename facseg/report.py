@@ -1,6 +1,6 @@
 """Turn a sweep (or a single run) directory into a comparison report: report.md plus figures.
 
-    python -m facseg.report logs/multiruns/2026-11-26_10-00-00
+    python -m facseg.report logs/multiruns/2026-11-26_10-00-00      (no directory: the newest sweep)
 
 Jobs that differ only in their seed form one row, reported as mean +- std over the seeds. Failed and unfinished
 jobs are listed as such. Figures land in DIR/figures: per-class F1 and IoU bars (clean and occluded), the confusion
@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure  # no pyplot: no global figures, no display backend, on clusters too
 
+from facseg import PROJECT_ROOT
 from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES
 from facseg.results import CONFUSION_FILE, COST_FILE, SAMPLES_FILE
 from facseg.sweep import STATUS_FILE, job_dirs
@@ -85,6 +86,12 @@ def load_job(path: Path) -> Job:
         with np.load(path / SAMPLES_FILE) as samples:
             job.samples = dict(samples)
     return job
+
+
+def newest_sweep() -> Path | None:
+    """The most recently written sweep directory under the project's logs/multiruns, if any."""
+    sweeps = sorted((PROJECT_ROOT / "logs" / "multiruns").glob("*/multirun.yaml"), key=lambda p: p.stat().st_mtime)
+    return sweeps[-1].parent if sweeps else None
 
 
 def load_sweep(directory: Path | str) -> list[Job]:
@@ -150,7 +157,9 @@ def per_class_table(jobs: list[Job], metric: str = "f1") -> str:
     header = ["model", *FOREGROUND]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, runs in groups(jobs).items():
-        lines.append("| " + " | ".join([label, *(_cell(runs, f"test/{metric}/{c}", 100, 1) for c in FOREGROUND)]) + " |")
+        lines.append(
+            "| " + " | ".join([label, *(_cell(runs, f"test/{metric}/{c}", 100, 1) for c in FOREGROUND)]) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -263,8 +272,8 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
             "test split (mean F1: the 10 facial classes, hair in, background out). Occluded: the same test images, "
             "each with a fixed occluder hiding a set fraction of the face, labelled background under it; "
             "*F1 drop* is clean minus occluded mean F1, *occluder acc* the share of occluder pixels left unlabelled. "
-            f"Cost: parameters, GFLOPs (multiply-add = 2) and eval latency per image at {cost.get('cost/image_size')} px "
-            f"on {cost.get('cost/device')}.",
+            "Cost: parameters, GFLOPs (multiply-add = 2) and eval latency per image at "
+            f"{cost.get('cost/image_size')} px on {cost.get('cost/device')}.",
             "",
             comparison_table(jobs),
             "",
@@ -303,10 +312,14 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m facseg.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory", type=Path, help="a sweep directory (logs/multiruns/...) or a run directory")
+    parser.add_argument("directory", type=Path, nargs="?", help="a sweep directory or a run directory "
+                        "(default: the newest sweep under logs/multiruns)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="where report.md and figures/ go (default: DIRECTORY)")
     args = parser.parse_args(argv)
-    print(write_report(args.directory, args.out))
+    directory = args.directory or newest_sweep()
+    if directory is None:
+        parser.error("no sweep under logs/multiruns: give a directory")
+    print(write_report(directory, args.out))
 
 
 if __name__ == "__main__":

@@ -62,10 +62,14 @@ def log_to_wandb(loggers: list, module: FaceSegModule, metrics: dict[str, Any]) 
             )
     for stage, sample in module.samples.items():
         media[f"{stage}/samples"] = [
-            wandb.Image(image, caption=f"{stage} image {i}", masks={
-                "prediction": {"mask_data": prediction, "class_labels": labels},
-                "ground_truth": {"mask_data": label, "class_labels": labels},
-            })  # fmt: skip
+            wandb.Image(
+                image,
+                caption=f"{stage} image {i}",
+                masks={
+                    "prediction": {"mask_data": prediction, "class_labels": labels},
+                    "ground_truth": {"mask_data": label, "class_labels": labels},
+                },
+            )  # fmt: skip
             for i, (image, label, prediction) in enumerate(zip(sample["image"], sample["label"], sample["prediction"]))
         ]
     for run in runs:

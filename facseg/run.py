@@ -68,7 +68,8 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     output_dir.mkdir(parents=True, exist_ok=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **cfg.optim)
+    crop = {"image_size": cfg.data.image_size, "align": cfg.data.align, "margin": cfg.data.margin}
+    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), crop=crop, **cfg.optim, **cfg.speed)
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
     loggers = [hydra.utils.instantiate(c, **_resume_args(c, output_dir)) for c in cfg.logger.values()]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **trainer_overrides)
@@ -89,7 +90,9 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         metrics = test_metrics(trainer)
         if trainer.is_global_zero:
             write_test_details(module, output_dir)
-            write_json(output_dir / COST_FILE, model_cost(module.net, datamodule.settings.image_size))
+            # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
+            net = module.net.to(trainer.strategy.root_device)
+            write_json(output_dir / COST_FILE, model_cost(net, datamodule.settings.image_size))
             log_to_wandb(loggers, module, metrics)
             write_json(output_dir / "metrics.json", {
                 "model": cfg.model.name,

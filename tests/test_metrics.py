@@ -84,3 +84,24 @@ def test_absent_class_is_nan_and_left_out_of_the_means():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="do not match"):
         SegmentationMetrics(NAMES).update(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_half_precision_logits_score_like_float32():
+    """Under bf16-mixed training the validation logits are bf16 (this failed on a GPU before the fix)."""
+    logits = torch.randn(2, 3, 5, 7).bfloat16()
+    target = torch.randint(0, 3, (2, 5, 7))
+    low, full = SegmentationMetrics(NAMES), SegmentationMetrics(NAMES)
+    low.update(logits, target)
+    full.update(logits.float(), target)
+    for key, value in full.compute().items():
+        assert torch.equal(low.compute()[key], value), key
+
+
+def test_chosen_pixels_only():
+    target = torch.tensor([[[0, 1], [2, 2]]])
+    pred = torch.tensor([[[1, 1], [2, 0]]])
+    where = torch.tensor([[[False, True], [True, False]]])
+    metric = SegmentationMetrics(NAMES)
+    metric.update(logits_for(pred), target, where)
+    assert metric.confmat.tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert metric.pixels.item() == 2

@@ -107,7 +107,7 @@ def test_guards_fail_before_training_and_name_the_key(tmp_path, tiny_root, overr
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path, tiny_root):
     cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "optim.lr=1e30", "optim.warmup_fraction=0"],
                         tmp_path)  # fmt: skip
-    with pytest.raises(FloatingPointError, match=r"non-finite training loss .* at epoch 0, step \d+"):
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss at epoch 0, step [01]:"):
         train(cfg)
 
 

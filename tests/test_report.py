@@ -30,8 +30,8 @@ def sweep(tmp_path_factory, tiny_root):
                   f"hydra.sweep.dir={sweep}"], cwd)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     # A fifth job that fails, as a crashed sweep point leaves it: status.json with the error, no metrics.
-    failed = run(["model=pspnet", *TINY, *tiny_data(tiny_root), "data.image_size=100", f"hydra.run.dir={sweep / '4_pspnet'}"],
-                 cwd)  # fmt: skip
+    bad = ["model=pspnet", *TINY, *tiny_data(tiny_root), "data.image_size=100"]
+    failed = run([*bad, f"hydra.run.dir={sweep / '4_pspnet'}"], cwd)
     assert failed.returncode != 0
     return sweep
 
@@ -50,7 +50,9 @@ def test_report_tables_figures_and_failures(sweep, tmp_path):
     std = abs(unet[0]["test/miou"] - unet[1]["test/miou"]) / 2**0.5
     assert rows["unet"][1] == "2" and rows["unet"][2] == f"{100 * mean:.1f} ± {100 * std:.1f}"
     assert set(rows) >= {"unet", "segnet", "model", "4_pspnet"}
-    assert "data.image_size=100 must be a multiple of 32" in next(line for line in text.splitlines() if "4_pspnet" in line)
+    assert "data.image_size=100 must be a multiple of 32" in next(
+        line for line in text.splitlines() if "4_pspnet" in line
+    )
     assert "| failed |" in text and "published" not in text  # published LaPa figures only for data=lapa
     for figure in ("f1_per_class", "iou_per_class", "confusion_test", "confusion_occluded", "qualitative"):
         path = tmp_path / "figures" / f"{figure}.png"
@@ -70,7 +72,9 @@ def test_notebook_runs_headless_on_the_sweep(sweep, tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     os.environ["FACSEG_SWEEP"] = str(sweep)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         del os.environ["FACSEG_SWEEP"]
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]

@@ -85,6 +85,17 @@ def assert_test_details(run_dir: Path, image_size: int) -> None:
     assert cost["params"] > 1e5 and cost["gflops"] > 0 and cost["ms_per_image"] > 0
 
 
+def test_speed_knobs_train_on_the_cpu(tmp_path, tiny_root):
+    """bf16 autocast and channels_last: what experiment=lapa turns on for GPUs, exercised here on the CPU."""
+    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.precision=bf16-mixed",
+                         "speed.channels_last=true"], tmp_path)  # fmt: skip
+    train(cfg)
+    assert_complete_metrics(json.loads((tmp_path / "metrics.json").read_text()), "unet")
+    module = FaceSegModule.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert module.hparams.crop == {"image_size": 64, "align": True, "margin": 0.6}
+    assert "channels_last" not in module.hparams  # how a run ran, not what the net is
+
+
 def test_real_lapa_config_trains_from_the_crop_cache(tmp_path, tiny_root):
     cache = tmp_path / "cache"
     cfg = compose_train(["data=lapa", f"data.root={tiny_root}", f"data.cache_dir={cache}", *TINY, "logger=csv"],

@@ -18,9 +18,9 @@ from facseg.data import SPLITS
 from facseg.data.align import alignment_matrix, letterbox_matrix, warp_to_crop
 from facseg.data.check import read_landmarks
 from facseg.data.classes import NUM_CLASSES
+from facseg.data.occlusion import KINDS, FixedOcclusion
 from facseg.data.prepare import CropCache, CropSettings, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
-from facseg.data.occlusion import KINDS, FixedOcclusion
 from facseg.data.transforms import RandomOccluder, build_pipeline, seed_pipeline
 
 log = logging.getLogger(__name__)

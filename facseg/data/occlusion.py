@@ -104,7 +104,8 @@ def draw_occluder(
     """An occluder hiding `coverage` of the face in `label` (to the pixel), at a random place, angle and kind.
 
     The outline's centre is drawn inside the face; its scale is found by bisection, as the hidden fraction grows
-    with the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability of a textured rather than a solid fill.
+    with the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability
+    of a textured rather than a solid fill.
     """
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")

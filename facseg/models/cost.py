@@ -60,5 +60,7 @@ def model_cost(net: nn.Module, image_size: int) -> dict:
         "gflops": gflops(net, image_size),
         "ms_per_image": latency_ms(net, image_size),
         "image_size": image_size,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
     }

@@ -1,0 +1,329 @@
+"""What each architecture costs, measured in one process: training throughput, inference speed, peak memory.
+
+    python benchmarks/bench_models.py                       (make bench: the CPU, float32)
+    python benchmarks/bench_models.py --device cuda --precision bf16 --channels-last     (benchmarks/bench_gpu.py)
+
+(a) Training images/s of FaceSegModule under the Lightning Trainer vs a plain PyTorch loop: the same net, loss,
+    optimizer, data loader (the default synthetic set and its augmentations) and batch; the ratio is Lightning's
+    overhead. (b) Inference at --image-size: latency (batch 1) and images/s (--infer-batch) per model, eager,
+    channels_last, torch.compile and ONNX Runtime, with each net's GFLOPs and the GFLOP/s achieved as a fraction of
+    this machine's measured matmul peak. (c) Peak memory of training steps per model at --memory-batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import logging
+import tempfile
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import facseg
+from facseg.models.cost import gflops
+from facseg.models.module import FaceSegModule
+
+MODELS = ("unet", "segnet", "pspnet")
+DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+def config(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(facseg.PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def build_module(model: str, overrides: list[str], channels_last: bool = False) -> FaceSegModule:
+    cfg = config([f"model={model}", *overrides])
+    torch.manual_seed(0)
+    return FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), channels_last=channels_last)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+# --- (a) Lightning vs a plain loop ---------------------------------------------------------------------------------
+
+
+def plain_loop(module: FaceSegModule, loader, steps: int, warmup: int, device, precision: str) -> float:
+    """images/s of the hand-written loop: forward, the module's loss, backward, AdamW and a per-step LR schedule."""
+    module.to(device).train()
+    module.configure_model()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=module.hparams.lr, weight_decay=module.hparams.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    batches = iter(cycle(loader))
+    start, images = None, 0
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync(device)
+            start = time.perf_counter()
+        batch = next(batches)
+        inputs, labels = batch["image"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
+        with autocast(device, precision):
+            loss = module._loss(module(inputs), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        images += len(inputs) if step >= warmup else 0
+    sync(device)
+    return images / (time.perf_counter() - start)
+
+
+def cycle(loader):
+    while True:
+        yield from loader
+
+
+class StepTimer(pl.Callback):
+    def __init__(self, warmup: int, device: torch.device) -> None:
+        self.warmup, self.device, self.start, self.images = warmup, device, None, 0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup:
+            sync(self.device)
+            self.start = time.perf_counter()
+        if trainer.global_step >= self.warmup:
+            self.images += len(batch["image"])
+
+    def on_train_end(self, trainer, module) -> None:
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+def lightning_loop(module: FaceSegModule, datamodule, steps: int, warmup: int, device, precision: str) -> float:
+    timer = StepTimer(warmup, device)
+    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=LIGHTNING_PRECISION[precision],
+                         max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[timer])  # fmt: skip
+    trainer.fit(module, datamodule=datamodule)
+    return timer.images / timer.seconds
+
+
+def bench_training(args, device) -> None:
+    overrides = [f"data.batch_size={args.train_batch}", f"data.num_workers={args.workers}", *args.data]
+    cfg = config(overrides)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    print(f"\n(a) training images/s, {args.train_model}, {cfg.data.name} data at {cfg.data.image_size} px, batch "
+          f"{args.train_batch}, {args.workers} loader workers, {args.steps} steps after {args.warmup} warm-up, "
+          f"precision {args.precision}; best of {args.repeats}")  # fmt: skip
+    plain, lightning = [], []
+    for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits both
+        plain.append(plain_loop(build_module(args.train_model, overrides, args.channels_last), loader, args.steps,
+                                args.warmup, device, args.precision))  # fmt: skip
+        lightning.append(lightning_loop(build_module(args.train_model, overrides, args.channels_last), datamodule,
+                                        args.steps, args.warmup, device, args.precision))  # fmt: skip
+    print(f"{'plain PyTorch loop':<24}{max(plain):>10.1f} images/s   (runs: {', '.join(f'{v:.1f}' for v in plain)})")
+    print(f"{'Lightning Trainer':<24}{max(lightning):>10.1f} images/s   "
+          f"(runs: {', '.join(f'{v:.1f}' for v in lightning)})")  # fmt: skip
+    print(f"{'ratio Lightning/plain':<24}{max(lightning) / max(plain):>10.3f}")
+
+
+# --- (b) inference -------------------------------------------------------------------------------------------------
+
+
+def matmul_peak(device: torch.device, precision: str, size: int) -> float:
+    """GFLOP/s of a square matmul in the precision the nets run in: the machine's practical ceiling."""
+    dtype = DTYPES[precision] or torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    times = []
+    for _ in range(10):
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / min(times) / 1e9
+
+
+def time_forward(run, batch: torch.Tensor, device, repeats: int) -> float:
+    """Median seconds per call after warm-up."""
+    for _ in range(2):
+        run(batch)
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(batch)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def variants(net, size: int, device, precision: str, tmp: Path, model: str):
+    """(name, callable on a batch) for each way of running the net; a variant that cannot run says why."""
+
+    def eager(x):
+        with torch.inference_mode(), autocast(device, precision):
+            return net(x)
+
+    yield "eager", eager, False
+
+    def channels_last(x):
+        with torch.inference_mode(), autocast(device, precision):
+            return net_cl(x.contiguous(memory_format=torch.channels_last))
+
+    net_cl = net.to(memory_format=torch.channels_last)
+    yield "channels_last", channels_last, False
+    net.to(memory_format=torch.contiguous_format)
+
+    compiled_net = torch.compile(net)
+
+    def compiled(x):
+        with torch.inference_mode(), autocast(device, precision):
+            return compiled_net(x)
+
+    yield "compiled", compiled, False
+
+    import onnxruntime as ort
+
+    from facseg.export import _export_onnx
+
+    if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        print(f"{model:<8}onnxruntime: no CUDA provider in this install (onnxruntime-gpu), skipped")
+        return
+    path = tmp / f"{model}.onnx"
+    _export_onnx(net.float().cpu(), torch.randn(2, 3, size, size), path, {"model": model}, opset=18)
+    net.to(device)
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    session = ort.InferenceSession(str(path), providers=providers)
+
+    def onnx(x):
+        return session.run(None, {"image": x.float().cpu().numpy()})[0]
+
+    yield f"onnxruntime ({session.get_providers()[0].replace('ExecutionProvider', '')}, fp32)", onnx, True
+
+
+def bench_inference(args, device) -> None:
+    peak = matmul_peak(device, args.precision, args.matmul_size)
+    print(f"\n(b) inference at {args.image_size} px, precision {args.precision}; latency: batch 1; throughput: batch "
+          f"{args.infer_batch}; matmul peak {peak:,.0f} GFLOP/s ({args.matmul_size}^3, {args.precision})")  # fmt: skip
+    print(f"{'model':<8}{'variant':<28}{'GFLOPs':>8}{'latency ms':>12}{'images/s':>10}{'GFLOP/s':>10}{'of peak':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            net = build_module(model, args.capacity).net.to(device).eval()
+            flops = gflops(net, args.image_size)
+            one = torch.randn(1, 3, args.image_size, args.image_size, device=device)
+            many = torch.randn(args.infer_batch, 3, args.image_size, args.image_size, device=device)
+            for name, run, _ in variants(net, args.image_size, device, args.precision, Path(tmp), model):
+                if name == "compiled" and args.no_compile:
+                    continue
+                latency = time_forward(run, one, device, args.repeats_infer)
+                rate = args.infer_batch / time_forward(run, many, device, args.repeats_infer)
+                print(f"{model:<8}{name:<28}{flops:>8.1f}{1000 * latency:>12.1f}{rate:>10.1f}{flops * rate:>10.0f}"
+                      f"{flops * rate / peak:>9.1%}")  # fmt: skip
+            torch._dynamo.reset()
+
+
+# --- (c) peak memory -----------------------------------------------------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_training_memory(model: str, args, device) -> float:
+    """MiB at the high-water mark of 2 training steps: weights, gradients, AdamW state and activations."""
+    size = args.image_size
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device)
+    else:
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so that the last model's pages do not count
+        Path("/proc/self/clear_refs").write_text("5")  # resets the resident-set high-water mark (Linux)
+        baseline = _status_kib("VmRSS") * 1024
+    module = build_module(model, args.capacity, args.channels_last).to(device).train()
+    module.configure_model()
+    optimizer = torch.optim.AdamW(module.parameters())
+    images = torch.randn(args.memory_batch, 3, size, size, device=device)
+    labels = torch.randint(0, 11, (args.memory_batch, size, size), device=device)
+    for _ in range(2):
+        with autocast(device, args.precision):
+            loss = module._loss(module(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _status_kib("VmHWM") * 1024
+    del module, optimizer, images, labels, loss
+    return (peak - baseline) / 2**20
+
+
+def bench_memory(args, device) -> None:
+    where = "GPU memory allocated (PyTorch)" if device.type == "cuda" else "process resident memory (RSS)"
+    print(f"\n(c) peak {where} of 2 training steps at {args.image_size} px, batch {args.memory_batch}, "
+          f"precision {args.precision}, above the level before the model was built")  # fmt: skip
+    print(f"{'model':<8}{'params (M)':>12}{'peak MiB':>10}")
+    for model in args.models:
+        params = sum(p.numel() for p in build_module(model, args.capacity).parameters()) / 1e6
+        print(f"{model:<8}{params:>12.2f}{peak_training_memory(model, args, device):>10.0f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=list(DTYPES), default="32")
+    parser.add_argument("--channels-last", action="store_true", help="(a) and (c): train in channels_last")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--capacity", nargs="*", default=[], help="config overrides that size the nets, e.g. "
+                        "capacity.encoder=resnet34 capacity.segnet_width=1.0 (the paper scale)")  # fmt: skip
+    parser.add_argument("--data", nargs="*", default=[], help="config overrides of the training data for (a)")
+    parser.add_argument("--train-model", default="unet")
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--infer-batch", type=int, default=4)
+    parser.add_argument("--repeats-infer", type=int, default=5)
+    parser.add_argument("--memory-batch", type=int, default=4)
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--no-compile", action="store_true", help="(b) without the torch.compile variant")
+    parser.add_argument("--only", nargs="+", choices=["training", "inference", "memory"],
+                        default=["training", "inference", "memory"])  # fmt: skip
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"facseg benchmarks on {name}; torch {torch.__version__}")
+    if "training" in args.only:
+        bench_training(args, device)
+    if "inference" in args.only:
+        bench_inference(args, device)
+    if "memory" in args.only:
+        bench_memory(args, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""A trained parser as one callable, whatever the file: a Lightning checkpoint, an ONNX model or TorchScript.
+
+Every kind carries the crop it was trained on (image size, margin), so that a photo is cut the same way as in
+training: a `.ckpt` in its hyperparameters, an exported file in its metadata (facseg.export writes it).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facseg.data.classes import CLASS_NAMES
+from facseg.data.transforms import MEAN, STD
+
+METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+@dataclass
+class Parser:
+    """`run`: N x 3 x S x S normalised float32 crops -> N x C x S x S float32 logits (NumPy in, NumPy out)."""
+
+    run: Callable[[np.ndarray], np.ndarray]
+    image_size: int
+    margin: float
+    model: str
+
+
+def normalise(crops: np.ndarray) -> np.ndarray:
+    """N x S x S x 3 uint8 RGB crops -> N x 3 x S x S float32, as the training pipeline normalises them."""
+    scaled = crops.astype(np.float32) / 255.0
+    return ((scaled - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).transpose(0, 3, 1, 2).copy()
+
+
+def metadata(module) -> dict:
+    """What an exported file must carry to be used like its checkpoint."""
+    crop = module.hparams.get("crop")
+    if not crop:
+        raise ValueError("this checkpoint predates recorded crop settings: retrain it, or give image_size= and "
+                         "margin= as it was trained with")  # fmt: skip
+    return {"model": module.hparams.model["name"], "image_size": int(crop["image_size"]),
+            "margin": float(crop["margin"]), "classes": list(CLASS_NAMES)}  # fmt: skip
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_parser(
+    path: str | Path,
+    device: str = "auto",
+    precision: str = "32",
+    channels_last: bool = False,
+    compile: bool = False,
+) -> Parser:
+    """Load a `.ckpt`, `.onnx` or `.pt` (TorchScript) parser. The speed knobs apply to checkpoints."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file (a .ckpt from training, or a .onnx / .pt from export)")
+    if str(precision) not in PRECISIONS:
+        raise ValueError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    if path.suffix == ".onnx":
+        return _load_onnx(path)
+    target = _device(device)
+    if path.suffix == ".pt":
+        extra = {METADATA_KEY: ""}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            net = torch.jit.load(str(path), map_location=target, _extra_files=extra)
+        meta = json.loads(extra[METADATA_KEY])
+    elif path.suffix == ".ckpt":
+        from facseg.models.module import FaceSegModule
+
+        module = FaceSegModule.load_from_checkpoint(path, map_location=target, weights_only=True,
+                                                    channels_last=channels_last, compile=compile)  # fmt: skip
+        module.configure_model()
+        meta, net = metadata(module), module
+    else:
+        raise ValueError(f"{path}: expected a .ckpt, .onnx or .pt (TorchScript) file")
+    net.eval()
+    dtype = PRECISIONS[str(precision)]
+
+    @torch.inference_mode()
+    def run(images: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(images).to(target)
+        autocast = torch.autocast(target.type, dtype=dtype) if dtype is not None else nullcontext()
+        with autocast:
+            return net(batch).float().cpu().numpy()
+
+    return Parser(run=run, image_size=meta["image_size"], margin=meta["margin"], model=meta["model"])
+
+
+def _load_onnx(path: Path) -> Parser:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=ort.get_available_providers())
+    meta_json = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if meta_json is None:
+        raise ValueError(f"{path}: no facseg metadata; export the model with `python -m facseg.export`")
+    meta = json.loads(meta_json)
+    name = session.get_inputs()[0].name
+
+    def run(images: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: images.astype(np.float32)})[0]
+
+    return Parser(run=run, image_size=meta["image_size"], margin=meta["margin"], model=meta["model"])

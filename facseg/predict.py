@@ -1,0 +1,180 @@
+"""Parse faces in your own photos: a label map (LaPa ids, the photo's resolution) and a colour overlay per image.
+
+    python -m facseg.predict ckpt_path=model.ckpt input=photo.jpg output=parsed/
+    python -m facseg.predict ckpt_path=model.onnx input=photos/ output=parsed/         (ONNX Runtime)
+    python -m facseg.predict ckpt_path=model.ckpt input=photos/ output=parsed/ detect=false   (pre-cropped faces)
+    python -m facseg.predict ckpt_path=model.ckpt input=LaPa/test/images output=parsed/ landmarks=LaPa/test/landmarks
+
+Faces are found by OpenCV's bundled Haar cascade (no download), or aligned from LaPa's 106-point landmark files
+when `landmarks` names them, exactly as in training; `detect=false` parses the whole image. Each face is cut into
+the crop the net was trained on, parsed, and warped back; where faces overlap, the more confident one wins.
+Per image: NAME.png (uint8 class ids) and NAME_overlay.jpg; and predictions.json lists the faces found.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+import facseg  # noqa: F401  (registers the config resolvers)
+from facseg.data.align import alignment_matrix, letterbox_matrix, logits_to_original, warp_to_crop
+from facseg.data.check import read_landmarks
+from facseg.data.classes import CLASS_COLOURS
+from facseg.data.lapa import read_image
+from facseg.inference import Parser, load_parser, normalise
+from facseg.io import write_json
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# Where a Haar face box lands in the aligned training crop (fractions of its side), measured on LaPa photos with
+# landmarks: its centre and side. The crop's margin leaves room for the box's jitter.
+BOX_CENTRE, BOX_SIDE = (0.51, 0.59), 0.55
+CASCADE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass
+class Face:
+    matrix: np.ndarray  # 2 x 3: photo -> crop
+    source: str  # "detector", "landmarks" or "whole image"
+    box: list[int] | None = None  # x, y, w, h of the detection
+
+
+class FaceFinder:
+    def __init__(self, image_size: int, margin: float, detect: bool = True, min_face: int = 40) -> None:
+        self.image_size, self.margin, self.detect, self.min_face = image_size, margin, detect, min_face
+        self.cascade = None
+        if detect:
+            self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE))
+            if self.cascade.empty():
+                raise RuntimeError(f"OpenCV's {CASCADE} did not load: reinstall opencv-python-headless<5")
+
+    def box_matrix(self, x: float, y: float, w: float, h: float) -> np.ndarray:
+        """Scale and shift that put a detected box where training crops have their face box."""
+        scale = BOX_SIDE * self.image_size / max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        return np.array([[scale, 0.0, BOX_CENTRE[0] * self.image_size - scale * cx],
+                         [0.0, scale, BOX_CENTRE[1] * self.image_size - scale * cy]])  # fmt: skip
+
+    def __call__(self, image: np.ndarray, landmarks: Path | None = None) -> list[Face]:
+        if landmarks is not None:
+            return [Face(alignment_matrix(read_landmarks(landmarks), self.image_size, self.margin), "landmarks")]
+        if self.cascade is not None:
+            grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+            boxes = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                                  minSize=(self.min_face, self.min_face))  # fmt: skip
+            if len(boxes):
+                return [Face(self.box_matrix(*b), "detector", [int(v) for v in b]) for b in boxes]
+        return [Face(letterbox_matrix(*image.shape[:2], self.image_size), "whole image")]
+
+
+def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser) -> np.ndarray:
+    """H x W uint8 class ids: every face parsed in its crop and warped back; overlaps go to the surer face."""
+    crops = np.stack([warp_to_crop(image, None, face.matrix, parser.image_size)[0] for face in faces])
+    logits = torch.from_numpy(parser.run(normalise(crops)))
+    height, width = image.shape[:2]
+    best_label = np.zeros((height, width), np.uint8)
+    best_confidence = torch.full((height, width), -1.0)
+    for face_logits, face in zip(logits, faces):
+        probs = logits_to_original(face_logits, face.matrix, height, width).softmax(0)
+        confidence = 1 - probs[0]  # how sure this face is that the pixel is part of it
+        wins = confidence > best_confidence
+        best_label[wins.numpy()] = probs.argmax(0)[wins].byte().numpy()
+        best_confidence = torch.where(wins, confidence, best_confidence)
+    return best_label
+
+
+def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    colours = CLASS_COLOURS[label].astype(np.float32)
+    blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
+    return np.where(label[..., None] > 0, blended, image).astype(np.uint8)
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise FileNotFoundError(f"input={path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return images
+    raise FileNotFoundError(f"input={path}: no such image or folder")
+
+
+def _landmark_file(landmarks: Path | None, image: Path, single: bool) -> Path | None:
+    if landmarks is None:
+        return None
+    path = landmarks if landmarks.is_file() and single else landmarks / f"{image.stem}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no landmark file for {image.name} (landmarks= names a LaPa .txt file "
+                                "for one image, or a folder of NAME.txt)")  # fmt: skip
+    return path
+
+
+def _write_image(path: Path, image: np.ndarray, rgb: bool) -> None:
+    """Written whole or not at all: a kill mid-write leaves no truncated PNG behind."""
+    partial = path.with_name(f".{path.name}.partial{path.suffix}")
+    if not cv2.imwrite(str(partial), cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if rgb else image):
+        raise OSError(f"{path}: could not write")
+    partial.replace(path)
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    if not cfg.ckpt_path or not cfg.input or not cfg.output:
+        raise ValueError("give ckpt_path=MODEL (.ckpt, .onnx or .pt), input=IMAGE_OR_FOLDER and output=FOLDER")
+    images = _inputs(Path(cfg.input))
+    output = Path(cfg.output)
+    stems = {}
+    for image in images:
+        if image.stem in stems:
+            raise ValueError(f"{stems[image.stem].name} and {image.name} would both write {image.stem}.png")
+        stems[image.stem] = image
+    planned = [output / f"{p.stem}{end}" for p in images for end in (".png", "_overlay.jpg")]
+    existing = [p for p in planned if p.exists()]
+    if existing and not cfg.overwrite:
+        raise FileExistsError(f"{len(existing)} outputs exist already, e.g. {existing[0]}: "
+                              "give overwrite=true to replace them, or another output=")  # fmt: skip
+    landmarks = Path(cfg.landmarks) if cfg.landmarks else None
+    parser = load_parser(cfg.ckpt_path, cfg.device, str(cfg.precision), cfg.channels_last, cfg.compile)
+    finder = FaceFinder(parser.image_size, parser.margin, detect=cfg.detect and landmarks is None)
+    output.mkdir(parents=True, exist_ok=True)
+    results, failures = {}, {}
+    for path in tqdm(images, desc="parsing", unit="image", disable=len(images) == 1):
+        try:
+            image = read_image(path)
+            faces = finder(image, _landmark_file(landmarks, path, single=len(images) == 1))
+            label = parse_photo(image, faces, parser)
+        except (OSError, ValueError) as e:  # an unreadable photo or landmark file: named, the others go on
+            failures[path.name] = str(e)
+            log.error("%s", e)
+            continue
+        _write_image(output / f"{path.stem}.png", label, rgb=False)
+        _write_image(output / f"{path.stem}_overlay.jpg", overlay(image, label), rgb=True)
+        results[path.name] = {"size": list(image.shape[:2]),
+                              "faces": [{"source": f.source, "box": f.box} for f in faces]}  # fmt: skip
+    summary = {"model": parser.model, "checkpoint": str(cfg.ckpt_path), "images": results, "failed": failures}
+    write_json(output / "predictions.json", summary)
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(images)} images failed (see {output / 'predictions.json'}): "
+                           + "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3]))  # fmt: skip
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    summary = predict(cfg)
+    faces = sum(len(r["faces"]) for r in summary["images"].values())
+    print(f"{len(summary['images'])} images, {faces} faces parsed -> {cfg.output}")
+
+
+if __name__ == "__main__":
+    main()

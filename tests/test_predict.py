@@ -1,0 +1,173 @@
+"""facseg.predict and facseg.export on a real (tiny) trained checkpoint: photos in, label maps out."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from facseg.data.align import logits_to_original
+from facseg.data.lapa import LaPaDataModule
+from facseg.export import _export_onnx, export
+from facseg.inference import load_parser
+from facseg.models.factory import build_net
+from facseg.models.module import FaceSegModule
+from facseg.predict import predict
+from facseg.run import train
+from tests.conftest import CONF_DIR, REAL_SAMPLES, TINY, compose_train
+from tests.test_run import tiny_data
+
+
+def compose_cli(name, overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_root):
+    run_dir = tmp_path_factory.mktemp("trained")
+    train(compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0"], run_dir))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def onnx_model(checkpoint, tmp_path_factory):
+    output = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export(compose_cli("export", [f"ckpt_path={checkpoint}", f"output={output}"]))
+    return output
+
+
+def run_predict(model, images, output, *extra):
+    return predict(compose_cli("predict", [f"ckpt_path={model}", f"input={images}", f"output={output}", *extra]))
+
+
+def read_label(path):
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def test_landmark_aligned_prediction_is_the_test_steps_prediction(checkpoint, tiny_root, tmp_path):
+    """Cut, parsed and warped back as in evaluation: predict agrees with the module scoring the test split."""
+    images = tiny_root / "test" / "images"
+    summary = run_predict(checkpoint, images, tmp_path, f"landmarks={tiny_root / 'test' / 'landmarks'}")
+    assert {f["source"] for r in summary["images"].values() for f in r["faces"]} == {"landmarks"}
+    module = FaceSegModule.load_from_checkpoint(checkpoint, weights_only=True).eval()
+    datamodule = LaPaDataModule(root=str(tiny_root), image_size=64)
+    datamodule.setup("test")
+    for i, photo in enumerate(sorted(images.glob("*.jpg"))):
+        sample = datamodule.splits["test"][i]
+        with torch.no_grad():
+            logits = module(sample["image"][None])[0]
+        expected = logits_to_original(logits, sample["matrix"].numpy(), *sample["original_label"].shape).argmax(0)
+        predicted = read_label(tmp_path / f"{photo.stem}.png")
+        assert predicted.shape == tuple(sample["original_label"].shape) and predicted.dtype == np.uint8
+        assert (predicted == expected.numpy()).mean() > 0.999
+        overlay = cv2.imread(str(tmp_path / f"{photo.stem}_overlay.jpg"))
+        assert overlay.shape == (*predicted.shape, 3)
+
+
+def test_whole_image_mode_and_onnx_runtime_give_the_same_maps(checkpoint, onnx_model, tiny_root, tmp_path):
+    images = tiny_root / "test" / "images"
+    run_predict(checkpoint, images, tmp_path / "torch", "detect=false")
+    summary = run_predict(onnx_model, images, tmp_path / "onnx", "detect=false")
+    assert summary["model"] == "unet" and len(summary["images"]) == 4
+    for photo in images.glob("*.jpg"):
+        a, b = read_label(tmp_path / "torch" / f"{photo.stem}.png"), read_label(tmp_path / "onnx" / f"{photo.stem}.png")
+        assert a.shape == (96, 96) and a.max() < 11
+        assert (a == b).mean() > 0.999
+
+
+@pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason="../shared/real-samples is not beside this checkout")
+def test_real_photos_are_detected_and_parsed_at_their_size(checkpoint, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in [
+        *REAL_SAMPLES.glob("lapa-landmarks/test/images/*.jpg"),
+        *REAL_SAMPLES.glob("celebamask-hq/images/*.jpg"),
+    ]:
+        shutil.copy(path, photos / path.name)  # into tmp only, never into the project
+    summary = run_predict(checkpoint, photos, tmp_path / "out")
+    for photo in photos.iterdir():
+        label = read_label(tmp_path / "out" / f"{photo.stem}.png")
+        assert label.shape == cv2.imread(str(photo)).shape[:2] and label.max() < 11
+        faces = summary["images"][photo.name]["faces"]
+        assert [f["source"] for f in faces] == ["detector"]  # one frontal face in each sample
+        x, y, w, h = faces[0]["box"]
+        assert w > 0.15 * label.shape[1]
+
+
+def test_outputs_are_never_overwritten_and_bad_files_are_named(checkpoint, tiny_root, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(tiny_root / "test" / "images", photos)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="1 of 5 images failed.*broken.jpg: unreadable image"):
+        run_predict(checkpoint, photos, out, "detect=false")
+    assert len(list(out.glob("*.png"))) == 4 and not list(out.glob(".*partial*"))
+    assert json.loads((out / "predictions.json").read_text())["failed"].keys() == {"broken.jpg"}
+    (photos / "broken.jpg").unlink()
+    before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(FileExistsError, match="8 outputs exist already.*overwrite=true"):
+        run_predict(checkpoint, photos, out, "detect=false")
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    run_predict(checkpoint, photos, out, "detect=false", "overwrite=true")
+    with pytest.raises(FileNotFoundError, match="input=.*nowhere: no such image or folder"):
+        run_predict(checkpoint, tmp_path / "nowhere", out)
+
+
+def test_export_parity_is_printed_and_bounded(checkpoint, onnx_model, tmp_path, capsys):
+    script = export(compose_cli("export", [f"ckpt_path={checkpoint}", "format=torchscript",
+                                           f"output={tmp_path / 'model.pt'}"]))  # fmt: skip
+    assert "parity: max |logit difference|" in capsys.readouterr().out
+    assert script["max_abs_diff"] <= 1e-4 * 1000 and script["image_size"] == 64
+    module = FaceSegModule.load_from_checkpoint(checkpoint, weights_only=True).eval()
+    crops = torch.randn(3, 3, 64, 64)  # another batch size than the export's: the batch stays free
+    with torch.no_grad():
+        expected = module(crops).numpy()
+    for path in (onnx_model, tmp_path / "model.pt"):
+        parser = load_parser(path, device="cpu")
+        assert (parser.image_size, parser.margin, parser.model) == (64, 0.6, "unet")
+        assert np.abs(parser.run(crops.numpy()) - expected).max() <= 1e-4 * max(1, np.abs(expected).max())
+    with pytest.raises(FileExistsError, match="model.pt exists"):
+        export(
+            compose_cli("export", [f"ckpt_path={checkpoint}", "format=torchscript", f"output={tmp_path / 'model.pt'}"])
+        )
+    with pytest.raises(ValueError, match="format=tflite: expected one of onnx, torchscript"):
+        export(compose_cli("export", [f"ckpt_path={checkpoint}", "format=tflite"]))
+
+
+@pytest.mark.parametrize("arch", [{"arch": "segnet", "width": 0.125}, {"arch": "pspnet", "encoder": "resnet18"}])
+def test_every_architecture_exports_to_onnx(arch, tmp_path):
+    """SegNet's unpooling and PSPNet's adaptive pooling need the dynamo exporter (the TorchScript one refuses)."""
+    net = build_net(num_classes=11, **arch).eval()
+    path = tmp_path / "net.onnx"
+    _export_onnx(net, torch.randn(2, 3, 64, 64), path, {"model": arch["arch"], "image_size": 64, "margin": 0.6}, 18)
+    crops = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(crops).numpy()
+    assert np.abs(load_parser(path).run(crops.numpy()) - expected).max() <= 1e-4 * max(1, np.abs(expected).max())
+
+
+def test_several_faces_in_one_photo_are_each_parsed(checkpoint, tiny_root):
+    """Two test photos side by side, each face aligned from its own landmarks: each half parses as alone."""
+    from facseg.data.align import alignment_matrix
+    from facseg.data.check import read_landmarks
+    from facseg.data.lapa import read_image
+    from facseg.predict import Face, parse_photo
+
+    parser = load_parser(checkpoint, device="cpu")
+    photos = sorted((tiny_root / "test" / "images").glob("*.jpg"))[:2]
+    images = [read_image(p) for p in photos]
+    points = [read_landmarks(tiny_root / "test" / "landmarks" / f"{p.stem}.txt") for p in photos]
+    alone = [parse_photo(image, [Face(alignment_matrix(pts, 64, 0.6), "landmarks")], parser)
+             for image, pts in zip(images, points)]  # fmt: skip
+    both = parse_photo(np.concatenate(images, 1), [
+        Face(alignment_matrix(points[0], 64, 0.6), "landmarks"),
+        Face(alignment_matrix(points[1] + [96, 0], 64, 0.6), "landmarks"),
+    ], parser)  # fmt: skip
+    assert both.shape == (96, 192)
+    for half, expected in zip((both[:, :96], both[:, 96:]), alone):
+        face = expected > 0
+        assert (half[face] == expected[face]).mean() > 0.95  # where each face is, its own parse wins
