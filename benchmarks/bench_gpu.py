@@ -10,7 +10,6 @@ Extra arguments go to bench_models.py, e.g. --capacity capacity.encoder=resnet34
 import sys
 
 import torch
-
 from bench_models import main
 
 if __name__ == "__main__":
@@ -25,10 +24,6 @@ if __name__ == "__main__":
             "--channels-last",
             "--workers",
             "4",
-            "--steps",
-            "60",
-            "--warmup",
-            "10",
             "--repeats",
             "2",
             "--infer-batch",

@@ -34,8 +34,8 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
     data = [f"data.root={tiny_root}", "data.synthetic.train=8", "data.synthetic.val=4", "data.synthetic.test=4",
             "data.synthetic.size=96", "data.synthetic.seed=1", "data.image_size=64"]  # fmt: skip
     result = subprocess.run([sys.executable, "benchmarks/bench_models.py", "--models", "segnet", "--train-model",
-                             "segnet", "--capacity", "capacity.segnet_width=0.125", "--image-size", "64", "--steps",
-                             "2", "--warmup", "1", "--repeats", "1", "--train-batch", "4", "--infer-batch", "2",
+                             "segnet", "--capacity", "capacity.segnet_width=0.125", "--image-size", "64",
+                             "--repeats", "1", "--train-batch", "4", "--infer-batch", "2",
                              "--repeats-infer", "1", "--memory-batch", "2", "--matmul-size", "128", "--data", *data],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

@@ -171,3 +171,25 @@ def test_several_faces_in_one_photo_are_each_parsed(checkpoint, tiny_root):
     for half, expected in zip((both[:, :96], both[:, 96:]), alone):
         face = expected > 0
         assert (half[face] == expected[face]).mean() > 0.95  # where each face is, its own parse wins
+
+
+def test_the_command_lines_as_documented(checkpoint, tiny_root, tmp_path):
+    """python -m facseg.export, then python -m facseg.predict on its ONNX file: as the README types them."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    def cli(module, *args):
+        result = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=subprocess_env(),
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return result.stdout
+
+    model = tmp_path / "model.onnx"
+    assert "parity: max |logit difference|" in cli("facseg.export", f"ckpt_path={checkpoint}", "format=onnx",
+                                                   f"output={model}")  # fmt: skip
+    out = cli("facseg.predict", f"ckpt_path={model}", f"input={tiny_root / 'test' / 'images'}",
+              f"output={tmp_path / 'parsed'}")  # fmt: skip
+    assert "4 images" in out and len(list((tmp_path / "parsed").glob("*_overlay.jpg"))) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "parsed"]  # no run folder, no log file

@@ -95,29 +95,27 @@ class LaPaSplit(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """(crop image, crop label, photo->crop matrix, original label or None), from the cache when there is one."""
-        if self.cache is not None and not self.keep_original:
-            return (*self.cache.get(index), None)
-        image = read_image(self.images[index])
-        label = read_label(self.labels[index], image.shape[:2])
-        matrix = self.matrix(index, image.shape[:2])
-        crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
-        return crop, crop_label, matrix, label
+    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(crop image, crop label, photo->crop matrix, photo label, occluder mask), from the cache when there is one.
 
-    def occluded(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-        """crop(), with the image's fixed occluder drawn at the resolution it is scored at; and its mask there."""
-        if not self.keep_original:
-            crop, crop_label, matrix, _ = self.crop(index)
+        The photo label is None from the cache. With `occlusion`, the occluder is drawn at the resolution the image
+        is scored at (on the photo with `keep_original`, else on the crop) and its mask is that resolution's.
+        """
+        occluder = None
+        if self.cache is not None and not self.keep_original:
+            (crop, crop_label, matrix), label = self.cache.get(index), None
+        else:
+            image = read_image(self.images[index])
+            label = read_label(self.labels[index], image.shape[:2])
+            if self.occlusion is not None and self.keep_original:
+                occlusion = self.occlusion(index, label)
+                (image, label), occluder = occlusion.apply(image, label), occlusion.mask
+            matrix = self.matrix(index, image.shape[:2])
+            crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
+        if self.occlusion is not None and not self.keep_original:
             occlusion = self.occlusion(index, crop_label)
-            return (*occlusion.apply(crop, crop_label), matrix, None, occlusion.mask)
-        image = read_image(self.images[index])
-        label = read_label(self.labels[index], image.shape[:2])
-        occlusion = self.occlusion(index, label)
-        image, label = occlusion.apply(image, label)
-        matrix = self.matrix(index, image.shape[:2])
-        crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
-        return crop, crop_label, matrix, label, occlusion.mask
+            (crop, crop_label), occluder = occlusion.apply(crop, crop_label), occlusion.mask
+        return crop, crop_label, matrix, label, occluder
 
     def matrix(self, index: int, shape: tuple[int, int]) -> np.ndarray:
         """Landmark alignment when on and the landmark file exists; else the letterbox (whole photo, centred)."""
@@ -129,10 +127,7 @@ class LaPaSplit(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """`key`: an index, or (epoch, index) from EpochShuffle, which fixes the sample's augmentation."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        if self.occlusion is None:
-            crop, crop_label, matrix, original = self.crop(index)
-        else:
-            crop, crop_label, matrix, original, occluder = self.occluded(index)
+        crop, crop_label, matrix, original, occluder = self.crop(index)
         seed_pipeline(self.transform, self.seed, epoch, index)
         out = self.transform(image=crop, mask=crop_label)
         sample = {"image": out["image"], "label": out["mask"].long()}

@@ -98,7 +98,7 @@ class CropCache:
 
 def _crop_one(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dataset, index = args
-    crop, label, matrix, _ = dataset.crop(index)
+    crop, label, matrix, _, _ = dataset.crop(index)
     return crop, label, matrix
 
 

@@ -22,8 +22,9 @@ class FaceSegModule(pl.LightningModule):
 
     Every argument is plain data (saved as hyperparameters), so `FaceSegModule.load_from_checkpoint(path)` rebuilds
     the net without Hydra; `crop` records the crop the net was trained on (image_size, align, margin), which
-    facseg.predict and facseg.export read back. `channels_last` and `compile` are speed knobs (conf `speed`). Loss: cross-entropy plus `dice_weight` x multiclass Dice, which lifts the small parts
-    (eyes, brows, inner mouth) that pixel-wise cross-entropy under-weights.
+    facseg.predict and facseg.export read back. `channels_last` and `compile` are speed knobs (conf `speed`), not
+    saved. Loss: cross-entropy plus `dice_weight` x multiclass Dice, which lifts the small parts (eyes, brows,
+    inner mouth) that pixel-wise cross-entropy under-weights.
     """
 
     num_samples = 4  # test images kept per stage, for the qualitative grid and W&B
