@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -82,3 +83,15 @@ def test_notebook_runs_headless_on_the_sweep(sweep, tmp_path):
     text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in outputs)
     assert "| unet | 2 |" in text and "4_pspnet" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+
+
+def test_lapa_sweeps_are_set_beside_the_published_results(sweep, tmp_path):
+    lapa = tmp_path / "lapa-sweep"
+    shutil.copytree(sweep, lapa)
+    for path in lapa.glob("*/metrics.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "data": "lapa"}))
+    text = write_report(lapa).read_text()
+    assert "## Beside the published LaPa results" in text
+    for row in ("| BASS (published) | 89.8 |", "| DML-CSR (published) | 92.4 |", "| SegFace (published) | 93.0 |",
+                "| FaRL (published) | 93.9 |", "| unet (this sweep) |"):  # fmt: skip
+        assert row in text, row
