@@ -98,6 +98,18 @@ def test_real_photos_are_detected_and_parsed_at_their_size(checkpoint, tmp_path)
         assert w > 0.15 * label.shape[1]
 
 
+@pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason="../shared/real-samples is not beside this checkout")
+def test_two_real_faces_in_one_photo_are_both_found(checkpoint, tmp_path):
+    faces = sorted(REAL_SAMPLES.glob("celebamask-hq/images/*.jpg"))[:2]
+    photo = np.concatenate([cv2.resize(cv2.imread(str(p)), (512, 512)) for p in faces], 1)
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "two.jpg"), photo)  # into tmp only, never into the project
+    summary = run_predict(checkpoint, tmp_path / "photos", tmp_path / "out")
+    boxes = sorted(f["box"] for f in summary["images"]["two.jpg"]["faces"])
+    assert len(boxes) == 2 and boxes[0][0] + boxes[0][2] <= 512 <= boxes[1][0]  # one face in each half
+    assert read_label(tmp_path / "out" / "two.png").shape == (512, 1024)
+
+
 def test_outputs_are_never_overwritten_and_bad_files_are_named(checkpoint, tiny_root, tmp_path):
     photos = tmp_path / "photos"
     shutil.copytree(tiny_root / "test" / "images", photos)
