@@ -183,14 +183,14 @@ def variants(net, size: int, device, precision: str, tmp: Path, model: str):
         with torch.inference_mode(), autocast(device, precision):
             return net(x)
 
-    yield "eager", eager, False
+    yield "eager", eager
 
     def channels_last(x):
         with torch.inference_mode(), autocast(device, precision):
             return net_cl(x.contiguous(memory_format=torch.channels_last))
 
     net_cl = net.to(memory_format=torch.channels_last)
-    yield "channels_last", channels_last, False
+    yield "channels_last", channels_last
     net.to(memory_format=torch.contiguous_format)
 
     compiled_net = torch.compile(net)
@@ -199,7 +199,7 @@ def variants(net, size: int, device, precision: str, tmp: Path, model: str):
         with torch.inference_mode(), autocast(device, precision):
             return compiled_net(x)
 
-    yield "compiled", compiled, False
+    yield "compiled", compiled
 
     import onnxruntime as ort
 
@@ -217,7 +217,7 @@ def variants(net, size: int, device, precision: str, tmp: Path, model: str):
     def onnx(x):
         return session.run(None, {"image": x.float().cpu().numpy()})[0]
 
-    yield f"onnxruntime ({session.get_providers()[0].replace('ExecutionProvider', '')}, fp32)", onnx, True
+    yield f"onnxruntime ({session.get_providers()[0].replace('ExecutionProvider', '')}, fp32)", onnx
 
 
 def bench_inference(args, device) -> None:
@@ -231,7 +231,7 @@ def bench_inference(args, device) -> None:
             flops = gflops(net, args.image_size)
             one = torch.randn(1, 3, args.image_size, args.image_size, device=device)
             many = torch.randn(args.infer_batch, 3, args.image_size, args.image_size, device=device)
-            for name, run, _ in variants(net, args.image_size, device, args.precision, Path(tmp), model):
+            for name, run in variants(net, args.image_size, device, args.precision, Path(tmp), model):
                 if name == "compiled" and args.no_compile:
                     continue
                 latency = time_forward(run, one, device, args.repeats_infer)

@@ -43,8 +43,7 @@ def metadata(module) -> dict:
     """What an exported file must carry to be used like its checkpoint."""
     crop = module.hparams.get("crop")
     if not crop:
-        raise ValueError("this checkpoint predates recorded crop settings: retrain it, or give image_size= and "
-                         "margin= as it was trained with")  # fmt: skip
+        raise ValueError("this checkpoint records no crop settings (it predates them): retrain it with this facseg")
     return {"model": module.hparams.model["name"], "image_size": int(crop["image_size"]),
             "margin": float(crop["margin"]), "classes": list(CLASS_NAMES)}  # fmt: skip
 

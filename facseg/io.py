@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_bytes(path: Path | str, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename over it: readers see the old file or the new one."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
+        partial.write_bytes(data)
+        os.replace(partial, path)
     except BaseException:
-        os.unlink(tmp)
+        partial.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """JSON (no NaN: JSON has none), written whole or not at all."""
+    write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
 
 
 def json_number(value: Any) -> float | None:

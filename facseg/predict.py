@@ -31,7 +31,7 @@ from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_COLOURS
 from facseg.data.lapa import read_image
 from facseg.inference import Parser, load_parser, normalise
-from facseg.io import write_json
+from facseg.io import write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Face:
 
 class FaceFinder:
     def __init__(self, image_size: int, margin: float, detect: bool = True, min_face: int = 40) -> None:
-        self.image_size, self.margin, self.detect, self.min_face = image_size, margin, detect, min_face
+        self.image_size, self.margin, self.min_face = image_size, margin, min_face
         self.cascade = None
         if detect:
             self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE))
@@ -122,10 +122,10 @@ def _landmark_file(landmarks: Path | None, image: Path, single: bool) -> Path | 
 
 def _write_image(path: Path, image: np.ndarray, rgb: bool) -> None:
     """Written whole or not at all: a kill mid-write leaves no truncated PNG behind."""
-    partial = path.with_name(f".{path.name}.partial{path.suffix}")
-    if not cv2.imwrite(str(partial), cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if rgb else image):
-        raise OSError(f"{path}: could not write")
-    partial.replace(path)
+    ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if rgb else image)
+    if not ok:
+        raise OSError(f"{path}: could not encode the image")
+    write_bytes(path, encoded.tobytes())
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import argparse
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from matplotlib.figure import Figure  # no pyplot: no global figures, no display
 
 from facseg import PROJECT_ROOT
 from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES
+from facseg.io import write_bytes
 from facseg.results import CONFUSION_FILE, COST_FILE, SAMPLES_FILE
 from facseg.sweep import STATUS_FILE, job_dirs
 
@@ -250,12 +250,6 @@ def png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _save(fig: Figure, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(png(fig))
-    os.replace(partial, path)
-
-
 def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
     """report.md and figures/ in `out` (default: the sweep directory itself); returns the report's path."""
     jobs = load_sweep(directory)
@@ -287,13 +281,13 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
         for name, fig in [("f1_per_class", plot_per_class(jobs, "f1")), ("iou_per_class", plot_per_class(jobs, "iou")),
                           ("confusion_test", plot_confusion(jobs, "test")),
                           ("confusion_occluded", plot_confusion(jobs, "occluded"))]:  # fmt: skip
-            _save(fig, figures / f"{name}.png")
+            write_bytes(figures / f"{name}.png", png(fig))
         lines += ["## Figures", "", "![per-class F1](figures/f1_per_class.png)", "",
                   "![per-class IoU](figures/iou_per_class.png)", "",
                   "![confusion matrices, clean](figures/confusion_test.png)", "",
                   "![confusion matrices, occluded](figures/confusion_occluded.png)", ""]  # fmt: skip
         if any(runs[0].samples for runs in finished.values()):
-            _save(plot_qualitative(jobs), figures / "qualitative.png")
+            write_bytes(figures / "qualitative.png", png(plot_qualitative(jobs)))
             lines += ["## The same test images under every model", "",
                       "![qualitative grid](figures/qualitative.png)", ""]  # fmt: skip
     else:
@@ -301,12 +295,11 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
     failed = [job for job in jobs if job.status != "ok" or not job.metrics]
     if failed:
         lines += ["## Failed jobs", "", "| job | status | error |", "|---|---|---|"]
-        lines += [f"| {j.name} | {j.status} | {(j.error or '').splitlines()[0] if j.error else ''} |" for j in failed]
+        first_lines = [j.error.splitlines()[0].replace("|", "\\|") if j.error else "" for j in failed]
+        lines += [f"| {j.name} | {j.status} | {error} |" for j, error in zip(failed, first_lines)]
         lines.append("")
     report = out / "report.md"
-    partial = out / ".report.md.partial"
-    partial.write_text("\n".join(lines))
-    os.replace(partial, report)
+    write_bytes(report, "\n".join(lines).encode())
     return report
 
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 
 from facseg.data.classes import CLASS_NAMES
-from facseg.io import json_number, write_json
+from facseg.io import json_number, write_bytes, write_json
 from facseg.models.module import FaceSegModule
 
 RESULT_PREFIXES = ("test/", "occluded/")
@@ -32,10 +32,9 @@ def write_test_details(module: FaceSegModule, output_dir: Path) -> None:
     confusion = {stage: module.confusion[stage].tolist() for stage in STAGES if stage in module.confusion}
     write_json(output_dir / CONFUSION_FILE, {"classes": list(CLASS_NAMES), **confusion})
     arrays = {f"{stage}/{key}": value for stage, sample in module.samples.items() for key, value in sample.items()}
-    partial = output_dir / f".{SAMPLES_FILE}.partial"
-    with partial.open("wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(partial, output_dir / SAMPLES_FILE)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes(output_dir / SAMPLES_FILE, buffer.getvalue())
 
 
 def log_to_wandb(loggers: list, module: FaceSegModule, metrics: dict[str, Any]) -> None:

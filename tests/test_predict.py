@@ -132,8 +132,11 @@ def test_outputs_are_never_overwritten_and_bad_files_are_named(checkpoint, tiny_
 def test_export_parity_is_printed_and_bounded(checkpoint, onnx_model, tmp_path, capsys):
     script = export(compose_cli("export", [f"ckpt_path={checkpoint}", "format=torchscript",
                                            f"output={tmp_path / 'model.pt'}"]))  # fmt: skip
-    assert "parity: max |logit difference|" in capsys.readouterr().out
-    assert script["max_abs_diff"] <= 1e-4 * 1000 and script["image_size"] == 64
+    assert "parity: max |logit difference|" in capsys.readouterr().out and script["image_size"] == 64
+    strict = tmp_path / "strict.onnx"
+    with pytest.raises(ValueError, match="differs from PyTorch by .* > tolerance=1e-12"):
+        export(compose_cli("export", [f"ckpt_path={checkpoint}", f"output={strict}", "tolerance=1e-12"]))
+    assert not list(tmp_path.glob("*strict*"))  # a file that failed parity is not left behind
     module = FaceSegModule.load_from_checkpoint(checkpoint, weights_only=True).eval()
     crops = torch.randn(3, 3, 64, 64)  # another batch size than the export's: the batch stays free
     with torch.no_grad():
