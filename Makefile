@@ -36,8 +36,9 @@ bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)
 
-lint: ## ruff
+lint: ## ruff: lint, and fail on any file that `make format` would change
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: ## ruff format and import sorting
 	$(BIN)/ruff check --fix --select I .

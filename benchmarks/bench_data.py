@@ -17,15 +17,24 @@ import hydra
 from hydra import compose, initialize_config_dir
 
 import facseg
-from facseg.data.prepare import CropSettings, build_cache
+from facseg.data.crop import CropSettings
+from facseg.data.prepare import build_cache
 from facseg.data.synthetic import SyntheticSpec, generate
 
 
 def loader_throughput(root: Path, cache_dir: Path | None, workers: int, image_size: int) -> float:
     with initialize_config_dir(config_dir=str(facseg.PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["data=lapa", f"data.root={root}", f"data.image_size={image_size}",
-                                          f"data.num_workers={workers}", "data.batch_size=8",
-                                          f"data.cache_dir={cache_dir or 'null'}"])  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                "data=lapa",
+                f"data.root={root}",
+                f"data.image_size={image_size}",
+                f"data.num_workers={workers}",
+                "data.batch_size=8",
+                f"data.cache_dir={cache_dir or 'null'}",
+            ],
+        )
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup("fit")
     loader = dm.train_dataloader()

@@ -46,7 +46,12 @@ def config(overrides: list[str]):
 def build_module(model: str, overrides: list[str], channels_last: bool = False) -> FaceSegModule:
     cfg = config([f"model={model}", *overrides])
     torch.manual_seed(0)
-    return FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), channels_last=channels_last)
+    return FaceSegModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        optimizer=hydra.utils.instantiate(cfg.optimizer),
+        scheduler=hydra.utils.instantiate(cfg.scheduler),
+        channels_last=channels_last,
+    )
 
 
 def sync(device: torch.device) -> None:
@@ -64,11 +69,11 @@ def autocast(device: torch.device, precision: str):
 
 def plain_loop(module: FaceSegModule, loader, device, precision: str) -> float:
     """images/s of the hand-written loop over the second epoch (the first warms up): forward, the module's loss,
-    backward, AdamW and a per-step LR schedule."""
+    backward, the configured optimizer and its per-step LR schedule."""
     module.to(device).train()
     module.configure_model()
-    optimizer = torch.optim.AdamW(module.parameters(), lr=module.hparams.lr, weight_decay=module.hparams.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    optimizer = module.optimizer(module.parameters())
+    scheduler = module.scheduler(optimizer, total_steps=2 * len(loader))
     for epoch in range(2):
         loader.sampler.set_epoch(epoch)
         sync(device)
@@ -76,7 +81,7 @@ def plain_loop(module: FaceSegModule, loader, device, precision: str) -> float:
         for batch in loader:
             inputs, labels = batch["image"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
             with autocast(device, precision):
-                loss = module._loss(module(inputs), labels)
+                loss = module.loss(module(inputs), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -106,9 +111,19 @@ class EpochTimer(pl.Callback):
 
 def lightning_loop(module: FaceSegModule, datamodule, device, precision: str) -> float:
     timer = EpochTimer(device)
-    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=LIGHTNING_PRECISION[precision], max_epochs=2,
-                         limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])  # fmt: skip
+    trainer = pl.Trainer(
+        accelerator=device.type,
+        devices=1,
+        precision=LIGHTNING_PRECISION[precision],
+        max_epochs=2,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
     trainer.fit(module, datamodule=datamodule)
     return timer.images / timer.seconds
 
@@ -120,18 +135,26 @@ def bench_training(args, device) -> None:
     datamodule.prepare_data()
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
-    print(f"\n(a) training images/s, {args.train_model}, {cfg.data.name} data at {cfg.data.image_size} px, batch "
-          f"{args.train_batch}, {args.workers} loader workers, one epoch ({len(loader)} steps) after a warm-up epoch, "
-          f"precision {args.precision}; best of {args.repeats}")  # fmt: skip
+    print(
+        f"\n(a) training images/s, {args.train_model}, {cfg.data.name} data at {cfg.data.image_size} px, batch "
+        f"{args.train_batch}, {args.workers} loader workers, one epoch ({len(loader)} steps) after a warm-up epoch, "
+        f"precision {args.precision}; best of {args.repeats}"
+    )
     plain, lightning = [], []
     for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits both
-        plain.append(plain_loop(build_module(args.train_model, overrides, args.channels_last), loader, device,
-                                args.precision))  # fmt: skip
-        lightning.append(lightning_loop(build_module(args.train_model, overrides, args.channels_last), datamodule,
-                                        device, args.precision))  # fmt: skip
+        plain.append(
+            plain_loop(build_module(args.train_model, overrides, args.channels_last), loader, device, args.precision)
+        )
+        lightning.append(
+            lightning_loop(
+                build_module(args.train_model, overrides, args.channels_last), datamodule, device, args.precision
+            )
+        )
     print(f"{'plain PyTorch loop':<24}{max(plain):>10.1f} images/s   (runs: {', '.join(f'{v:.1f}' for v in plain)})")
-    print(f"{'Lightning Trainer':<24}{max(lightning):>10.1f} images/s   "
-          f"(runs: {', '.join(f'{v:.1f}' for v in lightning)})")  # fmt: skip
+    print(
+        f"{'Lightning Trainer':<24}{max(lightning):>10.1f} images/s   "
+        f"(runs: {', '.join(f'{v:.1f}' for v in lightning)})"
+    )
     print(f"{'ratio Lightning/plain':<24}{max(lightning) / max(plain):>10.3f}")
 
 
@@ -222,8 +245,10 @@ def variants(net, size: int, device, precision: str, tmp: Path, model: str):
 
 def bench_inference(args, device) -> None:
     peak = matmul_peak(device, args.precision, args.matmul_size)
-    print(f"\n(b) inference at {args.image_size} px, precision {args.precision}; latency: batch 1; throughput: batch "
-          f"{args.infer_batch}; matmul peak {peak:,.0f} GFLOP/s ({args.matmul_size}^3, {args.precision})")  # fmt: skip
+    print(
+        f"\n(b) inference at {args.image_size} px, precision {args.precision}; latency: batch 1; throughput: batch "
+        f"{args.infer_batch}; matmul peak {peak:,.0f} GFLOP/s ({args.matmul_size}^3, {args.precision})"
+    )
     print(f"{'model':<8}{'variant':<28}{'GFLOPs':>8}{'latency ms':>12}{'images/s':>10}{'GFLOP/s':>10}{'of peak':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
@@ -236,8 +261,10 @@ def bench_inference(args, device) -> None:
                     continue
                 latency = time_forward(run, one, device, args.repeats_infer)
                 rate = args.infer_batch / time_forward(run, many, device, args.repeats_infer)
-                print(f"{model:<8}{name:<28}{flops:>8.1f}{1000 * latency:>12.1f}{rate:>10.1f}{flops * rate:>10.0f}"
-                      f"{flops * rate / peak:>9.1%}")  # fmt: skip
+                print(
+                    f"{model:<8}{name:<28}{flops:>8.1f}{1000 * latency:>12.1f}{rate:>10.1f}{flops * rate:>10.0f}"
+                    f"{flops * rate / peak:>9.1%}"
+                )
             torch._dynamo.reset()
 
 
@@ -270,7 +297,7 @@ def peak_training_memory(model: str, args, device) -> float:
     labels = torch.randint(0, 11, (args.memory_batch, size, size), device=device)
     for _ in range(2):
         with autocast(device, args.precision):
-            loss = module._loss(module(images), labels)
+            loss = module.loss(module(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -282,8 +309,10 @@ def peak_training_memory(model: str, args, device) -> float:
 
 def bench_memory(args, device) -> None:
     where = "GPU memory allocated (PyTorch)" if device.type == "cuda" else "process resident memory (RSS)"
-    print(f"\n(c) peak {where} of 2 training steps at {args.image_size} px, batch {args.memory_batch}, "
-          f"precision {args.precision}, above the level before the model was built")  # fmt: skip
+    print(
+        f"\n(c) peak {where} of 2 training steps at {args.image_size} px, batch {args.memory_batch}, "
+        f"precision {args.precision}, above the level before the model was built"
+    )
     print(f"{'model':<8}{'params (M)':>12}{'peak MiB':>10}")
     for model in args.models:
         params = sum(p.numel() for p in build_module(model, args.capacity).parameters()) / 1e6
@@ -296,8 +325,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", choices=list(DTYPES), default="32")
     parser.add_argument("--channels-last", action="store_true", help="(a) and (c): train in channels_last")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--capacity", nargs="*", default=[], help="config overrides that size the nets, e.g. "
-                        "capacity.encoder=resnet34 capacity.segnet_width=1.0 (the paper scale)")  # fmt: skip
+    parser.add_argument(
+        "--capacity",
+        nargs="*",
+        default=[],
+        help="config overrides that size the nets, e.g. "
+        "capacity.encoder=resnet34 capacity.segnet_width=1.0 (the paper scale)",
+    )
     parser.add_argument("--data", nargs="*", default=[], help="config overrides of the training data for (a)")
     parser.add_argument("--train-model", default="unet")
     parser.add_argument("--train-batch", type=int, default=8)
@@ -309,8 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-batch", type=int, default=4)
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--no-compile", action="store_true", help="(b) without the torch.compile variant")
-    parser.add_argument("--only", nargs="+", choices=["training", "inference", "memory"],
-                        default=["training", "inference", "memory"])  # fmt: skip
+    parser.add_argument(
+        "--only", nargs="+", choices=["training", "inference", "memory"], default=["training", "inference", "memory"]
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     warnings.filterwarnings("ignore")

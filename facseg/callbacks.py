@@ -32,11 +32,15 @@ class ExactResume(pl.Callback):
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             path = self.dirpath / "last.ckpt"
             trainer.save_checkpoint(path)
-            log.warning("SIGTERM: saved %s at epoch %d, step %d; rerun the same command to resume",
-                        path, trainer.current_epoch, trainer.global_step)  # fmt: skip
+            log.warning(
+                "SIGTERM: saved %s at epoch %d, step %d; rerun the same command to resume",
+                path,
+                trainer.current_epoch,
+                trainer.global_step,
+            )
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed  # private Lightning API (pinned)
         mid_epoch = 0 < done < trainer.num_training_batches
         checkpoint["exact_resume"] = {"torch_rng": torch.get_rng_state(), "batches_done": done if mid_epoch else 0}
 

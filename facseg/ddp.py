@@ -17,7 +17,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher  # private, pinned
 
 # Set for the processes of one job; a multirun runs its jobs in one process, so they are removed after each job.
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -27,8 +27,15 @@ def job_command(local_rank: int) -> list[str]:
     """The current Hydra job as a single run, in its output directory."""
     hydra_cfg = HydraConfig.get()
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
-    return [sys.executable, "-m", "facseg.run", *overrides, f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',
-            "hydra.output_subdir=null", f"hydra.job.name=rank{local_rank}"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "facseg.run",
+        *overrides,
+        f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',
+        "hydra.output_subdir=null",
+        f"hydra.job.name=rank{local_rank}",
+    ]
 
 
 class _JobLauncher(_SubprocessScriptLauncher):
@@ -38,13 +45,20 @@ class _JobLauncher(_SubprocessScriptLauncher):
         self._check_can_spawn_children()
         self.procs = []
         env = self.cluster_environment
-        os.environ.update({"MASTER_ADDR": env.main_address, "MASTER_PORT": str(env.main_port),
-                           "NODE_RANK": str(env.node_rank()), "LOCAL_RANK": str(env.local_rank()),
-                           "WORLD_SIZE": str(self.num_processes * self.num_nodes)})  # fmt: skip
+        os.environ.update(
+            {
+                "MASTER_ADDR": env.main_address,
+                "MASTER_PORT": str(env.main_port),
+                "NODE_RANK": str(env.node_rank()),
+                "LOCAL_RANK": str(env.local_rank()),
+                "WORLD_SIZE": str(self.num_processes * self.num_nodes),
+            }
+        )
         for local_rank in range(1, self.num_processes):
             child_env = {**os.environ, "LOCAL_RANK": str(local_rank)}
-            self.procs.append(subprocess.Popen(job_command(local_rank), env=child_env,
-                                               cwd=HydraConfig.get().runtime.cwd))  # fmt: skip
+            self.procs.append(
+                subprocess.Popen(job_command(local_rank), env=child_env, cwd=HydraConfig.get().runtime.cwd)
+            )
 
 
 class HydraDDPStrategy(DDPStrategy):

@@ -3,47 +3,72 @@
     python -m facseg.evaluate ckpt_path=logs/runs/.../checkpoints/best-epoch007.ckpt
     python -m facseg.evaluate "ckpt_paths=[A.ckpt,B.ckpt,C.ckpt]" "weights=[2,1,1]"
 
-An ensemble averages the members' softmax probabilities (weighted), so its RMSE is that of the averaged
-probabilities and its prediction their argmax. Scored at the original resolution, a single net's logits are warped
-back to the photo, an ensemble's log-probabilities: the two interpolations differ slightly in RMSE.
+A checkpoint is scored with the settings it was trained with (crop, class set, normalisation), read from the
+checkpoint itself: the data config only says where the data is and how to score it. An explicit data override that
+contradicts the checkpoint, and an ensemble whose members disagree, are refused. An ensemble averages the members'
+softmax probabilities (weighted) at the resolution scored, each member's logits warped back onto the photo exactly
+as a single net's are: an ensemble of a checkpoint with itself scores as the checkpoint.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-import torch
-from omegaconf import DictConfig
-from torch import nn
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import facseg  # noqa: F401  (registers the config resolvers)
+from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
+from facseg.models.ensemble import Ensemble
 from facseg.models.module import FaceSegModule
-from facseg.results import test_metrics, write_test_details
+from facseg.results import METRICS_FILE
 
-
-class Ensemble(nn.Module):
-    """Log of the weighted mean of the members' softmax probabilities: logits whose softmax is that mean."""
-
-    def __init__(self, nets: list[nn.Module], weights: list[float] | None = None) -> None:
-        super().__init__()
-        self.nets = nn.ModuleList(nets)
-        weights = torch.tensor(weights if weights is not None else [1.0] * len(nets), dtype=torch.float32)
-        if len(weights) != len(nets) or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"weights={weights.tolist()}: expected {len(nets)} non-negative weights, not all zero")
-        self.register_buffer("weights", weights / weights.sum())
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        probs = sum(w * net(images).float().softmax(1) for w, net in zip(self.weights, self.nets))
-        return probs.clamp_min(1e-12).log()
+SETTINGS = ("crop", "classes", "normalisation")  # what a checkpoint records of the data it was trained on
 
 
 def load(path: str) -> FaceSegModule:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     return FaceSegModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+
+
+def checkpoint_settings(paths: list[str], members: list[FaceSegModule]) -> dict[str, Any]:
+    """The data settings the checkpoints were trained with; raises when a member lacks them or members disagree."""
+    found = []
+    for path, member in zip(paths, members):
+        settings = {key: member.hparams.get(key) for key in SETTINGS}
+        missing = [key for key, value in settings.items() if value is None]
+        if missing:
+            raise ValueError(f"{path} records no {', '.join(missing)} (it predates them): retrain it with this facseg")
+        found.append(OmegaConf.to_container(OmegaConf.create(settings)))  # tuples and lists alike
+    for key in SETTINGS:
+        for path, settings in zip(paths[1:], found[1:]):
+            if settings[key] != found[0][key]:
+                raise ValueError(
+                    f"the ensemble's members were trained with different {key}: {paths[0]} has {found[0][key]}, "
+                    f"{path} has {settings[key]}; ensemble checkpoints trained alike"
+                )
+    return found[0]
+
+
+def data_config(data: DictConfig, settings: dict[str, Any], source: str) -> DictConfig:
+    """The data config with the checkpoint's crop and normalisation; an explicit value must agree with it."""
+    data = data.copy()
+    wanted = {**settings["crop"], "normalisation": settings["normalisation"]}
+    with open_dict(data):
+        for key, value in wanted.items():
+            given = data.get(key)
+            given = OmegaConf.to_container(given) if OmegaConf.is_config(given) else given
+            if given is not None and given != value:
+                raise ValueError(
+                    f"data.{key}={given} contradicts the checkpoint, trained with {key}={value} ({source}): "
+                    f"drop the override, the checkpoint's own settings are used"
+                )
+            data[key] = value
+    return data
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -54,26 +79,30 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError("give ckpt_path or ckpt_paths, not both")
     pl.seed_everything(cfg.seed)
     members = [load(p) for p in paths]
+    settings = checkpoint_settings(paths, members)
+    datamodule = hydra.utils.instantiate(data_config(cfg.data, settings, paths[0]))
+    if list(datamodule.classes) != settings["classes"]:
+        raise ValueError(
+            f"{paths[0]} predicts the classes {settings['classes']}, "
+            f"data={cfg.data.name} labels {list(datamodule.classes)}"
+        )
     module = members[0]
     names = [m.hparams.model["name"] for m in members]
     if len(members) > 1:
         module.net = Ensemble([m.net for m in members], list(cfg.weights) if cfg.weights else None)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer)
+    output_dir = Path(cfg.paths.output_dir)
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[TestEvaluator(output_dir)])
     trainer.test(module, datamodule=datamodule, weights_only=True)
     metrics = {
         "model": names[0] if len(names) == 1 else "ensemble(" + "+".join(names) + ")",
         "data": cfg.data.name,
         "eval_resolution": datamodule.eval_resolution,
-        "align": datamodule.settings.align,
+        "crop": settings["crop"],
         "checkpoints": [str(p) for p in paths],
         "weights": [float(w) for w in module.net.weights] if len(members) > 1 else None,
-        **test_metrics(trainer),
+        **logged_results(trainer),
     }
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(output_dir / "metrics.json", metrics)
-    write_test_details(module, output_dir)
+    write_json(output_dir / METRICS_FILE, metrics)
     return metrics
 
 

@@ -38,8 +38,16 @@ def _export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, meta: 
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(net, (example,), dynamo=True, input_names=["image"], output_names=["logits"],
-                                    dynamic_shapes=({0: batch},), opset_version=opset, verbose=False)  # fmt: skip
+        program = torch.onnx.export(
+            net,
+            (example,),
+            dynamo=True,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            verbose=False,
+        )
     model = program.model_proto
     model.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
     onnx.checker.check_model(model)
@@ -85,12 +93,16 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         partial.unlink(missing_ok=True)
         raise
     # float32 rounding grows with the logits' size: the bound is relative to the largest logit when it exceeds 1.
-    print(f"parity: max |logit difference| = {difference:.3g} over {cfg.parity_images} crops of {size} px; "
-          f"largest |logit| {scale:.3g}; tolerance {cfg.tolerance:g} x {scale:.3g}")  # fmt: skip
+    print(
+        f"parity: max |logit difference| = {difference:.3g} over {cfg.parity_images} crops of {size} px; "
+        f"largest |logit| {scale:.3g}; tolerance {cfg.tolerance:g} x {scale:.3g}"
+    )
     if not difference <= cfg.tolerance * scale:
         partial.unlink(missing_ok=True)
-        raise ValueError(f"exported {cfg.format} differs from PyTorch by {difference:.3g} > tolerance={cfg.tolerance} "
-                         f"x largest logit {scale:.3g}")  # fmt: skip
+        raise ValueError(
+            f"exported {cfg.format} differs from PyTorch by {difference:.3g} > tolerance={cfg.tolerance} "
+            f"x largest logit {scale:.3g}"
+        )
     os.replace(partial, output)
     print(f"exported {meta['model']} -> {output}")
     return {"path": str(output), "max_abs_diff": difference, **meta}

@@ -1,7 +1,8 @@
 """A trained parser as one callable, whatever the file: a Lightning checkpoint, an ONNX model or TorchScript.
 
-Every kind carries the crop it was trained on (image size, margin), so that a photo is cut the same way as in
-training: a `.ckpt` in its hyperparameters, an exported file in its metadata (facseg.export writes it).
+Every kind carries the crop it was trained on (image size, margin), its class names and its normalisation, so that
+a photo is cut and standardised as in training: a `.ckpt` in its hyperparameters, an exported file in its metadata
+(facseg.export writes it).
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facseg.data.classes import CLASS_NAMES
-from facseg.data.transforms import MEAN, STD
-
 METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
@@ -31,21 +29,34 @@ class Parser:
     image_size: int
     margin: float
     model: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
-
-def normalise(crops: np.ndarray) -> np.ndarray:
-    """N x S x S x 3 uint8 RGB crops -> N x 3 x S x S float32, as the training pipeline normalises them."""
-    scaled = crops.astype(np.float32) / 255.0
-    return ((scaled - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).transpose(0, 3, 1, 2).copy()
+    def normalise(self, crops: np.ndarray) -> np.ndarray:
+        """N x S x S x 3 uint8 RGB crops -> N x 3 x S x S float32, as the training pipeline normalises them."""
+        scaled = crops.astype(np.float32) / 255.0
+        standard = (scaled - np.array(self.mean, np.float32)) / np.array(self.std, np.float32)
+        return standard.transpose(0, 3, 1, 2).copy()
 
 
 def metadata(module) -> dict:
     """What an exported file must carry to be used like its checkpoint."""
-    crop = module.hparams.get("crop")
-    if not crop:
-        raise ValueError("this checkpoint records no crop settings (it predates them): retrain it with this facseg")
-    return {"model": module.hparams.model["name"], "image_size": int(crop["image_size"]),
-            "margin": float(crop["margin"]), "classes": list(CLASS_NAMES)}  # fmt: skip
+    hparams = module.hparams
+    if not hparams.get("crop") or not hparams.get("normalisation"):
+        raise ValueError("this checkpoint records no crop or normalisation (it predates them): retrain it")
+    crop, normalisation = hparams["crop"], hparams["normalisation"]
+    return {
+        "model": hparams.model["name"],
+        "image_size": int(crop["image_size"]),
+        "margin": float(crop["margin"]),
+        "classes": list(hparams["classes"]),
+        "mean": [float(v) for v in normalisation["mean"]],
+        "std": [float(v) for v in normalisation["std"]],
+    }
+
+
+def _parser(run: Callable[[np.ndarray], np.ndarray], meta: dict) -> Parser:
+    return Parser(run, meta["image_size"], meta["margin"], meta["model"], tuple(meta["mean"]), tuple(meta["std"]))
 
 
 def _device(name: str) -> torch.device:
@@ -79,8 +90,9 @@ def load_parser(
     elif path.suffix == ".ckpt":
         from facseg.models.module import FaceSegModule
 
-        module = FaceSegModule.load_from_checkpoint(path, map_location=target, weights_only=True,
-                                                    channels_last=channels_last, compile=compile)  # fmt: skip
+        module = FaceSegModule.load_from_checkpoint(
+            path, map_location=target, weights_only=True, channels_last=channels_last, compile=compile
+        )
         module.configure_model()
         meta, net = metadata(module), module
     else:
@@ -95,7 +107,7 @@ def load_parser(
         with autocast:
             return net(batch).float().cpu().numpy()
 
-    return Parser(run=run, image_size=meta["image_size"], margin=meta["margin"], model=meta["model"])
+    return _parser(run, meta)
 
 
 def _load_onnx(path: Path) -> Parser:
@@ -111,4 +123,4 @@ def _load_onnx(path: Path) -> Parser:
     def run(images: np.ndarray) -> np.ndarray:
         return session.run(None, {name: images.astype(np.float32)})[0]
 
-    return Parser(run=run, image_size=meta["image_size"], margin=meta["margin"], model=meta["model"])
+    return _parser(run, meta)

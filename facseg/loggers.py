@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 
 from pytorch_lightning.loggers import CSVLogger
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter  # its _check_log_dir_exists is private (pinned)
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 

@@ -1,12 +1,14 @@
 """Face-parsing metrics as the literature computes them, from one confusion matrix pooled over a whole split.
 
 - `iou/<class>`, `f1/<class>`: per class, from the pooled confusion matrix (not averaged per image).
-- `miou`: mean IoU over all 11 classes, background included.
-- `f1_fg`: mean F1 over the 10 foreground classes (background out, hair in): the "mean F1" LaPa papers report.
+- `miou`: mean IoU over all classes, background included.
+- `f1_fg`: mean F1 over the foreground classes (background out, hair in): the "mean F1" LaPa papers report.
 - `pixel_acc`: micro accuracy, correct pixels / all pixels (torchmetrics' default `macro` is mean recall).
 - `rmse`: sqrt of the mean, over pixels and classes, of (softmax probability - one-hot target)^2.
 
-`confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports.
+`confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports. With `per_image`, the metric
+also keeps each image's confusion matrix, squared error and pixel count, under its index in the split (gathered
+over processes under DDP): what intervals by bootstrap over images and paired tests between models resample.
 
 A class with no pixels in either target or prediction has an undefined IoU and F1: it is NaN and left out of the
 means, so a small split without, say, an open mouth is not scored as a failure on it.
@@ -18,41 +20,65 @@ from collections.abc import Sequence
 
 import torch
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+PER_IMAGE = ("index", "confusion", "squared_error", "pixels")
 
 
 class SegmentationMetrics(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, class_names: Sequence[str], background: int = 0) -> None:
+    def __init__(self, class_names: Sequence[str], background: int = 0, per_image: bool = False) -> None:
         super().__init__()
         self.class_names = tuple(class_names)
         self.num_classes = len(self.class_names)
         self.background = background
+        self.per_image = per_image
         # int64 and float64 sums: a LaPa test split at original resolution is ~10^9 pixels.
-        self.add_state(
-            "confmat", torch.zeros(self.num_classes, self.num_classes, dtype=torch.long), dist_reduce_fx="sum"
-        )
+        c = self.num_classes
+        self.add_state("confmat", torch.zeros(c, c, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("pixels", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        if per_image:
+            for name in PER_IMAGE:
+                self.add_state(f"image_{name}", [], dist_reduce_fx="cat")
 
-    def update(self, logits: torch.Tensor, target: torch.Tensor, where: torch.Tensor | None = None) -> None:
-        """logits: N x C x H x W; target: N x H x W class ids; where: N x H x W bool, the pixels to score (all)."""
+    def update(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        where: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+    ) -> None:
+        """logits: N x C x H x W; target: N x H x W class ids; where: N x H x W bool, the pixels to score (all);
+        index: the N images' places in the split (needed with `per_image`)."""
         if logits.shape[1] != self.num_classes or logits.shape[-2:] != target.shape[-2:]:
             raise ValueError(
                 f"logits {tuple(logits.shape)} do not match {self.num_classes} classes and target {tuple(target.shape)}"
             )
-        c = self.num_classes
-        if where is not None:  # the chosen pixels only, as a 1 x C x P x 1 "image"
-            logits = logits.movedim(1, -1)[where].T[None, :, :, None]
-            target = target[where][None, :, None]
+        n, c = len(target), self.num_classes
         pred = logits.argmax(1)
-        self.confmat += torch.bincount((target * c + pred).flatten(), minlength=c * c).reshape(c, c)
+        # One bincount for the whole batch: cell (image, truth, prediction).
+        cells = (torch.arange(n, device=target.device)[:, None, None] * c + target) * c + pred
+        if where is not None:
+            cells = cells[where]
+        confusion = torch.bincount(cells.flatten(), minlength=n * c * c).reshape(n, c, c)
         # p - onehot, in place of a one-hot tensor; summed in float64, as the split holds ~10^9 terms.
         probs = logits.float().softmax(1)  # float32 whatever the logits' precision (bf16 under mixed precision)
-        error = probs.scatter_add_(1, target.unsqueeze(1), -torch.ones_like(probs[:, :1]))
-        self.squared_error += error.square().sum(dtype=torch.float64)
-        self.pixels += target.numel()
+        error = probs.scatter_add_(1, target.unsqueeze(1), -torch.ones_like(probs[:, :1])).square().double()
+        if where is not None:
+            error = error * where.unsqueeze(1)
+        squared_error = error.sum(dim=(1, 2, 3))
+        pixels = confusion.sum(dim=(1, 2))
+        self.confmat += confusion.sum(0)
+        self.squared_error += squared_error.sum()
+        self.pixels += pixels.sum()
+        if self.per_image:
+            if index is None:
+                raise ValueError("SegmentationMetrics(per_image=True).update needs the images' index")
+            for name, value in zip(PER_IMAGE, (index, confusion, squared_error, pixels)):
+                getattr(self, f"image_{name}").append(value.to(self.confmat.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
         confmat = self.confmat.double()
@@ -72,3 +98,13 @@ class SegmentationMetrics(Metric):
             out[f"iou/{name}"] = iou[i]
             out[f"f1/{name}"] = f1[i]
         return {**{k: v.float() for k, v in out.items()}, "confusion": self.confmat.clone()}
+
+    def per_image_results(self) -> dict[str, torch.Tensor]:
+        """Every scored image's `index`, `confusion` (N x C x C), `squared_error` and `pixels`, in index order.
+
+        Under DDP, every process's images are gathered.
+        """
+        with self.sync_context(should_sync=self._to_sync):
+            values = {name: dim_zero_cat(getattr(self, f"image_{name}")) for name in PER_IMAGE}
+        order = values["index"].argsort()
+        return {name: value[order] for name, value in values.items()}

@@ -26,12 +26,12 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.data.align import alignment_matrix, letterbox_matrix, logits_to_original, warp_to_crop
-from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_COLOURS
-from facseg.data.lapa import read_image
-from facseg.inference import Parser, load_parser, normalise
+from facseg.data.crop import alignment_matrix, letterbox_matrix, warp_to_crop
+from facseg.data.formats import read_image, read_landmarks
+from facseg.inference import Parser, load_parser
 from facseg.io import write_bytes, write_json
+from facseg.warp import warp_to_photos
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,21 @@ class FaceFinder:
         """Scale and shift that put a detected box where training crops have their face box."""
         scale = BOX_SIDE * self.image_size / max(w, h)
         cx, cy = x + w / 2, y + h / 2
-        return np.array([[scale, 0.0, BOX_CENTRE[0] * self.image_size - scale * cx],
-                         [0.0, scale, BOX_CENTRE[1] * self.image_size - scale * cy]])  # fmt: skip
+        return np.array(
+            [
+                [scale, 0.0, BOX_CENTRE[0] * self.image_size - scale * cx],
+                [0.0, scale, BOX_CENTRE[1] * self.image_size - scale * cy],
+            ]
+        )
 
     def __call__(self, image: np.ndarray, landmarks: Path | None = None) -> list[Face]:
         if landmarks is not None:
             return [Face(alignment_matrix(read_landmarks(landmarks), self.image_size, self.margin), "landmarks")]
         if self.cascade is not None:
             grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-            boxes = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                                  minSize=(self.min_face, self.min_face))  # fmt: skip
+            boxes = self.cascade.detectMultiScale(
+                grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face)
+            )
             if len(boxes):
                 return [Face(self.box_matrix(*b), "detector", [int(v) for v in b]) for b in boxes]
         return [Face(letterbox_matrix(*image.shape[:2], self.image_size), "whole image")]
@@ -80,17 +85,13 @@ class FaceFinder:
 def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser) -> np.ndarray:
     """H x W uint8 class ids: every face parsed in its crop and warped back; overlaps go to the surer face."""
     crops = np.stack([warp_to_crop(image, None, face.matrix, parser.image_size)[0] for face in faces])
-    logits = torch.from_numpy(parser.run(normalise(crops)))
-    height, width = image.shape[:2]
-    best_label = np.zeros((height, width), np.uint8)
-    best_confidence = torch.full((height, width), -1.0)
-    for face_logits, face in zip(logits, faces):
-        probs = logits_to_original(face_logits, face.matrix, height, width).softmax(0)
-        confidence = 1 - probs[0]  # how sure this face is that the pixel is part of it
-        wins = confidence > best_confidence
-        best_label[wins.numpy()] = probs.argmax(0)[wins].byte().numpy()
-        best_confidence = torch.where(wins, confidence, best_confidence)
-    return best_label
+    logits = torch.from_numpy(parser.run(parser.normalise(crops)))
+    matrices = torch.from_numpy(np.stack([face.matrix for face in faces]))
+    probs = warp_to_photos(logits, matrices, [image.shape[:2]] * len(faces))[0].softmax(1)
+    # Each pixel goes to the face surest that the pixel is part of it (1 - its background probability).
+    best_face = probs[:, 0].argmin(0)
+    label = probs.argmax(1).gather(0, best_face[None])[0]
+    return label.byte().numpy()
 
 
 def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -115,8 +116,10 @@ def _landmark_file(landmarks: Path | None, image: Path, single: bool) -> Path | 
         return None
     path = landmarks if landmarks.is_file() and single else landmarks / f"{image.stem}.txt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no landmark file for {image.name} (landmarks= names a LaPa .txt file "
-                                "for one image, or a folder of NAME.txt)")  # fmt: skip
+        raise FileNotFoundError(
+            f"{path}: no landmark file for {image.name} (landmarks= names a LaPa .txt file "
+            "for one image, or a folder of NAME.txt)"
+        )
     return path
 
 
@@ -141,8 +144,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     planned = [output / f"{p.stem}{end}" for p in images for end in (".png", "_overlay.jpg")]
     existing = [p for p in planned if p.exists()]
     if existing and not cfg.overwrite:
-        raise FileExistsError(f"{len(existing)} outputs exist already, e.g. {existing[0]}: "
-                              "give overwrite=true to replace them, or another output=")  # fmt: skip
+        raise FileExistsError(
+            f"{len(existing)} outputs exist already, e.g. {existing[0]}: "
+            "give overwrite=true to replace them, or another output="
+        )
     landmarks = Path(cfg.landmarks) if cfg.landmarks else None
     parser = load_parser(cfg.ckpt_path, cfg.device, str(cfg.precision), cfg.channels_last, cfg.compile)
     finder = FaceFinder(parser.image_size, parser.margin, detect=cfg.detect and landmarks is None)
@@ -159,13 +164,17 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             continue
         _write_image(output / f"{path.stem}.png", label, rgb=False)
         _write_image(output / f"{path.stem}_overlay.jpg", overlay(image, label), rgb=True)
-        results[path.name] = {"size": list(image.shape[:2]),
-                              "faces": [{"source": f.source, "box": f.box} for f in faces]}  # fmt: skip
+        results[path.name] = {
+            "size": list(image.shape[:2]),
+            "faces": [{"source": f.source, "box": f.box} for f in faces],
+        }
     summary = {"model": parser.model, "checkpoint": str(cfg.ckpt_path), "images": results, "failed": failures}
     write_json(output / "predictions.json", summary)
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(images)} images failed (see {output / 'predictions.json'}): "
-                           + "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3]))  # fmt: skip
+        raise RuntimeError(
+            f"{len(failures)} of {len(images)} images failed (see {output / 'predictions.json'}): "
+            + "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3])
+        )
     return summary
 
 

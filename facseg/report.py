@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,17 @@ from matplotlib.figure import Figure  # no pyplot: no global figures, no display
 from facseg import PROJECT_ROOT
 from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES
 from facseg.io import write_bytes
-from facseg.results import CONFUSION_FILE, COST_FILE, SAMPLES_FILE
-from facseg.sweep import STATUS_FILE, job_dirs
+from facseg.results import (
+    CONFUSION_FILE,
+    COST_FILE,
+    METRICS_FILE,
+    SAMPLES_FILE,
+    job_dirs,
+    read_arrays,
+    read_json,
+    read_metrics,
+    read_status,
+)
 
 # Mean F1 over LaPa's 10 foreground classes (hair in, background out), as each paper reports it on the test split.
 PUBLISHED_LAPA_F1 = {"BASS": 89.8, "DML-CSR": 92.4, "SegFace": 93.0, "FaRL": 93.9}
@@ -61,30 +69,29 @@ class Job:
     samples: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def load_job(path: Path) -> Job:
-    status = _read_json(path / STATUS_FILE) or {"status": "unfinished", "error": "no status.json: running or killed"}
+    status = read_status(path)
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-    metrics = _read_json(path / "metrics.json")
-    model = metrics["model"] if metrics else next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")),
-                                                  path.name)  # fmt: skip
-    job = Job(name=path.name, path=path, status=status["status"], label=model, error=status.get("error"),
-              overrides=[o for o in overrides if not o.startswith(("model=", "seed="))])  # fmt: skip
+    metrics = read_metrics(path)
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), path.name)
+    job = Job(
+        name=path.name,
+        path=path,
+        status=status["status"],
+        label=metrics["model"] if metrics else model,
+        error=status.get("error"),
+        overrides=[o for o in overrides if not o.startswith(("model=", "seed="))],
+    )
     if metrics is None:
         if job.status == "ok":
             job.status, job.error = "failed", "finished without metrics.json"
         return job
-    cost = _read_json(path / COST_FILE) or {}
+    cost = read_json(path / COST_FILE) or {}
     job.metrics = {**metrics, **{f"cost/{k}": v for k, v in cost.items()}}
-    confusion = _read_json(path / CONFUSION_FILE) or {}
+    confusion = read_json(path / CONFUSION_FILE) or {}
     job.confusion = {k: np.array(v) for k, v in confusion.items() if k != "classes"}
-    if (path / SAMPLES_FILE).is_file():
-        with np.load(path / SAMPLES_FILE) as samples:
-            job.samples = dict(samples)
+    job.samples = read_arrays(path / SAMPLES_FILE)
     return job
 
 
@@ -99,10 +106,12 @@ def load_sweep(directory: Path | str) -> list[Job]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory (give a sweep or run directory under logs/)")
-    paths = job_dirs(directory) or ([directory] if (directory / "metrics.json").is_file() else [])
+    paths = job_dirs(directory) or ([directory] if (directory / METRICS_FILE).is_file() else [])
     if not paths:
-        raise FileNotFoundError(f"{directory} holds no jobs: expected a sweep directory (NUM_NAME/ folders with "
-                                ".hydra/) or a run directory with metrics.json")  # fmt: skip
+        raise FileNotFoundError(
+            f"{directory} holds no jobs: expected a sweep directory (NUM_NAME/ folders with "
+            ".hydra/) or a run directory with metrics.json"
+        )
     jobs = [load_job(p) for p in paths]
     compared = [job for job in jobs if job.metrics] or jobs  # failed jobs are named by their folder anyway
     shared = set.intersection(*(set(job.overrides) for job in compared))
@@ -208,8 +217,9 @@ def plot_confusion(jobs: list[Job], stage: str = "test") -> Figure:
         ax.set_ylabel("truth")
         for (r, c), v in np.ndenumerate(rates):
             if v >= 0.01:
-                ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=6,
-                        color="white" if v > 0.5 else "black")  # fmt: skip
+                ax.text(
+                    c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="white" if v > 0.5 else "black"
+                )
     return fig
 
 
@@ -278,18 +288,33 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
         ]
         if any_job["data"] == "lapa":
             lines += ["## Beside the published LaPa results", "", published_table(jobs), ""]
-        for name, fig in [("f1_per_class", plot_per_class(jobs, "f1")), ("iou_per_class", plot_per_class(jobs, "iou")),
-                          ("confusion_test", plot_confusion(jobs, "test")),
-                          ("confusion_occluded", plot_confusion(jobs, "occluded"))]:  # fmt: skip
+        for name, fig in [
+            ("f1_per_class", plot_per_class(jobs, "f1")),
+            ("iou_per_class", plot_per_class(jobs, "iou")),
+            ("confusion_test", plot_confusion(jobs, "test")),
+            ("confusion_occluded", plot_confusion(jobs, "occluded")),
+        ]:
             write_bytes(figures / f"{name}.png", png(fig))
-        lines += ["## Figures", "", "![per-class F1](figures/f1_per_class.png)", "",
-                  "![per-class IoU](figures/iou_per_class.png)", "",
-                  "![confusion matrices, clean](figures/confusion_test.png)", "",
-                  "![confusion matrices, occluded](figures/confusion_occluded.png)", ""]  # fmt: skip
+        lines += [
+            "## Figures",
+            "",
+            "![per-class F1](figures/f1_per_class.png)",
+            "",
+            "![per-class IoU](figures/iou_per_class.png)",
+            "",
+            "![confusion matrices, clean](figures/confusion_test.png)",
+            "",
+            "![confusion matrices, occluded](figures/confusion_occluded.png)",
+            "",
+        ]
         if any(runs[0].samples for runs in finished.values()):
             write_bytes(figures / "qualitative.png", png(plot_qualitative(jobs)))
-            lines += ["## The same test images under every model", "",
-                      "![qualitative grid](figures/qualitative.png)", ""]  # fmt: skip
+            lines += [
+                "## The same test images under every model",
+                "",
+                "![qualitative grid](figures/qualitative.png)",
+                "",
+            ]
     else:
         lines += ["No job finished.", ""]
     failed = [job for job in jobs if job.status != "ok" or not job.metrics]
@@ -305,8 +330,12 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m facseg.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory", type=Path, nargs="?", help="a sweep directory or a run directory "
-                        "(default: the newest sweep under logs/multiruns)")  # fmt: skip
+    parser.add_argument(
+        "directory",
+        type=Path,
+        nargs="?",
+        help="a sweep directory or a run directory (default: the newest sweep under logs/multiruns)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where report.md and figures/ go (default: DIRECTORY)")
     args = parser.parse_args(argv)
     directory = args.directory or newest_sweep()

@@ -1,75 +1,55 @@
-"""What a tested run leaves behind for reports and dashboards, beside metrics.json.
+"""The files a run leaves behind, and the one place that reads them back. Light: JSON and NumPy, no torch.
 
+A run (or job) directory holds:
+- `metrics.json`: the model, the data and protocol, the best validation metric, every test metric.
+- `status.json`: `ok`, or `failed` with the error and its traceback (facseg.run); none while running or if killed.
 - `confusion.json`: the pooled test confusion matrices (rows: truth, columns: prediction), clean and occluded.
+- `per_image.npz`: per test image and stage, its confusion matrix, squared error and pixel count (`STAGE/KEY`),
+  and the image `names`: what intervals over images and paired tests resample.
 - `samples.npz`: the first test images as crops, with truth and prediction, clean and occluded (`STAGE/KEY`).
 - `cost.json`: parameters, GFLOPs and inference latency of the net (timings vary; metrics.json stays exact).
-- W&B: per-class table, confusion matrices, and the samples as images with class-labelled masks.
+
+A sweep directory holds one such directory per job (Hydra names them NUM_NAME) and `summary.json`.
 """
 
 from __future__ import annotations
 
-import io
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 
-from facseg.data.classes import CLASS_NAMES
-from facseg.io import json_number, write_bytes, write_json
-from facseg.models.module import FaceSegModule
-
-RESULT_PREFIXES = ("test/", "occluded/")
-CONFUSION_FILE, SAMPLES_FILE, COST_FILE = "confusion.json", "samples.npz", "cost.json"
-STAGES = ("test", "occluded")
+METRICS_FILE, STATUS_FILE, SUMMARY_FILE = "metrics.json", "status.json", "summary.json"
+CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE, COST_FILE = "confusion.json", "per_image.npz", "samples.npz", "cost.json"
 
 
-def test_metrics(trainer: pl.Trainer) -> dict[str, float | None]:
-    return {k: json_number(v) for k, v in trainer.callback_metrics.items() if k.startswith(RESULT_PREFIXES)}
+def read_json(path: Path) -> Any | None:
+    """The file's JSON, or None when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_test_details(module: FaceSegModule, output_dir: Path) -> None:
-    confusion = {stage: module.confusion[stage].tolist() for stage in STAGES if stage in module.confusion}
-    write_json(output_dir / CONFUSION_FILE, {"classes": list(CLASS_NAMES), **confusion})
-    arrays = {f"{stage}/{key}": value for stage, sample in module.samples.items() for key, value in sample.items()}
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes(output_dir / SAMPLES_FILE, buffer.getvalue())
+def read_status(job_dir: Path) -> dict[str, Any]:
+    """status.json; a job still running (parallel launchers) or killed outright (out of memory, SIGKILL) has none."""
+    return read_json(Path(job_dir) / STATUS_FILE) or {
+        "status": "unfinished",
+        "error": "no status.json: still running, or killed",
+    }
 
 
-def log_to_wandb(loggers: list, module: FaceSegModule, metrics: dict[str, Any]) -> None:
-    """Media for the W&B run (offline or live) of this job; nothing when W&B is not among the loggers."""
-    runs = [logger.experiment for logger in loggers if type(logger).__name__ == "WandbLogger"]
-    if not runs:
-        return
-    import wandb
+def read_metrics(job_dir: Path) -> dict[str, Any] | None:
+    return read_json(Path(job_dir) / METRICS_FILE)
 
-    labels = dict(enumerate(CLASS_NAMES))
-    columns = ["class"] + [f"{stage}/{m}" for stage in STAGES for m in ("iou", "f1")]
-    rows = [[name, *(metrics.get(f"{stage}/{m}/{name}") for stage in STAGES for m in ("iou", "f1"))]
-            for name in CLASS_NAMES]  # fmt: skip
-    media: dict[str, Any] = {"test/per_class": wandb.Table(columns=columns, data=rows)}
-    for stage, confusion in module.confusion.items():
-        if stage in STAGES:
-            cells = [[CLASS_NAMES[i], CLASS_NAMES[j], int(n)] for i, row in enumerate(confusion.tolist())
-                     for j, n in enumerate(row)]  # fmt: skip
-            media[f"{stage}/confusion_matrix"] = wandb.plot_table(
-                "wandb/confusion_matrix/v1",
-                wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=cells),
-                {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},
-                {"title": f"{stage} confusion matrix (pixels)"},
-            )
-    for stage, sample in module.samples.items():
-        media[f"{stage}/samples"] = [
-            wandb.Image(
-                image,
-                caption=f"{stage} image {i}",
-                masks={
-                    "prediction": {"mask_data": prediction, "class_labels": labels},
-                    "ground_truth": {"mask_data": label, "class_labels": labels},
-                },
-            )  # fmt: skip
-            for i, (image, label, prediction) in enumerate(zip(sample["image"], sample["label"], sample["prediction"]))
-        ]
-    for run in runs:
-        run.log(media)
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """An .npz result file as a dict of arrays; empty when there is no such file."""
+    if not path.is_file():
+        return {}
+    with np.load(path) as arrays:
+        return dict(arrays)
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The sweep's job folders, in job order (Hydra names them NUM_...)."""
+    jobs = [p for p in Path(sweep_dir).iterdir() if (p / ".hydra").is_dir()]
+    return sorted(jobs, key=lambda p: int(p.name.split("_", 1)[0]) if p.name.split("_", 1)[0].isdigit() else 1 << 30)

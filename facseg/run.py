@@ -14,6 +14,7 @@ import secrets
 import sys
 import traceback
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,12 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.config_checks import check_config
 from facseg.ddp import end_ddp_job
 from facseg.device_pool import claim_device
+from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
-from facseg.results import COST_FILE, log_to_wandb, test_metrics, write_test_details
-from facseg.sweep import STATUS_FILE
+from facseg.results import COST_FILE, METRICS_FILE, STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint on the test split, write metrics.json; return the best val metric."""
     if cfg.get("parallel"):  # one of several parallel jobs: train on a GPU of one's own
         with claim_device(cfg.parallel.devices, cfg.parallel.lock_dir) as device:
-            on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto"
-                                                                   and torch.cuda.is_available())  # fmt: skip
+            on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
+                cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
+            )
             return _train(cfg, {"devices": [device]} if on_gpu else {})
     return _train(cfg, {})
 
@@ -68,9 +70,16 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     output_dir.mkdir(parents=True, exist_ok=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    crop = {"image_size": cfg.data.image_size, "align": cfg.data.align, "margin": cfg.data.margin}
-    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), crop=crop, **cfg.optim, **cfg.speed)
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
+    module = FaceSegModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        **datamodule.scoring_settings,
+        dice_weight=cfg.loss.dice_weight,
+        optimizer=hydra.utils.instantiate(cfg.optimizer),
+        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        **cfg.speed,
+    )
+    evaluator = TestEvaluator(output_dir)
+    callbacks = [*(hydra.utils.instantiate(c) for c in cfg.callbacks.values()), evaluator]
     loggers = [hydra.utils.instantiate(c, **_resume_args(c, output_dir)) for c in cfg.logger.values()]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **trainer_overrides)
     for logger in loggers:
@@ -87,23 +96,23 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         if best_score is None:
             raise RuntimeError(f"no checkpoint was selected on {cfg.optimized_metric}; did validation run?")
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, weights_only=True)
-        metrics = test_metrics(trainer)
         if trainer.is_global_zero:
-            write_test_details(module, output_dir)
             # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
             net = module.net.to(trainer.strategy.root_device)
             write_json(output_dir / COST_FILE, model_cost(net, datamodule.settings.image_size))
-            log_to_wandb(loggers, module, metrics)
-            write_json(output_dir / "metrics.json", {
-                "model": cfg.model.name,
-                "data": cfg.data.name,
-                "eval_resolution": datamodule.eval_resolution,
-                "align": datamodule.settings.align,
-                "seed": cfg.seed,
-                "best_checkpoint": str(checkpoint.best_model_path),
-                cfg.optimized_metric: float(best_score),
-                **metrics,
-            })  # fmt: skip
+            write_json(
+                output_dir / METRICS_FILE,
+                {
+                    "model": cfg.model.name,
+                    "data": cfg.data.name,
+                    "eval_resolution": datamodule.eval_resolution,
+                    "crop": asdict(datamodule.settings),
+                    "seed": cfg.seed,
+                    "best_checkpoint": str(checkpoint.best_model_path),
+                    cfg.optimized_metric: float(best_score),
+                    **logged_results(trainer),
+                },
+            )
         return float(best_score)
     finally:
         _finish_wandb(loggers)
@@ -140,10 +149,17 @@ def run_job(cfg: DictConfig) -> float:
         value = train(cfg)
     except Exception as e:
         if rank_zero_only.rank == 0:
-            write_json(output_dir / STATUS_FILE, redact({
-                "status": "failed", "overrides": overrides, "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(),
-            }))  # fmt: skip
+            write_json(
+                output_dir / STATUS_FILE,
+                redact(
+                    {
+                        "status": "failed",
+                        "overrides": overrides,
+                        "error": f"{type(e).__name__}: {e}",
+                        "traceback": traceback.format_exc(),
+                    }
+                ),
+            )
         raise  # a sweep's launcher catches it and runs the other jobs
     if rank_zero_only.rank == 0:
         write_json(output_dir / STATUS_FILE, {"status": "ok", "overrides": overrides})

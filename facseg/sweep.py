@@ -8,7 +8,6 @@ basic sweeper then exits non-zero; a search (Optuna) records the trial as failed
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -21,32 +20,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from facseg.io import write_json
+from facseg.results import SUMMARY_FILE, job_dirs, read_metrics, read_status
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "status.json"
-SUMMARY_FILE = "summary.json"
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """The sweep's job folders, in job order (Hydra names them NUM_...)."""
-    jobs = [p for p in Path(sweep_dir).iterdir() if (p / ".hydra").is_dir()]
-    return sorted(jobs, key=lambda p: int(p.name.split("_", 1)[0]) if p.name.split("_", 1)[0].isdigit() else 1 << 30)
-
 
 def summarise(sweep_dir: Path) -> dict[str, Any]:
-    jobs = []
-    for job in job_dirs(sweep_dir):
-        status_path = job / STATUS_FILE
-        # A job still running (parallel launchers), or killed outright (out of memory, SIGKILL), has no status.
-        status = (
-            json.loads(status_path.read_text())
-            if status_path.is_file()
-            else {"status": "unfinished", "error": "no status.json: still running, or killed"}
-        )
-        metrics_path = job / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-        jobs.append({"job": job.name, **status, "metrics": metrics})
+    jobs = [{"job": job.name, **read_status(job), "metrics": read_metrics(job)} for job in job_dirs(sweep_dir)]
     return {"jobs": jobs, "failed": [j["job"] for j in jobs if j["status"] != "ok"]}
 
 
@@ -71,6 +51,7 @@ class SweepSummary(Callback):
         # Reached when the sweeper did not raise: all jobs succeeded, or a search that tolerates failed trials.
         summary = summarise(Path(config.hydra.sweep.dir))
         if summary["failed"] and self.fail_on_error:
-            log.error("%d of %d jobs failed: %s", len(summary["failed"]), len(summary["jobs"]),
-                      ", ".join(summary["failed"]))  # fmt: skip
+            log.error(
+                "%d of %d jobs failed: %s", len(summary["failed"]), len(summary["jobs"]), ", ".join(summary["failed"])
+            )
             sys.exit(1)

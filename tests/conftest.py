@@ -26,6 +26,18 @@ TINY = [
 ]
 
 
+def tiny_data(root: Path) -> list[str]:
+    """Overrides that point data= at the `tiny_root` set: ensure_synthetic finds its marker and reuses it."""
+    return [
+        f"data.root={root}",
+        "data.synthetic.train=8",
+        "data.synthetic.val=4",
+        "data.synthetic.test=4",
+        "data.synthetic.size=96",
+        "data.synthetic.seed=1",
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _offline_wandb(monkeypatch):
     """W&B must never reach for the network in tests (CI has none); its files stay in tmp dirs."""
@@ -51,5 +63,10 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
 
 def subprocess_env() -> dict[str, str]:
     """A run's environment: offline W&B, and `tests` importable for the helpers that configs name."""
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(facseg.PROJECT_ROOT)}  # fmt: skip
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(facseg.PROJECT_ROOT),
+    }

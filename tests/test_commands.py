@@ -1,29 +1,54 @@
 """The README's commands that the rest of the suite does not run as typed."""
 
+import json
 import subprocess
 import sys
 
+import pytest
+
 import facseg
+from tests.conftest import TINY, subprocess_env, tiny_data
 
 ROOT = facseg.PROJECT_ROOT
 
 
-def make_dry_run(target: str) -> str:
-    return subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def make(target: str, args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), target, f"ARGS={args}"],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
-def test_make_targets_run_the_documented_commands():
-    assert ".venv/bin/python -m facseg.run -m model=unet,segnet,pspnet" in make_dry_run("sweep")
-    assert ".venv/bin/python -m facseg.run" in make_dry_run("train")
-    assert ".venv/bin/python -m facseg.evaluate" in make_dry_run("evaluate")
-    assert ".venv/bin/python -m facseg.report" in make_dry_run("report")
-    assert ".venv/bin/python benchmarks/bench_models.py" in make_dry_run("bench")
-    assert ".venv/bin/python benchmarks/bench_gpu.py" in make_dry_run("bench-gpu")
+def test_make_sweep_report_and_evaluate_on_tiny_data(tmp_path, tiny_root):
+    """The README's make targets, really run: the main job's sweep, its report, then a checkpoint scored again."""
+    sweep = tmp_path / "sweep"
+    tiny = " ".join([*TINY, *tiny_data(tiny_root), "logger=csv"])
+    result = make("sweep", f"{tiny} hydra.sweep.dir={sweep}", tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert [p.name for p in sorted(sweep.glob("*_*"))] == ["0_unet", "1_segnet", "2_pspnet"]
+    result = make("report", str(sweep), tmp_path)
+    assert result.returncode == 0 and result.stdout.strip().endswith(str(sweep / "report.md")), result.stderr[-3000:]
+    assert "| pspnet | 1 |" in (sweep / "report.md").read_text()
+    metrics = json.loads((sweep / "1_segnet" / "metrics.json").read_text())
+    scored = tmp_path / "scored"
+    data = " ".join(tiny_data(tiny_root))
+    result = make("evaluate", f"ckpt_path={metrics['best_checkpoint']} {data} hydra.run.dir={scored}", tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert json.loads((scored / "metrics.json").read_text())["test/miou"] == pytest.approx(metrics["test/miou"])
 
 
 def test_bench_data_runs_in_a_tiny_smoke_mode():
-    result = subprocess.run([sys.executable, "benchmarks/bench_data.py", "--images", "8", "--image-size", "64",
-                             "--workers", "0"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_data.py", "--images", "8", "--image-size", "64", "--workers", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("full-size", "prepared"))]
     assert len(rows) == 2 and all(float(row[-2]) > 0 for row in rows)  # images/s from JPEGs and from the cache
@@ -31,13 +56,47 @@ def test_bench_data_runs_in_a_tiny_smoke_mode():
 
 def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
     """Every code path of `make bench` (Lightning vs plain loop, the four inference variants, peak memory), tiny."""
-    data = [f"data.root={tiny_root}", "data.synthetic.train=8", "data.synthetic.val=4", "data.synthetic.test=4",
-            "data.synthetic.size=96", "data.synthetic.seed=1", "data.image_size=64"]  # fmt: skip
-    result = subprocess.run([sys.executable, "benchmarks/bench_models.py", "--models", "segnet", "--train-model",
-                             "segnet", "--capacity", "capacity.segnet_width=0.125", "--image-size", "64",
-                             "--repeats", "1", "--train-batch", "4", "--infer-batch", "2",
-                             "--repeats-infer", "1", "--memory-batch", "2", "--matmul-size", "128", "--data", *data],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    data = [
+        f"data.root={tiny_root}",
+        "data.synthetic.train=8",
+        "data.synthetic.val=4",
+        "data.synthetic.test=4",
+        "data.synthetic.size=96",
+        "data.synthetic.seed=1",
+        "data.image_size=64",
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_models.py",
+            "--models",
+            "segnet",
+            "--train-model",
+            "segnet",
+            "--capacity",
+            "capacity.segnet_width=0.125",
+            "--image-size",
+            "64",
+            "--repeats",
+            "1",
+            "--train-batch",
+            "4",
+            "--infer-batch",
+            "2",
+            "--repeats-infer",
+            "1",
+            "--memory-batch",
+            "2",
+            "--matmul-size",
+            "128",
+            "--data",
+            *data,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     ratio = next(line for line in lines if line.startswith("ratio Lightning/plain"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facseg.data.lapa import LaPaDataModule
+from facseg.data.datamodule import LaPaDataModule
 from facseg.data.prepare import main as prepare
 
 
@@ -119,8 +119,9 @@ def test_occluded_test_loader_is_the_test_split_with_fixed_occluders(copy):
     dm.setup("test")
     clean_loader, occluded_loader = dm.test_dataloader()
     clean, occluded = next(iter(clean_loader)), next(iter(occluded_loader))
-    for label, occluded_label, occluder in zip(clean["original_label"], occluded["original_label"],
-                                               occluded["original_occluder"]):  # fmt: skip
+    for label, occluded_label, occluder in zip(
+        clean["original_label"], occluded["original_label"], occluded["original_occluder"]
+    ):
         assert occluder.shape == label.shape and occluder.any()
         assert (occluded_label[occluder] == 0).all()
         assert torch.equal(occluded_label[~occluder], label[~occluder])

@@ -7,7 +7,8 @@ import sys
 import pytest
 import pytorch_lightning as pl
 
-from facseg.data.lapa import LaPaDataModule
+from facseg import evaluation
+from facseg.data.datamodule import LaPaDataModule
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.models.module import FaceSegModule
 from tests import wandb_log
@@ -15,9 +16,17 @@ from tests.conftest import subprocess_env
 
 # 5 test and 3 val images: 2 processes with padding would score one image of each twice.
 SPEC = SyntheticSpec(train=8, val=3, test=5, size=96, seed=1)
-DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.sync_batchnorm=false",
-       "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-       "data.image_size=64", "data.batch_size=2"]  # fmt: skip
+DDP = [
+    "trainer=ddp",
+    "trainer.devices=2",
+    "trainer.accelerator=cpu",
+    "trainer.sync_batchnorm=false",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "data.image_size=64",
+    "data.batch_size=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +42,14 @@ def data_args(root):
 
 
 def run(args, cwd):
-    result = subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=cwd, env=subprocess_env(),
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "facseg.run", *args],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
 
@@ -45,7 +60,9 @@ def single_process_test(run_dir, root) -> dict:
     module = FaceSegModule.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
     # The occluded split as conf/data/lapa.yaml sets it: its shards are pooled too.
     datamodule = LaPaDataModule(root=str(root), image_size=64, batch_size=2, occluded_test={"coverage": 0.2})
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[evaluation.TestEvaluator()]
+    )
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("/loss")}
     assert "occluded/inside/pixel_acc" in metrics
@@ -67,8 +84,10 @@ def assert_one_of_each(job_dir):
 def test_single_ddp_run(tmp_path, odd_root):
     run_dir = tmp_path / "run"
     result = run([*DDP, *data_args(odd_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr + (
-        run_dir / "rank1.log").read_text()  # fmt: skip
+    assert (
+        "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2"
+        in result.stdout + result.stderr + (run_dir / "rank1.log").read_text()
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stray directory from rank 1
     assert_one_of_each(run_dir)
     assert_same_test_metrics(run_dir, odd_root)

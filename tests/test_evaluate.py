@@ -1,17 +1,16 @@
-"""python -m facseg.evaluate: a checkpoint reproduces its run's test metrics; ensembles average probabilities."""
+"""python -m facseg.evaluate: a checkpoint is scored with its own settings and reproduces its run's test metrics;
+an ensemble of a checkpoint with itself is the checkpoint; settings that disagree are refused."""
 
 import json
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from facseg.evaluate import evaluate
 from facseg.run import train
-from tests.conftest import CONF_DIR, TINY, compose_train
-from tests.test_run import tiny_data
-
-DATA = [o for o in TINY if o.startswith("data.")]
+from tests.conftest import CONF_DIR, TINY, compose_train, tiny_data
 
 
 def compose_evaluate(overrides, output_dir):
@@ -30,27 +29,47 @@ def trained(tmp_path_factory, tiny_root):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_evaluate_reproduces_the_training_runs_test_metrics(tmp_path, tiny_root, trained):
-    cfg = compose_evaluate([f"ckpt_path={trained['best_checkpoint']}", *DATA, *tiny_data(tiny_root)], tmp_path)
-    metrics = evaluate(cfg)
+def test_evaluate_scores_with_the_checkpoints_own_settings(tmp_path, tiny_root, trained):
+    """Trained on 64 px crops; the data config's default is 128 px: the checkpoint's 64 px must win, silently."""
+    metrics = evaluate(compose_evaluate([f"ckpt_path={trained['best_checkpoint']}", *tiny_data(tiny_root)], tmp_path))
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-    assert metrics["model"] == "unet"
+    assert metrics["model"] == "unet" and metrics["crop"] == {"image_size": 64, "align": True, "margin": 0.6}
     assert "occluded/drop/f1_fg" in metrics
     for key, value in trained.items():
         if key.startswith(("test/", "occluded/")):
             assert metrics[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+    assert (tmp_path / "per_image.npz").is_file() and (tmp_path / "confusion.json").is_file()
 
 
-def test_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(tmp_path, tiny_root, trained):
-    # Scored on the crops: warping back to the photo interpolates a single net's logits but an ensemble's
-    # log-probabilities, which moves RMSE in the fifth decimal.
-    best, data = trained["best_checkpoint"], [*DATA, *tiny_data(tiny_root), "data.eval_resolution=crop"]
+@pytest.mark.parametrize("resolution", ["original", "crop"])
+def test_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(tmp_path, tiny_root, trained, resolution):
+    """Each member's logits go through the same warp back to the photo as a single net's, then are averaged."""
+    best, data = trained["best_checkpoint"], [*tiny_data(tiny_root), f"data.eval_resolution={resolution}"]
     alone = evaluate(compose_evaluate([f"ckpt_path={best}", *data], tmp_path / "alone"))
     both = evaluate(compose_evaluate([f"ckpt_paths=[{best},{best}]", "weights=[3,1]", *data], tmp_path / "both"))
     assert both["model"] == "ensemble(unet+unet)" and both["weights"] == [0.75, 0.25]
-    for key, value in alone.items():
-        if key.startswith("test/") and key != "test/loss":
-            assert both[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+    compared = [k for k in alone if k.startswith(("test/", "occluded/")) and not k.endswith("/loss")]
+    assert len(compared) == 83  # every metric, clean (26) and occluded (57)
+    for key in compared:
+        assert both[key] == pytest.approx(alone[key], abs=1e-6, nan_ok=True), key
+
+
+def test_settings_that_contradict_the_checkpoint_are_refused(tmp_path, tiny_root, trained):
+    best = trained["best_checkpoint"]
+    with pytest.raises(ValueError, match=r"data.image_size=128 contradicts the checkpoint, trained with image_size=64"):
+        evaluate(compose_evaluate([f"ckpt_path={best}", *tiny_data(tiny_root), "data.image_size=128"], tmp_path))
+    # A member trained on other crops: the same weights, recorded at another margin.
+    other = tmp_path / "other.ckpt"
+    checkpoint = torch.load(best, weights_only=True)
+    checkpoint["hyper_parameters"]["crop"]["margin"] = 0.3
+    torch.save(checkpoint, other)
+    with pytest.raises(
+        ValueError,
+        match=rf"members were trained with different crop: {best} has .*'margin': 0.6.*"
+        rf"{other} has .*'margin': 0.3",
+    ):
+        evaluate(compose_evaluate([f"ckpt_paths=[{best},{other}]", *tiny_data(tiny_root)], tmp_path))
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_bad_requests_are_named(tmp_path, tiny_root, trained):

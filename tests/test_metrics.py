@@ -105,3 +105,24 @@ def test_chosen_pixels_only():
     metric.update(logits_for(pred), target, where)
     assert metric.confmat.tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
     assert metric.pixels.item() == 2
+
+
+def test_per_image_results_add_up_to_the_pooled_ones_in_index_order():
+    torch.manual_seed(0)
+    logits, target = torch.randn(5, 3, 4, 6), torch.randint(0, 3, (5, 4, 6))
+    where = torch.rand(5, 4, 6) > 0.3
+    metric = SegmentationMetrics(NAMES, per_image=True)
+    metric.update(logits[3:], target[3:], where[3:], index=torch.tensor([3, 4]))  # out of order, as shards arrive
+    metric.update(logits[:3], target[:3], where[:3], index=torch.tensor([0, 1, 2]))
+    pooled = metric.compute()
+    images = metric.per_image_results()
+    assert images["index"].tolist() == [0, 1, 2, 3, 4]
+    assert torch.equal(images["confusion"].sum(0), pooled["confusion"])
+    assert images["pixels"].tolist() == where.sum((1, 2)).tolist()
+    for i in range(5):  # each image scored alone gives its own row
+        alone = SegmentationMetrics(NAMES)
+        alone.update(logits[i : i + 1], target[i : i + 1], where[i : i + 1])
+        assert torch.equal(alone.confmat, images["confusion"][i])
+        assert images["squared_error"][i].item() == pytest.approx(alone.squared_error.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="needs the images' index"):
+        metric.update(logits, target)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from facseg.models.factory import available_architectures, build_net
@@ -15,14 +16,23 @@ def test_segnet_is_the_papers_net_at_full_width():
     assert isinstance(net.unpool, nn.MaxUnpool2d) and net.pool.return_indices
 
 
-def test_segnet_decoder_puts_values_back_where_the_max_was():
+def test_segnet_decoder_unpools_at_its_own_encoders_argmax():
+    """Each decoder block starts from a sparse map, non-zero only where the mirrored encoder block's 2x2 maxima were:
+    what sets SegNet apart from a decoder that upsamples (U-Net, FCN)."""
     net = SegNet(num_classes=3, width=0.125).eval()
-    x = torch.randn(2, 3, 64, 64)
-    assert net(x).shape == (2, 3, 64, 64)
-    # Unpooling with the pooling indices is what makes SegNet SegNet: the map is sparse at the argmax positions.
-    pooled, idx = net.pool(torch.arange(16.0).reshape(1, 1, 4, 4))
-    restored = net.unpool(pooled, idx)
-    assert restored.count_nonzero() == 4 and restored[0, 0, 1, 1] == 5 and restored[0, 0, 3, 3] == 15
+    encoded, decoder_inputs = [], []
+    for block in net.encoder:
+        block.register_forward_hook(lambda module, args, output: encoded.append(output))
+    for block in net.decoder:
+        block.register_forward_pre_hook(lambda module, args: decoder_inputs.append(args[0]))
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+    for features, unpooled in zip(reversed(encoded), decoder_inputs):
+        _, argmax = F.max_pool2d(features, 2, return_indices=True)
+        at_maxima = torch.zeros_like(features).flatten(2).scatter_(2, argmax.flatten(2), 1.0).view_as(features)
+        assert unpooled.shape == features.shape
+        assert (unpooled[at_maxima == 0] == 0).all()  # nothing off the encoder's maxima
+        assert (unpooled[at_maxima == 1] != 0).float().mean() > 0.3  # and values at them (ReLU zeros some)
 
 
 def test_segnet_rejects_sides_not_divisible_by_32():

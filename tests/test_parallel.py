@@ -9,8 +9,7 @@ import time
 import pytest
 
 from facseg.device_pool import claim_device
-from tests.conftest import TINY, subprocess_env
-from tests.test_run import tiny_data
+from tests.conftest import TINY, subprocess_env, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweepers]'")
 
@@ -52,8 +51,14 @@ def test_parallel_sweep_runs_every_point(tmp_path, tiny_root):
         "logger=csv",
         f"hydra.sweep.dir={sweep}",
     ]
-    result = subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=tmp_path, env=subprocess_env(),
-                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "facseg.run", *args],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     summary = json.loads((sweep / "summary.json").read_text())
     assert sorted(j["status"] for j in summary["jobs"]) == ["ok", "ok", "ok"]

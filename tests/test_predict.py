@@ -9,16 +9,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from facseg.data.align import logits_to_original
-from facseg.data.lapa import LaPaDataModule
+from facseg.data.datamodule import LaPaDataModule
 from facseg.export import _export_onnx, export
 from facseg.inference import load_parser
 from facseg.models.factory import build_net
 from facseg.models.module import FaceSegModule
 from facseg.predict import predict
 from facseg.run import train
-from tests.conftest import CONF_DIR, REAL_SAMPLES, TINY, compose_train
-from tests.test_run import tiny_data
+from facseg.warp import warp_to_photos
+from tests.conftest import CONF_DIR, REAL_SAMPLES, TINY, compose_train, tiny_data
 
 
 def compose_cli(name, overrides):
@@ -60,9 +59,10 @@ def test_landmark_aligned_prediction_is_the_test_steps_prediction(checkpoint, ti
         sample = datamodule.splits["test"][i]
         with torch.no_grad():
             logits = module(sample["image"][None])[0]
-        expected = logits_to_original(logits, sample["matrix"].numpy(), *sample["original_label"].shape).argmax(0)
+        label = sample["original_label"]
+        expected = warp_to_photos(logits[None], sample["matrix"][None], [tuple(label.shape)])[0][0].argmax(0)
         predicted = read_label(tmp_path / f"{photo.stem}.png")
-        assert predicted.shape == tuple(sample["original_label"].shape) and predicted.dtype == np.uint8
+        assert predicted.shape == tuple(label.shape) and predicted.dtype == np.uint8
         assert (predicted == expected.numpy()).mean() > 0.999
         overlay = cv2.imread(str(tmp_path / f"{photo.stem}_overlay.jpg"))
         assert overlay.shape == (*predicted.shape, 3)
@@ -130,8 +130,9 @@ def test_outputs_are_never_overwritten_and_bad_files_are_named(checkpoint, tiny_
 
 
 def test_export_parity_is_printed_and_bounded(checkpoint, onnx_model, tmp_path, capsys):
-    script = export(compose_cli("export", [f"ckpt_path={checkpoint}", "format=torchscript",
-                                           f"output={tmp_path / 'model.pt'}"]))  # fmt: skip
+    script = export(
+        compose_cli("export", [f"ckpt_path={checkpoint}", "format=torchscript", f"output={tmp_path / 'model.pt'}"])
+    )
     assert "parity: max |logit difference|" in capsys.readouterr().out and script["image_size"] == 64
     strict = tmp_path / "strict.onnx"
     with pytest.raises(ValueError, match="differs from PyTorch by .* > tolerance=1e-12"):
@@ -158,7 +159,8 @@ def test_every_architecture_exports_to_onnx(arch, tmp_path):
     """SegNet's unpooling and PSPNet's adaptive pooling need the dynamo exporter (the TorchScript one refuses)."""
     net = build_net(num_classes=11, **arch).eval()
     path = tmp_path / "net.onnx"
-    _export_onnx(net, torch.randn(2, 3, 64, 64), path, {"model": arch["arch"], "image_size": 64, "margin": 0.6}, 18)
+    meta = {"model": arch["arch"], "image_size": 64, "margin": 0.6, "mean": [0.5] * 3, "std": [0.25] * 3}
+    _export_onnx(net, torch.randn(2, 3, 64, 64), path, meta, 18)
     crops = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         expected = net(crops).numpy()
@@ -167,21 +169,26 @@ def test_every_architecture_exports_to_onnx(arch, tmp_path):
 
 def test_several_faces_in_one_photo_are_each_parsed(checkpoint, tiny_root):
     """Two test photos side by side, each face aligned from its own landmarks: each half parses as alone."""
-    from facseg.data.align import alignment_matrix
-    from facseg.data.check import read_landmarks
-    from facseg.data.lapa import read_image
+    from facseg.data.crop import alignment_matrix
+    from facseg.data.formats import read_image, read_landmarks
     from facseg.predict import Face, parse_photo
 
     parser = load_parser(checkpoint, device="cpu")
     photos = sorted((tiny_root / "test" / "images").glob("*.jpg"))[:2]
     images = [read_image(p) for p in photos]
     points = [read_landmarks(tiny_root / "test" / "landmarks" / f"{p.stem}.txt") for p in photos]
-    alone = [parse_photo(image, [Face(alignment_matrix(pts, 64, 0.6), "landmarks")], parser)
-             for image, pts in zip(images, points)]  # fmt: skip
-    both = parse_photo(np.concatenate(images, 1), [
-        Face(alignment_matrix(points[0], 64, 0.6), "landmarks"),
-        Face(alignment_matrix(points[1] + [96, 0], 64, 0.6), "landmarks"),
-    ], parser)  # fmt: skip
+    alone = [
+        parse_photo(image, [Face(alignment_matrix(pts, 64, 0.6), "landmarks")], parser)
+        for image, pts in zip(images, points)
+    ]
+    both = parse_photo(
+        np.concatenate(images, 1),
+        [
+            Face(alignment_matrix(points[0], 64, 0.6), "landmarks"),
+            Face(alignment_matrix(points[1] + [96, 0], 64, 0.6), "landmarks"),
+        ],
+        parser,
+    )
     assert both.shape == (96, 192)
     for half, expected in zip((both[:, :96], both[:, 96:]), alone):
         face = expected > 0
@@ -196,15 +203,26 @@ def test_the_command_lines_as_documented(checkpoint, tiny_root, tmp_path):
     from tests.conftest import subprocess_env
 
     def cli(module, *args):
-        result = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=subprocess_env(),
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            cwd=tmp_path,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result.stdout
 
     model = tmp_path / "model.onnx"
-    assert "parity: max |logit difference|" in cli("facseg.export", f"ckpt_path={checkpoint}", "format=onnx",
-                                                   f"output={model}")  # fmt: skip
-    out = cli("facseg.predict", f"ckpt_path={model}", f"input={tiny_root / 'test' / 'images'}",
-              f"output={tmp_path / 'parsed'}")  # fmt: skip
+    assert "parity: max |logit difference|" in cli(
+        "facseg.export", f"ckpt_path={checkpoint}", "format=onnx", f"output={model}"
+    )
+    out = cli(
+        "facseg.predict",
+        f"ckpt_path={model}",
+        f"input={tiny_root / 'test' / 'images'}",
+        f"output={tmp_path / 'parsed'}",
+    )
     assert "4 images" in out and len(list((tmp_path / "parsed").glob("*_overlay.jpg"))) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "parsed"]  # no run folder, no log file

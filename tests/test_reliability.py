@@ -13,16 +13,22 @@ from facseg.config_checks import ConfigError
 from facseg.io import write_json
 from facseg.run import train
 from tests import wandb_log
-from tests.conftest import TINY, compose_train, subprocess_env
-from tests.test_run import tiny_data
+from tests.conftest import TINY, compose_train, subprocess_env, tiny_data
 
 # Three epochs of two batches: step 3 is the middle of the second epoch.
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0"]
 
 
 def run(args, cwd, **kwargs):
-    return subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=cwd, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "facseg.run", *args],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
 
 
 def final_metrics(run_dir):
@@ -75,8 +81,10 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
 
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
-    result = run(["-m", *TINY, *tiny_data(tiny_root), "logger=csv", "data.image_size=64,100,64",
-                  f"hydra.sweep.dir={sweep}"], cwd=tmp_path)  # fmt: skip
+    result = run(
+        ["-m", *TINY, *tiny_data(tiny_root), "logger=csv", "data.image_size=64,100,64", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     summary = json.loads((sweep / "summary.json").read_text())
     assert [j["status"] for j in summary["jobs"]] == ["ok", "failed", "ok"]
@@ -105,8 +113,9 @@ def test_guards_fail_before_training_and_name_the_key(tmp_path, tiny_root, overr
 
 
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path, tiny_root):
-    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "optim.lr=1e30", "optim.warmup_fraction=0"],
-                        tmp_path)  # fmt: skip
+    cfg = compose_train(
+        [*TINY, *tiny_data(tiny_root), "logger=csv", "optimizer.lr=1e30", "scheduler.warmup_fraction=0"], tmp_path
+    )
     with pytest.raises(FloatingPointError, match=r"non-finite training loss at epoch 0, step [01]:"):
         train(cfg)
 
@@ -116,9 +125,22 @@ def test_no_secret_from_the_environment_lands_in_any_file(tmp_path, tiny_root):
     run_dir = tmp_path / "run"
     env = {**subprocess_env(), **secrets}
     # A config that pulls a token from the environment: the resolved value must not be logged anywhere.
-    result = subprocess.run([sys.executable, "-m", "facseg.run", *TINY, *tiny_data(tiny_root),
-                             f"hydra.run.dir={run_dir}", "+extra.note=${oc.env:HF_TOKEN}"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facseg.run",
+            *TINY,
+            *tiny_data(tiny_root),
+            f"hydra.run.dir={run_dir}",
+            "+extra.note=${oc.env:HF_TOKEN}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (wandb_run,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
     assert wandb_log.config(wandb_run)["extra"] == {"note": "<redacted>"}  # logged, but not its value

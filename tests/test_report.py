@@ -12,23 +12,30 @@ from nbclient import NotebookClient
 
 import facseg
 from facseg.report import load_sweep, main, write_report
-from tests.conftest import TINY, subprocess_env
-from tests.test_run import tiny_data
+from tests.conftest import TINY, subprocess_env, tiny_data
 
 NOTEBOOK = facseg.PROJECT_ROOT / "notebooks" / "compare_models.ipynb"
 
 
 def run(args, cwd):
-    return subprocess.run([sys.executable, "-m", "facseg.run", *args], cwd=cwd, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "facseg.run", *args],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, tiny_root):
     cwd = tmp_path_factory.mktemp("sweep")
     sweep = cwd / "multirun"
-    result = run(["-m", "model=unet,segnet", "seed=0,1", *TINY, *tiny_data(tiny_root), "logger=csv",
-                  f"hydra.sweep.dir={sweep}"], cwd)  # fmt: skip
+    result = run(
+        ["-m", "model=unet,segnet", "seed=0,1", *TINY, *tiny_data(tiny_root), "logger=csv", f"hydra.sweep.dir={sweep}"],
+        cwd,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # A fifth job that fails, as a crashed sweep point leaves it: status.json with the error, no metrics.
     bad = ["model=pspnet", *TINY, *tiny_data(tiny_root), "data.image_size=100"]
@@ -92,6 +99,11 @@ def test_lapa_sweeps_are_set_beside_the_published_results(sweep, tmp_path):
         path.write_text(json.dumps({**json.loads(path.read_text()), "data": "lapa"}))
     text = write_report(lapa).read_text()
     assert "## Beside the published LaPa results" in text
-    for row in ("| BASS (published) | 89.8 |", "| DML-CSR (published) | 92.4 |", "| SegFace (published) | 93.0 |",
-                "| FaRL (published) | 93.9 |", "| unet (this sweep) |"):  # fmt: skip
+    for row in (
+        "| BASS (published) | 89.8 |",
+        "| DML-CSR (published) | 92.4 |",
+        "| SegFace (published) | 93.0 |",
+        "| FaRL (published) | 93.9 |",
+        "| unet (this sweep) |",
+    ):
         assert row in text, row

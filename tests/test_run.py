@@ -13,27 +13,19 @@ from omegaconf import OmegaConf
 import facseg
 from facseg.data.classes import CLASS_NAMES
 from facseg.models.module import FaceSegModule
+from facseg.results import read_arrays
 from facseg.run import train
 from tests import wandb_log
-from tests.conftest import TINY, compose_train, subprocess_env
+from tests.conftest import TINY, compose_train, subprocess_env, tiny_data
 
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
 PER_CLASS = [f"{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
 TEST_KEYS = [f"{stage}/{k}" for stage in ("test", "occluded") for k in SCALARS + PER_CLASS]
 OCCLUSION_KEYS = [f"occluded/drop/{k}" for k in ["miou", "f1_fg", *PER_CLASS]] + [
-    "occluded/inside/pixel_acc", "occluded/outside/miou", "occluded/outside/f1_fg"]  # fmt: skip
-
-
-def tiny_data(root: Path) -> list[str]:
-    # The tiny set's own spec: ensure_synthetic finds its marker and reuses it.
-    return [
-        f"data.root={root}",
-        "data.synthetic.train=8",
-        "data.synthetic.val=4",
-        "data.synthetic.test=4",
-        "data.synthetic.size=96",
-        "data.synthetic.seed=1",
-    ]
+    "occluded/inside/pixel_acc",
+    "occluded/outside/miou",
+    "occluded/outside/f1_fg",
+]
 
 
 def assert_complete_metrics(metrics: dict, model: str, eval_resolution: str = "original") -> None:
@@ -77,6 +69,18 @@ def assert_test_details(run_dir: Path, image_size: int) -> None:
     assert test.shape == (11, 11) and test.sum() == occluded.sum() == 4 * 96 * 96  # every test pixel, once
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert np.trace(test) / test.sum() == pytest.approx(metrics["test/pixel_acc"], abs=1e-6)
+    # One confusion matrix per test image and stage, which add up to the pooled ones.
+    per_image = read_arrays(run_dir / "per_image.npz")
+    assert per_image["names"].tolist() == ["test_00000", "test_00001", "test_00002", "test_00003"]
+    for stage in ("test", "occluded"):
+        assert per_image[f"{stage}/index"].tolist() == [0, 1, 2, 3]
+        assert per_image[f"{stage}/confusion"].shape == (4, 11, 11)
+        assert np.array_equal(per_image[f"{stage}/confusion"].sum(0), confusion[stage])
+        assert per_image[f"{stage}/pixels"].tolist() == [96 * 96] * 4
+    pixels, squared_error = per_image["test/pixels"].sum(), per_image["test/squared_error"].sum()
+    assert np.sqrt(squared_error / (11 * pixels)) == pytest.approx(metrics["test/rmse"], rel=1e-6)
+    inside, outside = per_image["occluded_inside/pixels"], per_image["occluded_outside/pixels"]
+    assert np.array_equal(inside + outside, per_image["occluded/pixels"]) and (inside > 0).all()
     with np.load(run_dir / "samples.npz") as samples:
         assert samples["test/image"].shape == (4, image_size, image_size, 3)
         assert samples["occluded/prediction"].shape == samples["occluded/label"].shape == (4, image_size, image_size)
@@ -87,42 +91,41 @@ def assert_test_details(run_dir: Path, image_size: int) -> None:
 
 def test_speed_knobs_train_on_the_cpu(tmp_path, tiny_root):
     """bf16 autocast and channels_last: what experiment=lapa turns on for GPUs, exercised here on the CPU."""
-    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.precision=bf16-mixed",
-                         "speed.channels_last=true"], tmp_path)  # fmt: skip
+    cfg = compose_train(
+        [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.precision=bf16-mixed", "speed.channels_last=true"],
+        tmp_path,
+    )
     train(cfg)
     assert_complete_metrics(json.loads((tmp_path / "metrics.json").read_text()), "unet")
     module = FaceSegModule.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert module.hparams.crop == {"image_size": 64, "align": True, "margin": 0.6}
+    assert list(module.hparams.classes) == list(CLASS_NAMES)
+    assert module.hparams.normalisation == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     assert "channels_last" not in module.hparams  # how a run ran, not what the net is
 
 
 def test_real_lapa_config_trains_from_the_crop_cache(tmp_path, tiny_root):
     cache = tmp_path / "cache"
-    cfg = compose_train(["data=lapa", f"data.root={tiny_root}", f"data.cache_dir={cache}", *TINY, "logger=csv"],
-                        tmp_path)  # fmt: skip
+    cfg = compose_train(
+        ["data=lapa", f"data.root={tiny_root}", f"data.cache_dir={cache}", *TINY, "logger=csv"], tmp_path
+    )
     train(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert (metrics["data"], metrics["eval_resolution"], metrics["align"]) == ("lapa", "original", True)
+    assert (metrics["data"], metrics["eval_resolution"]) == ("lapa", "original")
+    assert metrics["crop"] == {"image_size": 64, "align": True, "margin": 0.6}
     assert sorted(p.name for p in next(cache.iterdir()).iterdir()) == [
         f"{s}-64px-align0.6" for s in ("test", "train", "val")
     ]
 
 
 def test_scoring_on_crops_is_recorded(tmp_path, tiny_root):
-    cfg = compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "data.eval_resolution=crop", "data.align=false"],
-                        tmp_path)  # fmt: skip
+    cfg = compose_train(
+        [*TINY, *tiny_data(tiny_root), "logger=csv", "data.eval_resolution=crop", "data.align=false"], tmp_path
+    )
     train(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert_complete_metrics(metrics, "unet", eval_resolution="crop")
-    assert metrics["align"] is False
-
-
-def test_default_configs_download_nothing(tmp_path):
-    for model in ("unet", "pspnet", "segnet"):
-        cfg = compose_train([f"model={model}"], tmp_path)
-        assert cfg.model.get("encoder_weights") is None
-        assert cfg.logger.wandb.offline is True
-    assert compose_train([], tmp_path).data.name == "synthetic"
+    assert metrics["crop"]["align"] is False
 
 
 def test_lapa_preset_sizes_every_model_like_the_paper(tmp_path):

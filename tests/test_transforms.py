@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from facseg.data.check import read_landmarks
 from facseg.data.classes import CLASS_NAMES, flip_lut, landmark_flip_permutation
+from facseg.data.formats import read_landmarks
 from facseg.data.transforms import HorizontalFlipSwap, build_pipeline
 from tests.conftest import REAL_SAMPLES
 

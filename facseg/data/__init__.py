@@ -1,3 +1,1 @@
-"""LaPa-format data: layout, label map, generation, loading, alignment."""
-
-SPLITS = ("train", "val", "test")  # LaPa's split folders, in this order everywhere
+"""Face-parsing data: formats on disk, label maps, the crop, the cache, datasets, the data module, generation."""

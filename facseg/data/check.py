@@ -21,31 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facseg.data import SPLITS
-from facseg.data.classes import CLASS_NAMES, NUM_CLASSES, NUM_LANDMARKS
-
-
-class MalformedLandmarks(ValueError):
-    pass
-
-
-def read_landmarks(path: Path) -> np.ndarray:
-    """LaPa's landmark file: the count 106, then 106 `x y` pairs. Raises MalformedLandmarks naming the file."""
-    try:
-        tokens = path.read_text().split()
-    except (OSError, UnicodeDecodeError) as e:
-        raise MalformedLandmarks(f"{path}: unreadable ({e})") from e
-    if not tokens or tokens[0] != str(NUM_LANDMARKS):
-        raise MalformedLandmarks(f"{path}: expected the count {NUM_LANDMARKS} first, found {tokens[:1]}")
-    if len(tokens) != 1 + 2 * NUM_LANDMARKS:
-        raise MalformedLandmarks(f"{path}: expected {NUM_LANDMARKS} x y pairs, found {(len(tokens) - 1) / 2:g}")
-    try:
-        points = np.array(tokens[1:], dtype=np.float64).reshape(NUM_LANDMARKS, 2)
-    except ValueError as e:
-        raise MalformedLandmarks(f"{path}: coordinates must be numbers ({e})") from e
-    if not np.isfinite(points).all():
-        raise MalformedLandmarks(f"{path}: coordinates must be finite")
-    return points
+from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
+from facseg.data.formats import SPLITS, MalformedLandmarks, read_landmarks
 
 
 @dataclass
@@ -87,8 +64,10 @@ def check_sample(image: Path, label: Path | None, landmarks: Path | None) -> Sam
                     result.errors.append(f"{label}: expected a 1-channel 8-bit PNG, found mode {im.mode}")
                 values = np.asarray(im)
             if image_size is not None and values.shape[:2] != image_size[::-1]:
-                result.errors.append(f"{label}: size {values.shape[1]}x{values.shape[0]} differs from its image's "
-                                     f"{image_size[0]}x{image_size[1]}")  # fmt: skip
+                result.errors.append(
+                    f"{label}: size {values.shape[1]}x{values.shape[0]} differs from its image's "
+                    f"{image_size[0]}x{image_size[1]}"
+                )
             if values.ndim == 2:
                 if values.max(initial=0) >= NUM_CLASSES:
                     bad = sorted(set(np.unique(values[values >= NUM_CLASSES]).tolist()))

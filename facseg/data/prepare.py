@@ -19,23 +19,18 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 
+from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
+from facseg.data.formats import SPLITS, SplitFiles, read_image, read_label, split_files
+
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class CropSettings:
-    """Everything that decides a crop's pixels."""
-
-    image_size: int = 512
-    align: bool = True
-    margin: float = 0.6
 
 
 def cache_folder(cache_dir: Path, root: Path, split: str, settings: CropSettings) -> Path:
@@ -80,8 +75,10 @@ class CropCache:
         if found != expected:
             differs = [k for k in expected if found[k] != expected[k]]
             rebuild = f"python -m facseg.data.prepare {root} {cache_dir} --force"
-            raise ValueError(f"the crop cache {folder} does not match {root / split} ({', '.join(differs)} differ): "
-                             f"delete it, or rebuild it with `{rebuild}`")  # fmt: skip
+            raise ValueError(
+                f"the crop cache {folder} does not match {root / split} ({', '.join(differs)} differ): "
+                f"delete it, or rebuild it with `{rebuild}`"
+            )
         return cls(folder, manifest["names"])
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,35 +93,39 @@ class CropCache:
         return {**self.__dict__, "_arrays": None}  # never pickle the maps into worker processes
 
 
-def _crop_one(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    dataset, index = args
-    crop, label, matrix, _, _ = dataset.crop(index)
-    return crop, label, matrix
+def crop_one(files: SplitFiles, index: int, settings: CropSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crop, crop label, photo -> crop matrix) of one image of a split, as the datasets cut it."""
+    image = read_image(files.images[index])
+    label = read_label(files.labels[index], image.shape[:2])
+    matrix = crop_matrix(files.landmarks[index], image.shape[:2], settings)
+    return (*warp_to_crop(image, label, matrix, settings.image_size), matrix)
 
 
 def build_cache(root: Path, split: str, settings: CropSettings, cache_dir: Path, workers: int | None = None) -> Path:
     """Write the split's crops; atomically, so an interrupted build leaves no half cache behind."""
-    from facseg.data.lapa import LaPaSplit  # the dataset knows how to crop; imported here to avoid a cycle
-
-    dataset = LaPaSplit(root, split, settings, transform=None)
+    files = split_files(root, split)
     folder = cache_folder(cache_dir, root, split, settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    n, s = len(dataset), settings.image_size
+    n, s = len(files.images), settings.image_size
     log.info("Building the %s crop cache (%d images, %d px) at %s", split, n, s, folder)
     try:
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, s, s, 3))
         labels = np.lib.format.open_memmap(tmp / "labels.npy", "w+", np.uint8, (n, s, s))
         matrices = np.lib.format.open_memmap(tmp / "matrices.npy", "w+", np.float64, (n, 2, 3))
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            jobs = ((dataset, i) for i in range(n))
-            for i, (crop, label, matrix) in enumerate(pool.map(_crop_one, jobs, chunksize=16)):
+            crops = pool.map(crop_one, repeat(files), range(n), repeat(settings), chunksize=16)
+            for i, (crop, label, matrix) in enumerate(crops):
                 images[i], labels[i], matrices[i] = crop, label, matrix
         for array in (images, labels, matrices):
             array.flush()
         del images, labels, matrices
-        manifest = {"version": CACHE_VERSION, "settings": asdict(settings), "fingerprint": fingerprint(root, split),
-                    "names": [p.stem for p in dataset.images]}  # fmt: skip
+        manifest = {
+            "version": CACHE_VERSION,
+            "settings": asdict(settings),
+            "fingerprint": fingerprint(root, split),
+            "names": files.names,
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest))
         if folder.exists():
             shutil.rmtree(folder)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=CropSettings.image_size)
     parser.add_argument("--no-align", action="store_true", help="letterbox the whole photo instead of aligning")
     parser.add_argument("--margin", type=float, default=CropSettings.margin)
-    parser.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--force", action="store_true", help="rebuild caches that exist")
     args = parser.parse_args(argv)

@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facseg.data import SPLITS
 from facseg.data.classes import NUM_CLASSES
+from facseg.data.formats import SPLITS, write_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -320,12 +320,6 @@ def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
 
 
 # ---------------------------------------------------------------- the dataset on disk
-
-
-def write_landmarks(path: Path, points: np.ndarray) -> None:
-    """LaPa's landmark format: the point count, then one `x y` line per point."""
-    lines = [str(len(points))] + [f"{x:.3f} {y:.3f}" for x, y in points]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def generate(out: Path, spec: SyntheticSpec) -> None:

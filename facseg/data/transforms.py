@@ -35,8 +35,10 @@ class HorizontalFlipSwap(A.HorizontalFlip):
     def apply_to_keypoints(self, keypoints: np.ndarray, **params: Any) -> np.ndarray:
         flipped = super().apply_to_keypoints(keypoints, **params)
         if len(flipped) != NUM_LANDMARKS:
-            raise ValueError(f"HorizontalFlipSwap renumbers LaPa's {NUM_LANDMARKS} landmarks, got {len(flipped)} "
-                             "keypoints (use KeypointParams(remove_invisible=False))")  # fmt: skip
+            raise ValueError(
+                f"HorizontalFlipSwap renumbers LaPa's {NUM_LANDMARKS} landmarks, got {len(flipped)} "
+                "keypoints (use KeypointParams(remove_invisible=False))"
+            )
         return flipped[self._perm]
 
 
@@ -74,9 +76,11 @@ class RandomOccluder(A.DualTransform):
         return ("coverage", "kinds")
 
 
-def build_pipeline(augmentations: Sequence[A.BasicTransform] = ()) -> A.Compose:
+def build_pipeline(
+    augmentations: Sequence[A.BasicTransform] = (), mean: Sequence[float] = MEAN, std: Sequence[float] = STD
+) -> A.Compose:
     """Augment (training only), normalise, make tensors; the input is already the aligned square crop."""
-    return A.Compose([*augmentations, A.Normalize(mean=MEAN, std=STD), ToTensorV2()])
+    return A.Compose([*augmentations, A.Normalize(mean=mean, std=std), ToTensorV2()])
 
 
 def seed_pipeline(pipeline: A.Compose, seed: int, epoch: int, index: int) -> None:

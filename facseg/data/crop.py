@@ -1,23 +1,38 @@
-"""Landmark alignment: a similarity warp from a photo to a square crop, and the way back for scoring.
+"""The crop a net sees: a photo warped to a square, aligned on 5 landmarks (or letterboxed), and its settings.
 
 As in the face-parsing literature, 5 points (eye centres, nose tip, mouth corners) are fitted by least squares to a
 fixed template, so every face lands at the same place and size in the crop whatever its position, scale and roll in
-the photo. Every matrix here maps original pixel coordinates to crop pixel coordinates (2 x 3, OpenCV's convention).
+the photo. Every matrix here maps original pixel coordinates to crop pixel coordinates (2 x 3, OpenCV's convention);
+facseg.warp takes predictions the way back. NumPy and OpenCV only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from facseg.data.classes import ALIGNMENT_POINTS, BACKGROUND
+from facseg.data.formats import read_landmarks
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """Everything that decides a crop's pixels; a checkpoint records them (`crop`) and is scored with them."""
+
+    image_size: int = 512
+    align: bool = True  # 5-point landmark alignment; False: letterbox the whole photo
+    margin: float = 0.6
+
 
 # The 5-point template of face recognition crops (ArcFace, 112 x 112 px): left eye, right eye, nose tip, left and
 # right mouth corners, as fractions of the crop side. Left = image left, as in LaPa.
-TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
-                     [70.7299, 92.2041]]) / 112.0  # fmt: skip
+TEMPLATE = (
+    np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]])
+    / 112.0
+)
 
 
 def template_points(image_size: int, margin: float) -> np.ndarray:
@@ -58,8 +73,12 @@ def letterbox_matrix(height: int, width: int, image_size: int) -> np.ndarray:
     scale = image_size / max(height, width)
     # Pixel centres sit at integer coordinates, so the photo's edges (-0.5, W - 0.5) map to the crop's edges.
     shift = 0.5 * scale - 0.5
-    return np.array([[scale, 0.0, (image_size - scale * width) / 2 + shift],
-                     [0.0, scale, (image_size - scale * height) / 2 + shift]])  # fmt: skip
+    return np.array(
+        [
+            [scale, 0.0, (image_size - scale * width) / 2 + shift],
+            [0.0, scale, (image_size - scale * height) / 2 + shift],
+        ]
+    )
 
 
 def warp_to_crop(image: np.ndarray, label: np.ndarray | None, matrix: np.ndarray, image_size: int):
@@ -80,22 +99,8 @@ def warp_to_crop(image: np.ndarray, label: np.ndarray | None, matrix: np.ndarray
     return crop, crop_label
 
 
-def logits_to_original(logits: torch.Tensor, matrix: np.ndarray | torch.Tensor, height: int, width: int):
-    """Warp C x S x S crop logits back onto the H x W photo (bilinear), for scoring at the original resolution.
-
-    Photo pixels that fall outside the crop are predicted background, with certainty.
-    """
-    size = logits.shape[-1]
-    m = torch.as_tensor(np.asarray(matrix), dtype=torch.float64)
-    # For every photo pixel centre, its position in the crop, normalised to grid_sample's [-1, 1].
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
-                            indexing="ij")  # fmt: skip
-    cx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-    cy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-    grid = torch.stack([(2 * cx + 1) / size - 1, (2 * cy + 1) / size - 1], -1).to(logits.device, torch.float32)
-    out = F.grid_sample(logits[None].float(), grid[None], mode="bilinear", align_corners=False)[0]
-    outside = (grid.abs() > 1).any(-1)
-    background = torch.full((logits.shape[0],), -20.0, device=logits.device)
-    background[BACKGROUND] = 20.0
-    out[:, outside] = background[:, None]
-    return out
+def crop_matrix(landmarks: Path | None, shape: tuple[int, int], settings: CropSettings) -> np.ndarray:
+    """Photo -> crop: landmark alignment when on and the landmark file exists; else the letterbox."""
+    if settings.align and landmarks is not None and landmarks.is_file():
+        return alignment_matrix(read_landmarks(landmarks), settings.image_size, settings.margin)
+    return letterbox_matrix(*shape, settings.image_size)

@@ -3,17 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facseg.data.align import (
-    alignment_matrix,
-    letterbox_matrix,
-    logits_to_original,
-    similarity_matrix,
-    template_points,
-    warp_to_crop,
-)
-from facseg.data.check import read_landmarks
-from facseg.data.classes import ALIGNMENT_POINTS, CLASS_NAMES
+from facseg.data.classes import ALIGNMENT_POINTS, BACKGROUND, CLASS_NAMES
+from facseg.data.crop import alignment_matrix, letterbox_matrix, similarity_matrix, template_points, warp_to_crop
+from facseg.data.formats import read_landmarks
 from facseg.data.synthetic import render_face
+from facseg.warp import warp_to_photos
 from tests.conftest import REAL_SAMPLES
 
 
@@ -24,8 +18,12 @@ def apply(matrix, points):
 def test_similarity_is_recovered_exactly():
     rng = np.random.default_rng(0)
     angle, scale, shift = 0.4, 1.7, np.array([12.0, -5.0])
-    truth = np.array([[scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
-                      [scale * np.sin(angle), scale * np.cos(angle), shift[1]]])  # fmt: skip
+    truth = np.array(
+        [
+            [scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
+            [scale * np.sin(angle), scale * np.cos(angle), shift[1]],
+        ]
+    )
     src = rng.uniform(0, 100, (5, 2))
     np.testing.assert_allclose(similarity_matrix(src, apply(truth, src)), truth, atol=1e-9)
 
@@ -53,7 +51,7 @@ def test_label_round_trip_through_the_crop(image_size, bound):
         matrix = alignment_matrix(landmarks, image_size, 0.6)
         _, crop_label = warp_to_crop(np.zeros((*label.shape, 3), np.uint8), label, matrix, image_size)
         logits = F.one_hot(torch.from_numpy(crop_label).long(), len(CLASS_NAMES)).permute(2, 0, 1).float()
-        back = logits_to_original(logits, matrix, *label.shape).argmax(0).numpy()
+        back = warp_to_photos(logits[None], torch.from_numpy(matrix)[None], [label.shape])[0][0].argmax(0).numpy()
         agreements.append((back == label).mean())
     print(f"\nround trip at {image_size} px: pixel agreement {np.round(agreements, 4).tolist()}")
     assert min(agreements) >= bound
@@ -63,8 +61,46 @@ def test_pixels_outside_the_crop_are_background():
     logits = torch.zeros(11, 32, 32)
     logits[10] = 5.0  # hair everywhere in the crop
     matrix = np.array([[0.5, 0, 16], [0, 0.5, 0]])  # the photo's right half falls outside the crop
-    out = logits_to_original(logits, matrix, 64, 64).argmax(0)
+    out = warp_to_photos(logits[None], torch.tensor(matrix)[None], [(64, 64)])[0][0].argmax(0)
     assert (out[:, :30] == 10).all() and (out[:, 34:] == 0).all()
+
+
+def per_photo_warp(logits: torch.Tensor, matrix: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """The warp before the batched one (facseg 0.1, logits_to_original): one photo, a float64 grid on the CPU."""
+    size = logits.shape[-1]
+    m = torch.as_tensor(matrix, dtype=torch.float64)
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
+    cx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    cy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    grid = torch.stack([(2 * cx + 1) / size - 1, (2 * cy + 1) / size - 1], -1).float()
+    out = F.grid_sample(logits[None].float(), grid[None], mode="bilinear", align_corners=False)[0]
+    background = torch.full((logits.shape[0],), -20.0)
+    background[BACKGROUND] = 20.0
+    out[:, (grid.abs() > 1).any(-1)] = background[:, None]
+    return out
+
+
+def test_batched_warp_agrees_with_the_per_photo_warp():
+    """Photos of different sizes and poses in one batch: each gets what the per-photo warp gave it."""
+    torch.manual_seed(0)
+    sizes = [(900, 700), (333, 517), (256, 256), (1000, 1000)]
+    matrices, logits = [], torch.randn(len(sizes), len(CLASS_NAMES), 128, 128) * 5
+    for i, (height, width) in enumerate(sizes):
+        _, _, landmarks = render_face(np.random.default_rng([7, i]), height, width)
+        matrices.append(alignment_matrix(landmarks, 128, 0.6))
+    warped, valid = warp_to_photos(logits, torch.from_numpy(np.stack(matrices)), sizes)
+    assert warped.shape == (4, len(CLASS_NAMES), 1000, 1000)
+    differences, agreements = [], []
+    for i, (height, width) in enumerate(sizes):
+        assert valid[i].sum() == height * width and valid[i, :height, :width].all()
+        reference = per_photo_warp(logits[i], matrices[i], height, width)
+        ours = warped[i, :, :height, :width]
+        differences.append((ours - reference).abs().max().item())
+        agreements.append((ours.argmax(0) == reference.argmax(0)).float().mean().item())
+    print(f"\nbatched vs per-photo warp: max |difference| {max(differences):.3g}, label agreement {min(agreements)}")
+    assert max(differences) <= 1e-5 and min(agreements) == 1.0
 
 
 @pytest.mark.skipif(not (REAL_SAMPLES / "lapa-landmarks").is_dir(), reason="../shared/real-samples is absent")

@@ -1,0 +1,162 @@
+"""The LightningDataModule: train/val/test loaders over a LaPa-format folder; synthetic data uses the same code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from facseg.data.classes import CLASS_NAMES
+from facseg.data.crop import CropSettings
+from facseg.data.dataset import EpochShuffle, LaPaSplit, Shard, collate
+from facseg.data.formats import LAPA_URL, LAYOUT, SPLITS
+from facseg.data.occlusion import KINDS, FixedOcclusion
+from facseg.data.prepare import CropCache, build_cache
+from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
+from facseg.data.transforms import MEAN, STD, RandomOccluder, build_pipeline
+
+
+class LaPaDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over a LaPa-format folder; `synthetic` generates that folder on first use.
+
+    `occluded_test` (coverage, seed, kinds, textured; null: off) adds a second test loader: the same test images,
+    each with its fixed occluder (facseg.data.occlusion.FixedOcclusion), scored as `occluded/...`.
+    `scoring_settings` is what a checkpoint records of this data (crop, class set, normalisation): facseg.evaluate
+    scores a checkpoint with its own.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        name: str = "lapa",
+        image_size: int = 128,
+        align: bool = True,
+        margin: float = 0.6,
+        normalisation: dict[str, Sequence[float]] | None = None,
+        eval_resolution: str = "original",
+        cache_dir: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        augmentations: Sequence[A.BasicTransform] = (),
+        occlusion: dict | None = None,
+        occluded_test: dict | None = None,
+        synthetic: dict | None = None,
+        pin_memory: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if eval_resolution not in ("original", "crop"):
+            raise ValueError(f"data.eval_resolution={eval_resolution}: expected 'original' or 'crop'")
+        self.root = Path(root)
+        self.name = name  # how results and W&B tags call this data
+        self.classes = CLASS_NAMES
+        self.settings = CropSettings(image_size=image_size, align=align, margin=margin)
+        normalisation = normalisation or {"mean": MEAN, "std": STD}
+        self.mean, self.std = tuple(normalisation["mean"]), tuple(normalisation["std"])
+        self.eval_resolution = eval_resolution
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augmentations = list(augmentations)
+        if occlusion and occlusion.get("p", 0) > 0:
+            kinds = occlusion.get("kinds", KINDS)
+            self.augmentations.append(RandomOccluder(tuple(occlusion["coverage"]), kinds, occlusion["p"]))
+        self.occluded_test = None
+        if occluded_test:
+            self.occluded_test = FixedOcclusion(**{**occluded_test, "kinds": tuple(occluded_test.get("kinds", KINDS))})
+        self.synthetic = SyntheticSpec(**synthetic) if synthetic else None
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.splits: dict[str, LaPaSplit] = {}
+
+    @property
+    def scoring_settings(self) -> dict[str, Any]:
+        """What a net trained on this data must be scored with: the crop, the class names, the normalisation."""
+        return {
+            "crop": asdict(self.settings),
+            "classes": list(self.classes),
+            "normalisation": {"mean": list(self.mean), "std": list(self.std)},
+        }
+
+    def prepare_data(self) -> None:
+        """Runs once per machine: generate synthetic data, check the layout, build missing crop caches."""
+        if self.synthetic is not None:
+            ensure_synthetic(self.root, self.synthetic)
+        missing = [
+            str(self.root / s / k) for s in SPLITS for k in ("images", "labels") if not (self.root / s / k).is_dir()
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"data.root={self.root} is not a LaPa-format folder: missing {', '.join(missing)}. Expected {LAYOUT}; "
+                f"LaPa is published at {LAPA_URL}."
+            )
+        if self.cache_dir is not None:
+            for split in SPLITS:
+                if CropCache.find(self.cache_dir, split, self.settings, self.root) is None:
+                    build_cache(self.root, split, self.settings, self.cache_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test", "occluded")}.get(stage, SPLITS)
+        for split in wanted:
+            if split in self.splits:
+                continue
+            if split == "occluded":
+                if self.occluded_test is not None:
+                    test = self.splits["test"]
+                    self.splits[split] = LaPaSplit(
+                        self.root,
+                        "test",
+                        self.settings,
+                        test.transform,
+                        test.keep_original,
+                        test.cache,
+                        self.seed,
+                        self.occluded_test,
+                    )
+                continue
+            cache = None
+            if self.cache_dir is not None:
+                cache = CropCache.find(self.cache_dir, split, self.settings, self.root)
+                if cache is None:
+                    raise FileNotFoundError(f"no crop cache for {split} in {self.cache_dir}: prepare_data builds it")
+            transform = build_pipeline(self.augmentations if split == "train" else (), self.mean, self.std)
+            keep_original = split == "test" and self.eval_resolution == "original"
+            self.splits[split] = LaPaSplit(self.root, split, self.settings, transform, keep_original, cache, self.seed)
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        dataset = self.splits[split]
+        # The data module shards for DDP itself (trainer.use_distributed_sampler=false): see EpochShuffle and Shard.
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        if train:
+            sampler = EpochShuffle(len(dataset), self.seed, rank, world)
+        else:
+            sampler = Shard(len(dataset), rank, world) if world > 1 else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(self.seed),  # leaves the global RNG to the model (dropout)
+            drop_last=train,  # BatchNorm after global pooling (PSPNet) fails on a last batch of one image
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The test split; and its occluded copy, as a second loader, when `occluded_test` is set."""
+        if "occluded" in self.splits:
+            return [self._loader("test"), self._loader("occluded")]
+        return self._loader("test")

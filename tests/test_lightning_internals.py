@@ -1,0 +1,34 @@
+"""The private Lightning APIs facseg builds on (pinned to one minor version in pyproject.toml): if an upgrade moves
+one, this fails by name, before DDP, resumed CSV logs or exact resume break in a subtler way."""
+
+import inspect
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+
+def test_ddp_launcher_hooks_exist():
+    """facseg.ddp: HydraDDPStrategy swaps the launcher that _configure_launcher sets for one of its own."""
+    assert callable(DDPStrategy._configure_launcher)
+    for name in ("_call_children_scripts", "_check_can_spawn_children"):
+        assert callable(getattr(_SubprocessScriptLauncher, name)), name
+    assert list(inspect.signature(_SubprocessScriptLauncher.__init__).parameters)[1:4] == [
+        "cluster_environment",
+        "num_processes",
+        "num_nodes",
+    ]
+
+
+def test_csv_writer_hook_exists(tmp_path):
+    """facseg.loggers: the resumable CSV logger keeps the file that _check_log_dir_exists would otherwise clear."""
+    writer = ExperimentWriter(log_dir=str(tmp_path))
+    assert callable(writer._check_log_dir_exists) and hasattr(writer, "metrics_keys")
+    assert writer.metrics_file_path.endswith("metrics.csv")
+
+
+def test_fit_loop_batch_progress_exists():
+    """facseg.callbacks.ExactResume: how many batches of the epoch were done when the checkpoint was saved."""
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    assert trainer.fit_loop.epoch_loop.batch_progress.current.completed == 0
