@@ -37,10 +37,9 @@ def warp_to_photos(
     crop_y = m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]
     grid = torch.stack([(2 * crop_x + 1) / size - 1, (2 * crop_y + 1) / size - 1], -1).float()
     out = F.grid_sample(scores.float(), grid, mode="bilinear", align_corners=False)
-    outside = (grid.abs() > 1).any(-1)
     certain = torch.full((scores.shape[1],), -CERTAIN, device=device)
     certain[background] = CERTAIN
-    out = torch.where(outside[:, None], certain[None, :, None, None], out)
+    out.permute(0, 2, 3, 1)[(grid.abs() > 1).any(-1)] = certain
     valid = torch.zeros(n, height, width, dtype=torch.bool, device=device)
     for i, (h, w) in enumerate(sizes):
         valid[i, :h, :w] = True
