@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,19 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def run_facseg(args: list[str], cwd: Path, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m facseg.run ARGS` in a subprocess, as a user types it, with the output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "facseg.run", *args],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def subprocess_env() -> dict[str, str]:

@@ -1,8 +1,6 @@
 """DDP with 2 gloo processes on the CPU: single runs and sweeps, compared with a single process."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -12,7 +10,7 @@ from facseg.data.datamodule import LaPaDataModule
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.models.module import FaceSegModule
 from tests import wandb_log
-from tests.conftest import subprocess_env
+from tests.conftest import run_facseg
 
 # 5 test and 3 val images: 2 processes with padding would score one image of each twice.
 SPEC = SyntheticSpec(train=8, val=3, test=5, size=96, seed=1)
@@ -42,14 +40,7 @@ def data_args(root):
 
 
 def run(args, cwd):
-    result = subprocess.run(
-        [sys.executable, "-m", "facseg.run", *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_facseg(args, cwd)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
 

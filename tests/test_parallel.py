@@ -2,14 +2,12 @@
 
 import json
 import multiprocessing
-import subprocess
-import sys
 import time
 
 import pytest
 
 from facseg.device_pool import claim_device
-from tests.conftest import TINY, subprocess_env, tiny_data
+from tests.conftest import TINY, run_facseg, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweepers]'")
 
@@ -51,14 +49,7 @@ def test_parallel_sweep_runs_every_point(tmp_path, tiny_root):
         "logger=csv",
         f"hydra.sweep.dir={sweep}",
     ]
-    result = subprocess.run(
-        [sys.executable, "-m", "facseg.run", *args],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = run_facseg(args, tmp_path, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     summary = json.loads((sweep / "summary.json").read_text())
     assert sorted(j["status"] for j in summary["jobs"]) == ["ok", "ok", "ok"]

@@ -13,22 +13,10 @@ from facseg.config_checks import ConfigError
 from facseg.io import write_json
 from facseg.run import train
 from tests import wandb_log
-from tests.conftest import TINY, compose_train, subprocess_env, tiny_data
+from tests.conftest import TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
 # Three epochs of two batches: step 3 is the middle of the second epoch.
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0"]
-
-
-def run(args, cwd, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "facseg.run", *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
-    )
 
 
 def final_metrics(run_dir):
@@ -39,7 +27,7 @@ def final_metrics(run_dir):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, tiny_root):
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = run([*RESUMABLE, *tiny_data(tiny_root), f"hydra.run.dir={run_dir}"], cwd=run_dir)
+    result = run_facseg([*RESUMABLE, *tiny_data(tiny_root), f"hydra.run.dir={run_dir}"], cwd=run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return final_metrics(run_dir)
 
@@ -56,7 +44,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
         f"+callbacks.interrupt.signal={int(sig)}",
         f"+callbacks.interrupt.marker={tmp_path / 'interrupted'}",
     ]
-    first = run(command, cwd=tmp_path)
+    first = run_facseg(command, cwd=tmp_path)
     assert (tmp_path / "interrupted").is_file()
     assert not (run_dir / "metrics.json").exists()
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
@@ -66,7 +54,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     else:
         assert first.returncode == 0, first.stderr[-3000:]  # a clean exit, as SLURM expects
         assert last["global_step"] == 3 and last["exact_resume"]["batches_done"] == 1  # saved mid-epoch
-    second = run(command, cwd=tmp_path)  # the same command again
+    second = run_facseg(command, cwd=tmp_path)  # the same command again
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stdout + second.stderr + (run_dir / "run.log").read_text()
     assert final_metrics(run_dir) == uninterrupted
@@ -81,7 +69,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
 
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
-    result = run(
+    result = run_facseg(
         ["-m", *TINY, *tiny_data(tiny_root), "logger=csv", "data.image_size=64,100,64", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,
     )
@@ -125,7 +113,7 @@ def test_no_secret_from_the_environment_lands_in_any_file(tmp_path, tiny_root):
     run_dir = tmp_path / "run"
     env = {**subprocess_env(), **secrets}
     # A config that pulls a token from the environment: the resolved value must not be logged anywhere.
-    result = subprocess.run(
+    result = subprocess.run_facseg(
         [
             sys.executable,
             "-m",

@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -12,34 +10,23 @@ from nbclient import NotebookClient
 
 import facseg
 from facseg.report import load_sweep, main, write_report
-from tests.conftest import TINY, subprocess_env, tiny_data
+from tests.conftest import TINY, run_facseg, tiny_data
 
 NOTEBOOK = facseg.PROJECT_ROOT / "notebooks" / "compare_models.ipynb"
-
-
-def run(args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "facseg.run", *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, tiny_root):
     cwd = tmp_path_factory.mktemp("sweep")
     sweep = cwd / "multirun"
-    result = run(
+    result = run_facseg(
         ["-m", "model=unet,segnet", "seed=0,1", *TINY, *tiny_data(tiny_root), "logger=csv", f"hydra.sweep.dir={sweep}"],
         cwd,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # A fifth job that fails, as a crashed sweep point leaves it: status.json with the error, no metrics.
     bad = ["model=pspnet", *TINY, *tiny_data(tiny_root), "data.image_size=100"]
-    failed = run([*bad, f"hydra.run.dir={sweep / '4_pspnet'}"], cwd)
+    failed = run_facseg([*bad, f"hydra.run.dir={sweep / '4_pspnet'}"], cwd)
     assert failed.returncode != 0
     return sweep
 

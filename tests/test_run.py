@@ -210,3 +210,22 @@ def test_same_seed_same_metrics(tmp_path, tiny_root):
         metrics = json.loads((tmp_path / attempt / "metrics.json").read_text())
         results.append({k: v for k, v in metrics.items() if k != "best_checkpoint"})
     assert results[0] == results[1]
+
+
+def learning_rates(run_dir: Path) -> dict[str, list[float]]:
+    with (run_dir / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows if r[k]] for k in rows[0] if k.startswith("lr-")}
+
+
+def test_optimizer_and_schedule_come_from_config_and_are_logged_every_step(tmp_path, tiny_root):
+    base = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
+    # The default: AdamW at 3e-3, linear warm-up (here over half of the 4 steps), then a cosine to 0.
+    train(compose_train([*base, "scheduler.warmup_fraction=0.5"], tmp_path / "default"))
+    assert learning_rates(tmp_path / "default") == {"lr-AdamW": pytest.approx([1.5e-3, 3e-3, 3e-3, 1.5e-3])}
+    # Another optimizer, and no schedule: a constant rate.
+    swapped = ["optimizer._target_=torch.optim.SGD", "optimizer.lr=0.01", "+optimizer.momentum=0.9", "~scheduler"]
+    train(compose_train([*base, *swapped], tmp_path / "sgd"))
+    assert learning_rates(tmp_path / "sgd") == {"lr-SGD": [0.01] * 4}
+    hparams = FaceSegModule.load_from_checkpoint(tmp_path / "sgd" / "checkpoints" / "last.ckpt").hparams
+    assert "optimizer" not in hparams and "scheduler" not in hparams  # how it was trained, not what it is

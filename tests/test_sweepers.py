@@ -1,13 +1,11 @@
 """The sweepers and launchers of the optional `sweepers` extra, really run: Optuna and submitit's local launcher."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import TINY, subprocess_env, tiny_data
+from tests.conftest import TINY, run_facseg, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweepers]'")
 
@@ -16,14 +14,7 @@ assert TINY[0].startswith("data.image_size=")
 
 
 def run(args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "facseg.run", "-m", *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return run_facseg(["-m", *args], cwd, timeout=900)
 
 
 def test_optuna_search_tolerates_failed_trials_and_writes_the_best(tmp_path, tiny_root):
