@@ -43,11 +43,16 @@ def _padded(tensors: list[torch.Tensor], height: int, width: int, device: torch.
 
 
 class TestEvaluator(pl.Callback):
-    """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written)."""
+    """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written).
+
+    What it needs of the module (FaceSegModule): test_step returns M x N x C x S x S member logits, `combine` turns
+    members into scores, `loss`, and `hparams.classes` / `hparams.normalisation` from the checkpoint.
+    """
 
     def __init__(self, output_dir: Path | str | None = None, num_samples: int = 4) -> None:
         self.output_dir = Path(output_dir) if output_dir else None
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B
+        self.classes: list[str] = []
         self.metrics: dict[str, SegmentationMetrics] = {}
         self.results: dict[str, torch.Tensor] = {}
         self.confusion: dict[str, np.ndarray] = {}
