@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from omegaconf import DictConfig
 
 from facseg.models.factory import available_architectures
@@ -33,11 +32,6 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"data.batch_size={cfg.data.batch_size}: training BatchNorm needs at least 2 images a batch")
     if cfg.trainer.get("limit_val_batches", 1.0) == 0:
         raise ConfigError("trainer.limit_val_batches=0: without validation no checkpoint can be selected")
-    if cfg.trainer.get("sync_batchnorm") and (cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()):
-        raise ConfigError(
-            "trainer.sync_batchnorm=true needs GPUs (SyncBatchNorm has no CPU implementation); "
-            "on CPUs add trainer.sync_batchnorm=false"
-        )
     if cfg.get("parallel") and cfg.trainer.devices != 1:
         raise ConfigError(
             f"trainer.devices={cfg.trainer.devices} with parallel=gpus: each parallel job trains on one "

@@ -52,15 +52,21 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return str(last) if last.is_file() else None
 
 
+def on_gpu(cfg: DictConfig) -> bool:
+    accelerator = cfg.trainer.accelerator
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint on the test split, write metrics.json; return the best val metric."""
+    overrides = {}
+    if cfg.trainer.get("sync_batchnorm") and not on_gpu(cfg):
+        log.info("trainer.sync_batchnorm: SyncBatchNorm runs on GPUs only; each process normalises its own batch")
+        overrides["sync_batchnorm"] = False
     if cfg.get("parallel"):  # one of several parallel jobs: train on a GPU of one's own
         with claim_device(cfg.parallel.devices, cfg.parallel.lock_dir) as device:
-            on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
-                cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
-            )
-            return _train(cfg, {"devices": [device]} if on_gpu else {})
-    return _train(cfg, {})
+            return _train(cfg, {**overrides, "devices": [device]} if on_gpu(cfg) else overrides)
+    return _train(cfg, overrides)
 
 
 def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:

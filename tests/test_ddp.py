@@ -18,7 +18,6 @@ DDP = [
     "trainer=ddp",
     "trainer.devices=2",
     "trainer.accelerator=cpu",
-    "trainer.sync_batchnorm=false",
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
@@ -79,6 +78,7 @@ def test_single_ddp_run(tmp_path, odd_root):
         "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2"
         in result.stdout + result.stderr + (run_dir / "rank1.log").read_text()
     )
+    assert "SyncBatchNorm runs on GPUs only" in (run_dir / "run.log").read_text()  # trainer=ddp asks for it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stray directory from rank 1
     assert_one_of_each(run_dir)
     assert_same_test_metrics(run_dir, odd_root)
