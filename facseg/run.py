@@ -97,11 +97,8 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
             log.info("Resuming from %s", resume)
         # weights_only: a checkpoint holds tensors and plain data only, so loading one never runs code.
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        checkpoint = trainer.checkpoint_callback
-        best_score = checkpoint.best_model_score
-        if best_score is None:
-            raise RuntimeError(f"no checkpoint was selected on {cfg.optimized_metric}; did validation run?")
-        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, weights_only=True)
+        best_path, best_score = selected_checkpoint(trainer, cfg.optimized_metric)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
         if trainer.is_global_zero:
             # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
             net = module.net.to(trainer.strategy.root_device)
@@ -114,15 +111,26 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                     "eval_resolution": datamodule.eval_resolution,
                     "crop": asdict(datamodule.settings),
                     "seed": cfg.seed,
-                    "best_checkpoint": str(checkpoint.best_model_path),
-                    cfg.optimized_metric: float(best_score),
+                    "best_checkpoint": best_path,
+                    cfg.optimized_metric: best_score,
                     **logged_results(trainer),
                 },
             )
-        return float(best_score)
+        return best_score
     finally:
         _finish_wandb(loggers)
         end_ddp_job(trainer, failed=sys.exc_info()[0] is not None)
+
+
+def selected_checkpoint(trainer: pl.Trainer, metric: str) -> tuple[str | None, float]:
+    """The checkpoint selected on validation and its score. fast_dev_run (debug=fdr) saves none: the test then
+    scores the weights as they are, and the score is the one validation batch's."""
+    if trainer.fast_dev_run:
+        return None, float(trainer.callback_metrics[metric])
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None or checkpoint.best_model_score is None:
+        raise RuntimeError(f"no checkpoint was selected on {metric}; did validation run?")
+    return checkpoint.best_model_path, float(checkpoint.best_model_score)
 
 
 def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class FaceSegModule(pl.LightningModule):
         self.net = build_net(num_classes=len(classes), **{k: v for k, v in model.items() if k != "name"})
         self.cross_entropy = nn.CrossEntropyLoss()
         self.dice = DiceLoss(mode="multiclass", from_logits=True) if dice_weight > 0 else None
+        self.train_metrics = SegmentationMetrics(classes)  # on the augmented batches: how well the net fits
         self.val_metrics = SegmentationMetrics(classes)
 
     def configure_model(self) -> None:
@@ -86,9 +87,11 @@ class FaceSegModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch["image"]), batch["label"])
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["label"])
         self._watch_finite(loss)
         self.log("train/loss", loss, prog_bar=True)
+        self.train_metrics.update(logits.detach(), batch["label"])
         return loss
 
     def _watch_finite(self, loss: torch.Tensor) -> None:
@@ -117,6 +120,7 @@ class FaceSegModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._raise_if_not_finite()
+        self._log_epoch_metrics("train", self.train_metrics, ("miou", "f1_fg", "pixel_acc"))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"])
@@ -125,11 +129,14 @@ class FaceSegModule(pl.LightningModule):
         self.val_metrics.update(logits, batch["label"])
 
     def on_validation_epoch_end(self) -> None:
-        """The split's metrics, reduced over all processes (every rank logs the same), then reset."""
-        values = self.val_metrics.compute()
-        self.val_metrics.reset()
+        self._log_epoch_metrics("val", self.val_metrics)
+
+    def _log_epoch_metrics(self, stage: str, metric: SegmentationMetrics, keys: tuple[str, ...] | None = None) -> None:
+        """The epoch's metrics, reduced over all processes (every rank logs the same), then reset."""
+        values = metric.compute()
+        metric.reset()
         values.pop("confusion")
-        self.log_dict({f"val/{k}": v for k, v in values.items()})
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items() if keys is None or k in keys})
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """The members' crop logits; facseg.evaluation.TestEvaluator scores them."""
