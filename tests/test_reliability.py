@@ -113,7 +113,7 @@ def test_no_secret_from_the_environment_lands_in_any_file(tmp_path, tiny_root):
     run_dir = tmp_path / "run"
     env = {**subprocess_env(), **secrets}
     # A config that pulls a token from the environment: the resolved value must not be logged anywhere.
-    result = subprocess.run_facseg(
+    result = subprocess.run(
         [
             sys.executable,
             "-m",
