@@ -7,7 +7,8 @@ A checkpoint is scored with the settings it was trained with (crop, class set, n
 checkpoint itself: the data config only says where the data is and how to score it. An explicit data override that
 contradicts the checkpoint, and an ensemble whose members disagree, are refused. An ensemble averages the members'
 softmax probabilities (weighted) at the resolution scored, each member's logits warped back onto the photo exactly
-as a single net's are: an ensemble of a checkpoint with itself scores as the checkpoint.
+as a single net's are: an ensemble of a checkpoint with itself scores as the checkpoint. `tta=flip` adds each
+net's view of the mirrored photo (left/right classes swapped back) to the average, with equal weight.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import facseg  # noqa: F401  (registers the config resolvers)
+from facseg.data.classes import class_mirror
 from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
-from facseg.models.ensemble import Ensemble
+from facseg.models.ensemble import Ensemble, with_flip_tta
 from facseg.models.module import FaceSegModule
 from facseg.results import METRICS_FILE
 
@@ -77,6 +80,8 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError("give ckpt_path=PATH, or ckpt_paths=[A,B,...] for an ensemble")
     if cfg.ckpt_path and cfg.ckpt_paths:
         raise ValueError("give ckpt_path or ckpt_paths, not both")
+    if cfg.tta not in (None, "flip"):
+        raise ValueError(f"tta={cfg.tta}: expected flip, or null for none")
     pl.seed_everything(cfg.seed)
     members = [load(p) for p in paths]
     settings = checkpoint_settings(paths, members)
@@ -90,6 +95,9 @@ def evaluate(cfg: DictConfig) -> dict:
     names = [m.hparams.model["name"] for m in members]
     if len(members) > 1:
         module.net = Ensemble([m.net for m in members], list(cfg.weights) if cfg.weights else None)
+    members_weights = module.net.weights.tolist() if len(members) > 1 else None
+    if cfg.tta == "flip":
+        module.net = with_flip_tta(module.net, torch.from_numpy(class_mirror(settings["classes"])))
     output_dir = Path(cfg.paths.output_dir)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[TestEvaluator(output_dir)])
     trainer.test(module, datamodule=datamodule, weights_only=True)
@@ -99,7 +107,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "eval_resolution": datamodule.eval_resolution,
         "crop": settings["crop"],
         "checkpoints": [str(p) for p in paths],
-        "weights": [float(w) for w in module.net.weights] if len(members) > 1 else None,
+        "weights": members_weights,
+        "tta": cfg.tta,
         **logged_results(trainer),
     }
     write_json(output_dir / METRICS_FILE, metrics)

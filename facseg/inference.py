@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facseg.data.classes import class_mirror
+from facseg.models.ensemble import combine, mirror_prediction
+
 METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
@@ -31,6 +34,7 @@ class Parser:
     model: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    classes: tuple[str, ...]
 
     def normalise(self, crops: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 RGB crops -> N x 3 x S x S float32, as the training pipeline normalises them."""
@@ -56,7 +60,15 @@ def metadata(module) -> dict:
 
 
 def _parser(run: Callable[[np.ndarray], np.ndarray], meta: dict) -> Parser:
-    return Parser(run, meta["image_size"], meta["margin"], meta["model"], tuple(meta["mean"]), tuple(meta["std"]))
+    return Parser(
+        run,
+        meta["image_size"],
+        meta["margin"],
+        meta["model"],
+        tuple(meta["mean"]),
+        tuple(meta["std"]),
+        tuple(meta["classes"]),
+    )
 
 
 def _device(name: str) -> torch.device:
@@ -71,9 +83,28 @@ def load_parser(
     precision: str = "32",
     channels_last: bool = False,
     compile: bool = False,
+    tta: str | None = None,
 ) -> Parser:
-    """Load a `.ckpt`, `.onnx` or `.pt` (TorchScript) parser. The speed knobs apply to checkpoints."""
-    path = Path(path)
+    """Load a `.ckpt`, `.onnx` or `.pt` (TorchScript) parser. The speed knobs apply to checkpoints; `tta=flip`
+    averages each prediction with the prediction of the mirrored crop (left/right classes swapped back)."""
+    if tta not in (None, "flip"):
+        raise ValueError(f"tta={tta}: expected flip, or null for none")
+    parser = _load(Path(path), device, precision, channels_last, compile)
+    if tta == "flip":
+        parser.run = _flip_tta(parser.run, torch.from_numpy(class_mirror(parser.classes)))
+    return parser
+
+
+def _flip_tta(run: Callable[[np.ndarray], np.ndarray], mirror: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
+    def run_both_views(images: np.ndarray) -> np.ndarray:
+        logits = torch.from_numpy(run(images))
+        mirrored = mirror_prediction(torch.from_numpy(run(np.ascontiguousarray(images[..., ::-1]))), mirror)
+        return combine(torch.stack([logits, mirrored]), torch.tensor([0.5, 0.5])).numpy()
+
+    return run_both_views
+
+
+def _load(path: Path, device: str, precision: str, channels_last: bool, compile: bool) -> Parser:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file (a .ckpt from training, or a .onnx / .pt from export)")
     if str(precision) not in PRECISIONS:

@@ -149,7 +149,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             "give overwrite=true to replace them, or another output="
         )
     landmarks = Path(cfg.landmarks) if cfg.landmarks else None
-    parser = load_parser(cfg.ckpt_path, cfg.device, str(cfg.precision), cfg.channels_last, cfg.compile)
+    parser = load_parser(cfg.ckpt_path, cfg.device, str(cfg.precision), cfg.channels_last, cfg.compile, cfg.tta)
     finder = FaceFinder(parser.image_size, parser.margin, detect=cfg.detect and landmarks is None)
     output.mkdir(parents=True, exist_ok=True)
     results, failures = {}, {}

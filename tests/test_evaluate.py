@@ -80,3 +80,15 @@ def test_bad_requests_are_named(tmp_path, tiny_root, trained):
         evaluate(compose_evaluate([f"ckpt_paths=[{best},{best}]", "weights=[1]", *tiny_data(tiny_root)], tmp_path))
     with pytest.raises(ValueError, match="give ckpt_path=PATH"):
         evaluate(compose_evaluate([*tiny_data(tiny_root)], tmp_path))
+
+
+def test_flip_tta_is_an_ensemble_of_two_views(tmp_path, tiny_root, trained):
+    best, data = trained["best_checkpoint"], tiny_data(tiny_root)
+    alone = evaluate(compose_evaluate([f"ckpt_path={best}", *data], tmp_path / "alone"))
+    flipped = evaluate(compose_evaluate([f"ckpt_path={best}", *data, "tta=flip"], tmp_path / "tta"))
+    assert (alone["tta"], flipped["tta"]) == (None, "flip") and flipped["test/miou"] != alone["test/miou"]
+    assert 0 < flipped["test/miou"] <= 1 and 0 < flipped["occluded/miou"] <= 1
+    both = evaluate(compose_evaluate([f"ckpt_paths=[{best},{best}]", *data, "tta=flip"], tmp_path / "both"))
+    assert both["test/miou"] == pytest.approx(flipped["test/miou"], abs=1e-6)  # an ensemble of itself, with TTA
+    with pytest.raises(ValueError, match="tta=rotate: expected flip"):
+        evaluate(compose_evaluate([f"ckpt_path={best}", *data, "tta=rotate"], tmp_path / "bad"))

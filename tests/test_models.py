@@ -3,6 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facseg.data.classes import CLASS_NAMES, class_mirror
+from facseg.models.ensemble import Ensemble, Mirrored, with_flip_tta
 from facseg.models.factory import available_architectures, build_net
 from facseg.models.segnet import SegNet
 
@@ -55,3 +57,25 @@ def test_factory_errors_name_the_key():
     with pytest.raises(ValueError, match="model.width"):
         build_net("unet", 11, width=0.5)
     assert {"segnet", "unet", "pspnet", "deeplabv3plus"} <= set(available_architectures())
+
+
+def test_flip_tta_swaps_left_and_right_back():
+    """A net that labels the image's left half left_eye and its right half right_eye is right whichever way the
+    image is mirrored: its mirrored view must agree with it exactly, and so must the two views' average."""
+
+    class HalvesNet(nn.Module):
+        def forward(self, images):
+            logits = torch.zeros(len(images), len(CLASS_NAMES), *images.shape[-2:])
+            half = images.shape[-1] // 2
+            logits[:, CLASS_NAMES.index("left_eye"), :, :half] = 5.0
+            logits[:, CLASS_NAMES.index("right_eye"), :, half:] = 5.0
+            return logits
+
+    images, mirror = torch.randn(2, 3, 8, 8), torch.from_numpy(class_mirror(CLASS_NAMES))
+    net = HalvesNet()
+    assert torch.equal(Mirrored(net, mirror)(images), net(images))
+    both = with_flip_tta(net, mirror)
+    assert torch.equal(both(images).argmax(1), net(images).argmax(1))
+    assert len(with_flip_tta(Ensemble([net, net], [3, 1]), mirror).nets) == 4  # each member's two views
+    with pytest.raises(ValueError, match="knows LaPa's left/right classes"):
+        class_mirror(["background", "l_eye", "r_eye"])

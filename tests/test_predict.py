@@ -9,6 +9,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from facseg.data.classes import CLASS_NAMES
 from facseg.data.datamodule import LaPaDataModule
 from facseg.export import _export_onnx, export
 from facseg.inference import load_parser
@@ -159,7 +160,14 @@ def test_every_architecture_exports_to_onnx(arch, tmp_path):
     """SegNet's unpooling and PSPNet's adaptive pooling need the dynamo exporter (the TorchScript one refuses)."""
     net = build_net(num_classes=11, **arch).eval()
     path = tmp_path / "net.onnx"
-    meta = {"model": arch["arch"], "image_size": 64, "margin": 0.6, "mean": [0.5] * 3, "std": [0.25] * 3}
+    meta = {
+        "model": arch["arch"],
+        "image_size": 64,
+        "margin": 0.6,
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+        "classes": list(CLASS_NAMES),
+    }
     _export_onnx(net, torch.randn(2, 3, 64, 64), path, meta, 18)
     crops = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
@@ -226,3 +234,17 @@ def test_the_command_lines_as_documented(checkpoint, tiny_root, tmp_path):
     )
     assert "4 images" in out and len(list((tmp_path / "parsed").glob("*_overlay.jpg"))) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "parsed"]  # no run folder, no log file
+
+
+def test_flip_tta_parses_like_the_checkpoint_on_every_backend(checkpoint, onnx_model, tiny_root, tmp_path):
+    images = tiny_root / "test" / "images"
+    summaries = {}
+    for name, model in (("plain", checkpoint), ("ckpt", checkpoint), ("onnx", onnx_model)):
+        extra = ["detect=false"] if name == "plain" else ["detect=false", "tta=flip"]
+        summaries[name] = run_predict(model, images, tmp_path / name, *extra)
+    for photo in images.glob("*.jpg"):
+        plain, ckpt, onnx = (read_label(tmp_path / name / f"{photo.stem}.png") for name in ("plain", "ckpt", "onnx"))
+        assert (ckpt == onnx).mean() > 0.999  # the same two views on every backend
+        assert 0.5 < (ckpt == plain).mean() < 1.0  # a second view changes some pixels, not the picture
+    with pytest.raises(ValueError, match="tta=rotate: expected flip"):
+        run_predict(checkpoint, images, tmp_path / "bad", "tta=rotate")

@@ -50,6 +50,13 @@ def flip_lut() -> np.ndarray:
     return lut
 
 
+def class_mirror(class_names) -> np.ndarray:
+    """flip_lut() for a net that predicts `class_names`; only LaPa's label map has its left/right pairs here."""
+    if list(class_names) != list(CLASS_NAMES):
+        raise ValueError(f"the flip test-time augmentation knows LaPa's left/right classes, not {list(class_names)}")
+    return flip_lut().astype(np.int64)
+
+
 # LaPa's 106 landmarks: which point a horizontal flip turns each point into. Groups and orders as in LaPa's files:
 # 0-32 contour left to right; 33-41 / 42-50 eyebrows (5 upper points left to right, 4 lower back); 51-54 nose bridge
 # down to the tip, 55-65 nose outline from upper left around to upper right; 66-74 / 75-83 eyes (corner, 3 upper,

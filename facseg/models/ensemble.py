@@ -1,9 +1,21 @@
-"""Several trained nets as one: their weighted mean softmax probability."""
+"""Several predictions as one: an ensemble of nets, and flip test-time augmentation as an ensemble of two views."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def combine(member_logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """M x N x C x ... member logits -> N x C x ...: the log of their weighted mean probability (weights sum to 1)."""
+    probs = member_logits.float().softmax(2)
+    mean = (weights.to(probs.device).view(-1, *[1] * (probs.dim() - 1)) * probs).sum(0)
+    return mean.clamp_min(1e-12).log()
+
+
+def mirror_prediction(logits: torch.Tensor, class_mirror: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W logits of a mirrored image -> those of the image: flipped back, left/right classes swapped."""
+    return logits.flip(-1)[:, class_mirror.to(logits.device)]
 
 
 class Ensemble(nn.Module):
@@ -26,10 +38,27 @@ class Ensemble(nn.Module):
         return torch.stack([net(images) for net in self.nets])
 
     def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
-        """M x N x C x ... member logits -> N x C x ...: the log of their weighted mean probability."""
-        probs = member_logits.float().softmax(2)
-        mean = (self.weights.view(-1, *[1] * (probs.dim() - 1)) * probs).sum(0)
-        return mean.clamp_min(1e-12).log()
+        return combine(member_logits, self.weights)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.combine(self.member_logits(images))
+
+
+class Mirrored(nn.Module):
+    """A net that sees the mirrored image and answers for the image itself (flip test-time augmentation's view)."""
+
+    def __init__(self, net: nn.Module, class_mirror: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("class_mirror", class_mirror)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return mirror_prediction(self.net(images.flip(-1)), self.class_mirror)
+
+
+def with_flip_tta(net: nn.Module, class_mirror: torch.Tensor) -> Ensemble:
+    """Flip test-time augmentation: each net (each member of an Ensemble) also sees the mirrored image, and the
+    two views' probabilities are averaged with equal weight."""
+    nets, weights = (list(net.nets), net.weights.tolist()) if isinstance(net, Ensemble) else ([net], [1.0])
+    views = [view for member in nets for view in (member, Mirrored(member, class_mirror))]
+    return Ensemble(views, [w for w in weights for _ in range(2)])
