@@ -23,5 +23,37 @@ def _sweep_name() -> str | None:
     return None
 
 
-# `${sweep_name:}`: groups a sweep's W&B runs.
+def _swept(keys_to_skip: tuple[str, ...]) -> list[str]:
+    """The overrides of this job whose values the sweep varies (say `optimizer.lr=0.001`), but for `keys_to_skip`.
+
+    A sweep's own overrides (multirun.yaml, written before its first job) name what varies: comma lists and sweep
+    functions on the command line, and a search's parameters.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    sweep = Path(HydraConfig.get().sweep.dir) / "multirun.yaml"
+    if not sweep.is_file():
+        return []
+    hydra_cfg = OmegaConf.load(sweep).hydra
+    varied = {o.split("=", 1)[0] for o in hydra_cfg.overrides.task if "," in o or "(" in o.split("=", 1)[-1]}
+    varied |= set(hydra_cfg.sweeper.get("params") or {})
+    job = OmegaConf.to_container(HydraConfig.get().overrides.task)
+    return [o for o in job if o.split("=", 1)[0] in varied and o.split("=", 1)[0] not in keys_to_skip]
+
+
+def _run_name(model: str, seed: int) -> str:
+    """`<model>-s<seed>`, then whatever else this sweep varies: one name per point of a comparison."""
+    return " ".join([f"{model}-s{seed}", *_swept(("model", "seed"))])
+
+
+def _run_tags(model: str, data: str, seed: int, tags: list) -> list[str]:
+    return [model, data, f"seed{seed}", *tags]
+
+
+# `${sweep_name:}`: the default group of a sweep's W&B runs; `${run_name:...}`, `${run_tags:...}`: each run's.
 OmegaConf.register_new_resolver("sweep_name", _sweep_name, replace=True)
+OmegaConf.register_new_resolver("run_name", _run_name, replace=True)
+OmegaConf.register_new_resolver("run_tags", _run_tags, replace=True)

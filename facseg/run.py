@@ -90,6 +90,9 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **trainer_overrides)
     for logger in loggers:
         logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+        if type(logger).__name__ == "WandbLogger":  # the summary keeps the best validation values, not the last
+            logger.experiment.define_metric(cfg.optimized_metric, summary="max")
+            logger.experiment.define_metric("val/loss", summary="min")
 
     try:
         resume = resume_checkpoint(cfg, output_dir)

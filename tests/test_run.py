@@ -16,7 +16,7 @@ from facseg.models.module import FaceSegModule
 from facseg.results import read_arrays
 from facseg.run import train
 from tests import wandb_log
-from tests.conftest import TINY, compose_train, subprocess_env, tiny_data
+from tests.conftest import TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
 PER_CLASS = [f"{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
@@ -185,7 +185,8 @@ def test_multirun_over_the_three_models(tmp_path, tiny_root):
         runs = list((job / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(runs) == 1, f"{job.name}: expected exactly one W&B run, found {runs}"
         run = wandb_log.run_info(runs[0])
-        assert (run.run_group, run.display_name) == (sweep.name, model) and model in run.tags
+        assert (run.run_group, run.display_name) == (sweep.name, f"{model}-s0")
+        assert list(run.tags) == [model, "synthetic", "seed0"]
         config = wandb_log.config(runs[0])
         assert config["model"]["name"] == model and config["seed"] == 0
         summary = wandb_log.summary(runs[0])
@@ -229,3 +230,21 @@ def test_optimizer_and_schedule_come_from_config_and_are_logged_every_step(tmp_p
     assert learning_rates(tmp_path / "sgd") == {"lr-SGD": [0.01] * 4}
     hparams = FaceSegModule.load_from_checkpoint(tmp_path / "sgd" / "checkpoints" / "last.ckpt").hparams
     assert "optimizer" not in hparams and "scheduler" not in hparams  # how it was trained, not what it is
+
+
+def test_wandb_runs_are_named_grouped_and_keep_the_best_validation(tmp_path, tiny_root):
+    """A study's W&B runs: named by model, seed and what the sweep varies, in the study's group, with its tags."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.003,0.001", "group=my-study", "tags=[first-try]", *TINY, *tiny_data(tiny_root)]
+    result = run_facseg([*args, "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for job, lr in zip(sorted(sweep.glob("*_unet")), ("0.003", "0.001")):
+        (log,) = job.glob("wandb/offline-run-*/run-*.wandb")
+        run = wandb_log.run_info(log)
+        assert (run.display_name, run.run_group) == (f"unet-s0 optimizer.lr={lr}", "my-study")
+        assert list(run.tags) == ["unet", "synthetic", "seed0", "first-try"]
+        with (job / "csv" / "metrics.csv").open() as f:
+            val = [float(row["val/miou"]) for row in csv.DictReader(f) if row.get("val/miou")]
+        summary, metrics = wandb_log.summary(log), json.loads((job / "metrics.json").read_text())
+        assert summary["val/miou"] == {"max": pytest.approx(max(val))} == {"max": pytest.approx(metrics["val/miou"])}
+        assert summary["test/miou"] == pytest.approx(metrics["test/miou"])
