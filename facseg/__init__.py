@@ -26,10 +26,11 @@ def _sweep_name() -> str | None:
 def _swept(keys_to_skip: tuple[str, ...]) -> list[str]:
     """The overrides of this job whose values the sweep varies (say `optimizer.lr=0.001`), but for `keys_to_skip`.
 
-    A sweep's own overrides (multirun.yaml, written before its first job) name what varies: comma lists and sweep
-    functions on the command line, and a search's parameters.
+    A sweep's own overrides (multirun.yaml, written before its first job) name what varies: its sweep overrides
+    (`a=1,2`, `choice(...)`, `range(...)`, ...) and a search's parameters.
     """
     from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
@@ -38,10 +39,11 @@ def _swept(keys_to_skip: tuple[str, ...]) -> list[str]:
     if not sweep.is_file():
         return []
     hydra_cfg = OmegaConf.load(sweep).hydra
-    varied = {o.split("=", 1)[0] for o in hydra_cfg.overrides.task if "," in o or "(" in o.split("=", 1)[-1]}
+    parser = OverridesParser.create()
+    varied = {o.key_or_group for o in parser.parse_overrides(list(hydra_cfg.overrides.task)) if o.is_sweep_override()}
     varied |= set(hydra_cfg.sweeper.get("params") or {})
-    job = OmegaConf.to_container(HydraConfig.get().overrides.task)
-    return [o for o in job if o.split("=", 1)[0] in varied and o.split("=", 1)[0] not in keys_to_skip]
+    job = parser.parse_overrides(OmegaConf.to_container(HydraConfig.get().overrides.task))
+    return [o.input_line for o in job if o.key_or_group in varied - set(keys_to_skip)]
 
 
 def _run_name(model: str, seed: int) -> str:

@@ -235,14 +235,14 @@ def test_optimizer_and_schedule_come_from_config_and_are_logged_every_step(tmp_p
 def test_wandb_runs_are_named_grouped_and_keep_the_best_validation(tmp_path, tiny_root):
     """A study's W&B runs: named by model, seed and what the sweep varies, in the study's group, with its tags."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "optimizer.lr=0.003,0.001", "group=my-study", "tags=[first-try]", *TINY, *tiny_data(tiny_root)]
+    args = ["-m", "optimizer.lr=0.003,0.001", "group=my-study", "tags=[first-try,cpu]", *TINY, *tiny_data(tiny_root)]
     result = run_facseg([*args, "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for job, lr in zip(sorted(sweep.glob("*_unet")), ("0.003", "0.001")):
         (log,) = job.glob("wandb/offline-run-*/run-*.wandb")
         run = wandb_log.run_info(log)
         assert (run.display_name, run.run_group) == (f"unet-s0 optimizer.lr={lr}", "my-study")
-        assert list(run.tags) == ["unet", "synthetic", "seed0", "first-try"]
+        assert list(run.tags) == ["unet", "synthetic", "seed0", "first-try", "cpu"]
         with (job / "csv" / "metrics.csv").open() as f:
             val = [float(row["val/miou"]) for row in csv.DictReader(f) if row.get("val/miou")]
         summary, metrics = wandb_log.summary(log), json.loads((job / "metrics.json").read_text())
