@@ -95,6 +95,6 @@ def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path, odd_root):
     for job, model in zip(jobs, ("unet", "pspnet")):
         assert_one_of_each(job)
         (wandb_run,) = job.glob("wandb/offline-run-*/run-*.wandb")
-        assert wandb_log.run_info(wandb_run).display_name == model
+        assert wandb_log.run_info(wandb_run).display_name == f"{model}-s0"
         assert not list(job.glob("*/multirun.yaml")) and (job / "rank1.log").is_file()
         assert_same_test_metrics(job, odd_root)
