@@ -62,7 +62,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     with (run_dir / "csv" / "metrics.csv").open() as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/miou")}
     assert epochs == {"0", "1", "2"}
-    # Both processes wrote to the same W&B run: `wandb sync` merges the two offline folders into one run.
+    # Both processes wrote to the same W&B run id, one offline folder each (README: sync the second with --append).
     runs = sorted(run_dir.glob("wandb/offline-run-*"))
     assert len(runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1
 
