@@ -25,8 +25,10 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.data.classes import class_mirror
 from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
+from facseg.loggers import finish_wandb
 from facseg.models.ensemble import Ensemble, with_flip_tta
 from facseg.models.module import FaceSegModule
+from facseg.redact import redact
 from facseg.results import METRICS_FILE
 
 SETTINGS = ("crop", "classes", "normalisation")  # what a checkpoint records of the data it was trained on
@@ -74,6 +76,16 @@ def data_config(data: DictConfig, settings: dict[str, Any], source: str) -> Dict
     return data
 
 
+def make_loggers(cfg: DictConfig, name: str, models: list[str]) -> list:
+    """The configured loggers; the W&B run named after what is scored and tagged with its models and data."""
+    loggers = []
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        wandb = str(logger_cfg.get("_target_", "")).endswith("WandbLogger")
+        extra = {"name": name, "tags": [*dict.fromkeys(models), cfg.data.name, *cfg.tags]} if wandb else {}
+        loggers.append(hydra.utils.instantiate(logger_cfg, **extra))
+    return loggers
+
+
 def evaluate(cfg: DictConfig) -> dict:
     paths = list(cfg.ckpt_paths) or ([cfg.ckpt_path] if cfg.ckpt_path else [])
     if not paths:
@@ -93,16 +105,26 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     module = members[0]
     names = [m.hparams.model["name"] for m in members]
+    label = names[0] if len(names) == 1 else "ensemble(" + "+".join(names) + ")"
     if len(members) > 1:
         module.net = Ensemble([m.net for m in members], list(cfg.weights) if cfg.weights else None)
     members_weights = module.net.weights.tolist() if len(members) > 1 else None
     if cfg.tta == "flip":
         module.net = with_flip_tta(module.net, torch.from_numpy(class_mirror(settings["classes"])))
     output_dir = Path(cfg.paths.output_dir)
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[TestEvaluator(output_dir)])
-    trainer.test(module, datamodule=datamodule, weights_only=True)
+    loggers = make_loggers(cfg, " ".join([label, *(["tta=flip"] if cfg.tta else [])]), names)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[TestEvaluator(output_dir)], logger=loggers or False
+    )
+    try:
+        logged = redact({**OmegaConf.to_container(cfg, resolve=True), "checkpoint_settings": settings})
+        for logger in loggers:
+            logger.log_hyperparams(logged)
+        trainer.test(module, datamodule=datamodule, weights_only=True)
+    finally:
+        finish_wandb(loggers)
     metrics = {
-        "model": names[0] if len(names) == 1 else "ensemble(" + "+".join(names) + ")",
+        "model": label,
         "data": cfg.data.name,
         "eval_resolution": datamodule.eval_resolution,
         "crop": settings["crop"],

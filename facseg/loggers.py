@@ -1,4 +1,4 @@
-"""A CSV logger that a resumed run appends to.
+"""Loggers: a CSV logger that a resumed run appends to, and the end of a job's W&B run.
 
 Lightning's CSVLogger deletes the metrics.csv it finds, so a run resumed after a pre-emption would keep only what
 it logged after resuming. This one keeps the file and its columns; steps redone after a SIGKILL appear twice, the
@@ -29,3 +29,11 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def finish_wandb(loggers: list) -> None:
+    """Close this job's W&B run: multirun jobs share one process, and an open run would swallow the next job."""
+    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
+        import wandb
+
+        wandb.finish()

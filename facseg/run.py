@@ -31,6 +31,7 @@ from facseg.ddp import end_ddp_job
 from facseg.device_pool import claim_device
 from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
+from facseg.loggers import finish_wandb
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
@@ -121,7 +122,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
             )
         return best_score
     finally:
-        _finish_wandb(loggers)
+        finish_wandb(loggers)
         end_ddp_job(trainer, failed=sys.exc_info()[0] is not None)
 
 
@@ -144,14 +145,6 @@ def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if not id_file.is_file():
         id_file.write_text(secrets.token_hex(6))
     return {"id": id_file.read_text().strip(), "resume": "allow"}
-
-
-def _finish_wandb(loggers: list) -> None:
-    """Close this job's W&B run: multirun jobs share one process, and an open run would swallow the next job."""
-    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
-        import wandb
-
-        wandb.finish()
 
 
 def run_job(cfg: DictConfig) -> float:

@@ -10,12 +10,13 @@ from omegaconf import open_dict
 
 from facseg.evaluate import evaluate
 from facseg.run import train
+from tests import wandb_log
 from tests.conftest import CONF_DIR, TINY, compose_train, tiny_data
 
 
-def compose_evaluate(overrides, output_dir):
+def compose_evaluate(overrides, output_dir, wandb=False):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("evaluate", overrides=overrides)
+        cfg = compose("evaluate", overrides=[*overrides, *([] if wandb else ["~logger"])])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.trainer.enable_progress_bar = False
@@ -31,8 +32,15 @@ def trained(tmp_path_factory, tiny_root):
 
 def test_evaluate_scores_with_the_checkpoints_own_settings(tmp_path, tiny_root, trained):
     """Trained on 64 px crops; the data config's default is 128 px: the checkpoint's 64 px must win, silently."""
-    metrics = evaluate(compose_evaluate([f"ckpt_path={trained['best_checkpoint']}", *tiny_data(tiny_root)], tmp_path))
+    overrides = [f"ckpt_path={trained['best_checkpoint']}", *tiny_data(tiny_root), "group=rescored"]
+    metrics = evaluate(compose_evaluate(overrides, tmp_path, wandb=True))
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    (log,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")  # an offline W&B run of its own kind
+    run = wandb_log.run_info(log)
+    assert (run.job_type, run.display_name, run.run_group) == ("evaluate", "unet", "rescored")
+    assert list(run.tags) == ["unet", "synthetic"]
+    assert wandb_log.summary(log)["test/miou"] == pytest.approx(metrics["test/miou"])
+    assert wandb_log.config(log)["checkpoint_settings"]["crop"]["image_size"] == 64
     assert metrics["model"] == "unet" and metrics["crop"] == {"image_size": 64, "align": True, "margin": 0.6}
     assert "occluded/drop/f1_fg" in metrics
     for key, value in trained.items():
