@@ -77,9 +77,14 @@ def run_facseg(args: list[str], cwd: Path, timeout: int = 600, **kwargs) -> subp
 
 
 def subprocess_env() -> dict[str, str]:
-    """A run's environment: offline W&B, and `tests` importable for the helpers that configs name."""
+    """A run's environment: offline W&B, and `tests` importable for the helpers that configs name.
+
+    Without WANDB_SERVICE: W&B sets it in a process that started a run (an in-process test), and a child that
+    inherits it joins that process's W&B service instead of starting its own, as a user's command would. A child
+    killed by SIGKILL then leaves its run registered there, and the resumed child is refused ("run ID is in use").
+    """
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"},
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
         "PYTHONUNBUFFERED": "1",
