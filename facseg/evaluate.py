@@ -25,7 +25,7 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.data.classes import class_mirror
 from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
-from facseg.loggers import finish_wandb
+from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.ensemble import Ensemble, with_flip_tta
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
@@ -78,12 +78,9 @@ def data_config(data: DictConfig, settings: dict[str, Any], source: str) -> Dict
 
 def make_loggers(cfg: DictConfig, name: str, models: list[str]) -> list:
     """The configured loggers; the W&B run named after what is scored and tagged with its models and data."""
-    loggers = []
-    for logger_cfg in (cfg.get("logger") or {}).values():
-        wandb = str(logger_cfg.get("_target_", "")).endswith("WandbLogger")
-        extra = {"name": name, "tags": [*dict.fromkeys(models), cfg.data.name, *cfg.tags]} if wandb else {}
-        loggers.append(hydra.utils.instantiate(logger_cfg, **extra))
-    return loggers
+    wandb_run = {"name": name, "tags": [*dict.fromkeys(models), cfg.data.name, *cfg.tags]}
+    configs = (cfg.get("logger") or {}).values()
+    return [hydra.utils.instantiate(c, **(wandb_run if is_wandb(c) else {})) for c in configs]
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -112,7 +109,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.tta == "flip":
         module.net = with_flip_tta(module.net, torch.from_numpy(class_mirror(settings["classes"])))
     output_dir = Path(cfg.paths.output_dir)
-    loggers = make_loggers(cfg, " ".join([label, *(["tta=flip"] if cfg.tta else [])]), names)
+    loggers = make_loggers(cfg, f"{label} tta={cfg.tta}" if cfg.tta else label, names)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=[TestEvaluator(output_dir)], logger=loggers or False
     )

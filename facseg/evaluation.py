@@ -11,7 +11,6 @@ and the W&B media.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from facseg.io import json_number, write_bytes, write_json
+from facseg.io import json_number, write_json, write_npz
+from facseg.loggers import is_wandb
 from facseg.metrics import SegmentationMetrics
 from facseg.results import CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE
 from facseg.warp import warp_to_photos
@@ -155,14 +155,14 @@ class TestEvaluator(pl.Callback):
                 # Counts in the narrowest integer type that holds them: a LaPa split is 2,000 matrices.
                 narrow = value.astype(np.min_scalar_type(value.max(initial=0))) if value.dtype.kind == "i" else value
                 per_image[f"{stage}/{key}"] = narrow
-        _write_npz(output_dir / PER_IMAGE_FILE, per_image)
-        _write_npz(
+        write_npz(output_dir / PER_IMAGE_FILE, per_image)
+        write_npz(
             output_dir / SAMPLES_FILE, {f"{s}/{k}": v for s, kept in self.samples.items() for k, v in kept.items()}
         )
 
     def log_media(self, loggers: list) -> None:
         """Per-class table, confusion matrices and samples for the W&B run (offline or live) of this job, if any."""
-        runs = [logger.experiment for logger in loggers if type(logger).__name__ == "WandbLogger"]
+        runs = [logger.experiment for logger in loggers if is_wandb(logger)]
         if not runs:
             return
         import wandb
@@ -196,9 +196,3 @@ class TestEvaluator(pl.Callback):
             ]
         for run in runs:
             run.log(media)
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
@@ -24,6 +27,13 @@ def write_bytes(path: Path | str, data: bytes) -> None:
 def write_json(path: Path | str, data: Any) -> None:
     """JSON (no NaN: JSON has none), written whole or not at all."""
     write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_npz(path: Path | str, arrays: dict[str, Any]) -> None:
+    """Compressed NumPy arrays (`np.load` reads them back), written whole or not at all."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes(path, buffer.getvalue())
 
 
 def json_number(value: Any) -> float | None:

@@ -8,7 +8,9 @@ later rows being the ones the final model saw.
 from __future__ import annotations
 
 import csv
+from typing import Any
 
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter  # its _check_log_dir_exists is private (pinned)
 from pytorch_lightning.loggers.logger import rank_zero_experiment
@@ -31,9 +33,16 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
+def is_wandb(logger: Any) -> bool:
+    """A WandbLogger, or a logger config that builds one (told apart without importing wandb)."""
+    if isinstance(logger, DictConfig):
+        return str(logger.get("_target_", "")).endswith("WandbLogger")
+    return type(logger).__name__ == "WandbLogger"
+
+
 def finish_wandb(loggers: list) -> None:
     """Close this job's W&B run: multirun jobs share one process, and an open run would swallow the next job."""
-    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
+    if any(is_wandb(logger) for logger in loggers):
         import wandb
 
         wandb.finish()

@@ -31,7 +31,7 @@ from facseg.ddp import end_ddp_job
 from facseg.device_pool import claim_device
 from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
-from facseg.loggers import finish_wandb
+from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
@@ -91,7 +91,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **trainer_overrides)
     for logger in loggers:
         logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
-        if type(logger).__name__ == "WandbLogger":  # the summary keeps the best validation values, not the last
+        if is_wandb(logger):  # the summary keeps the best validation values, not the last
             logger.experiment.define_metric(cfg.optimized_metric, summary="max")
             logger.experiment.define_metric("val/loss", summary="min")
 
@@ -139,7 +139,7 @@ def selected_checkpoint(trainer: pl.Trainer, metric: str) -> tuple[str | None, f
 
 def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """A W&B run keeps its id in its run directory, so that a resumed run continues it rather than adding one."""
-    if not str(logger_cfg.get("_target_", "")).endswith("WandbLogger"):
+    if not is_wandb(logger_cfg):
         return {}
     id_file = output_dir / "wandb_id.txt"
     if not id_file.is_file():
