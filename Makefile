@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test report evaluate acceptance bench bench-gpu bench-data lint format train sweep clean
+.PHONY: help install test report evaluate acceptance bench bench-gpu bench-data lint format train sweep real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
@@ -49,6 +49,13 @@ train: ## one run with the defaults; ARGS="model=segnet trainer.max_epochs=2" to
 
 sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
+
+REAL_FACES ?= logs/multiruns/celebamask-mini
+SEEDS ?= 0,1,2
+real-faces: ## the comparison on 800 real CelebAMask-HQ faces (../shared, or ARGS=data.root=PATH; SEEDS=0), and its report
+	$(BIN)/python -m facseg.run -m experiment=celebamask_mini model=unet,segnet,pspnet seed=$(SEEDS) \
+		hydra.sweep.dir=$(REAL_FACES) $(ARGS)
+	$(BIN)/python -m facseg.report $(REAL_FACES)
 
 clean: ## remove logs, caches and generated data (keeps .venv)
 	rm -rf logs data .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 
 import facseg
 from facseg.data.crop import CropSettings
+from facseg.data.formats import LaPaLayout
 from facseg.data.prepare import build_cache
 from facseg.data.synthetic import SyntheticSpec, generate
 
@@ -56,7 +57,7 @@ def main() -> None:
         root, cache_dir = Path(tmp) / "lapa", Path(tmp) / "cache"
         generate(root, SyntheticSpec(train=args.images, val=8, test=8, size=500, max_size=1500, seed=0))
         for split in ("train", "val", "test"):
-            build_cache(root, split, CropSettings(image_size=args.image_size), cache_dir)
+            build_cache(LaPaLayout(root), split, CropSettings(image_size=args.image_size), cache_dir)
         print(f"training loader, {args.image_size} px crops, batch 8, {args.images} photos of 500-1500 px a side")
         print(f"{'source':<22}{'workers':>8}{'images/s':>10}{'per worker':>12}")
         for label, cache in (("full-size JPEGs", None), ("prepared crop cache", cache_dir)):

@@ -9,7 +9,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +17,8 @@ class ExactResume(pl.Callback):
     """Resume an interrupted run so that it ends exactly as an uninterrupted one would (on the CPU).
 
     - SIGTERM (what SLURM sends before pre-emption): Lightning stops after the current batch; this saves
-      `last.ckpt` there, and the process exits cleanly.
+      `last.ckpt` there, and the process exits cleanly. Sent to the whole process group (SLURM, `timeout`), it also
+      ends the DataLoader workers, whose death may surface first, as an error: saved all the same.
     - Mid-epoch checkpoints record how many batches of the epoch were done; on resume the epoch's sampler
       (EpochShuffle, whose order depends on seed and epoch only) skips exactly those.
     - The global torch RNG (dropout) is saved and restored; the data loaders use their own generators.
@@ -29,7 +29,7 @@ class ExactResume(pl.Callback):
         self._skip_batches = 0
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+        if trainer.received_sigterm and trainer.state.fn == TrainerFn.FITTING:
             path = self.dirpath / "last.ckpt"
             trainer.save_checkpoint(path)
             log.warning(

@@ -5,7 +5,9 @@
 
 A checkpoint is scored with the settings it was trained with (crop, class set, normalisation), read from the
 checkpoint itself: the data config only says where the data is and how to score it. An explicit data override that
-contradicts the checkpoint, and an ensemble whose members disagree, are refused. An ensemble averages the members'
+contradicts the checkpoint, and an ensemble whose members disagree, are refused. Data labelled in another class set
+is scored in the checkpoint's classes through the mapping the data's class set declares (a LaPa-class net on
+CelebAMask-HQ: `data=celebamask`); without one, the error names what to declare. An ensemble averages the members'
 softmax probabilities (weighted) at the resolution scored, each member's logits warped back onto the photo exactly
 as a single net's are: an ensemble of a checkpoint with itself scores as the checkpoint. `tta=flip` adds each
 net's view of the mirrored photo (left/right classes swapped back) to the average, with equal weight.
@@ -22,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.data.classes import class_mirror
+from facseg.data.labels import LabelMap
 from facseg.evaluation import TestEvaluator, logged_results
 from facseg.io import write_json
 from facseg.loggers import finish_wandb, is_wandb
@@ -31,7 +33,7 @@ from facseg.models.module import FaceSegModule
 from facseg.redact import redact
 from facseg.results import METRICS_FILE
 
-SETTINGS = ("crop", "classes", "normalisation")  # what a checkpoint records of the data it was trained on
+SETTINGS = ("crop", "labels", "normalisation")  # what a checkpoint records of the data it was trained on
 
 
 def load(path: str) -> FaceSegModule:
@@ -94,12 +96,8 @@ def evaluate(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed)
     members = [load(p) for p in paths]
     settings = checkpoint_settings(paths, members)
-    datamodule = hydra.utils.instantiate(data_config(cfg.data, settings, paths[0]))
-    if list(datamodule.classes) != settings["classes"]:
-        raise ValueError(
-            f"{paths[0]} predicts the classes {settings['classes']}, "
-            f"data={cfg.data.name} labels {list(datamodule.classes)}"
-        )
+    labels = LabelMap.from_config(settings["labels"])
+    datamodule = hydra.utils.instantiate(data_config(cfg.data, settings, paths[0]), target_labels=labels.to_dict())
     module = members[0]
     names = [m.hparams.model["name"] for m in members]
     label = names[0] if len(names) == 1 else "ensemble(" + "+".join(names) + ")"
@@ -107,7 +105,7 @@ def evaluate(cfg: DictConfig) -> dict:
         module.net = Ensemble([m.net for m in members], list(cfg.weights) if cfg.weights else None)
     members_weights = module.net.weights.tolist() if len(members) > 1 else None
     if cfg.tta == "flip":
-        module.net = with_flip_tta(module.net, torch.from_numpy(class_mirror(settings["classes"])))
+        module.net = with_flip_tta(module.net, torch.from_numpy(labels.mirror()))
     output_dir = Path(cfg.paths.output_dir)
     loggers = make_loggers(cfg, f"{label} tta={cfg.tta}" if cfg.tta else label, names)
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -123,6 +121,8 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics = {
         "model": label,
         "data": cfg.data.name,
+        "labels": datamodule.labels.to_dict(),
+        "mapped_from": datamodule.dataset_labels.name if datamodule.mapping else None,
         "eval_resolution": datamodule.eval_resolution,
         "crop": settings["crop"],
         "checkpoints": [str(p) for p in paths],

@@ -46,7 +46,7 @@ class TestEvaluator(pl.Callback):
     """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written).
 
     What it needs of the module (FaceSegModule): test_step returns M x N x C x S x S member logits, `combine` turns
-    members into scores, `loss`, and `hparams.classes` / `hparams.normalisation` from the checkpoint.
+    members into scores, `loss`, its class set `label_map` and `hparams.normalisation` from the checkpoint.
     """
 
     def __init__(self, output_dir: Path | str | None = None, num_samples: int = 4) -> None:
@@ -61,8 +61,10 @@ class TestEvaluator(pl.Callback):
         self.names: list[str] = []
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.classes = list(pl_module.hparams.classes)
-        self.metrics = {s: SegmentationMetrics(self.classes, per_image=True).to(pl_module.device) for s in SCORED}
+        self.classes = list(pl_module.label_map.names)
+        self.metrics = {
+            s: SegmentationMetrics(pl_module.label_map, per_image=True).to(pl_module.device) for s in SCORED
+        }
         self.results, self.confusion, self.per_image, self.samples = {}, {}, {}, {}
         loaders = trainer.test_dataloaders
         self.names = list((loaders[0] if isinstance(loaders, list) else loaders).dataset.names)

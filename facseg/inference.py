@@ -1,6 +1,6 @@
 """A trained parser as one callable, whatever the file: a Lightning checkpoint, an ONNX model or TorchScript.
 
-Every kind carries the crop it was trained on (image size, margin), its class names and its normalisation, so that
+Every kind carries the crop it was trained on (image size, margin), its class set and its normalisation, so that
 a photo is cut and standardised as in training: a `.ckpt` in its hyperparameters, an exported file in its metadata
 (facseg.export writes it).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facseg.data.classes import class_mirror
+from facseg.data.labels import LabelMap
 from facseg.models.ensemble import combine, mirror_prediction
 
 METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
@@ -31,10 +31,15 @@ class Parser:
     run: Callable[[np.ndarray], np.ndarray]
     image_size: int
     margin: float
+    align: bool  # trained on landmark-aligned crops, or on whole (letterboxed) photos such as CelebA-HQ's
     model: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    classes: tuple[str, ...]
+    labels: LabelMap
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.labels.names
 
     def normalise(self, crops: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 RGB crops -> N x 3 x S x S float32, as the training pipeline normalises them."""
@@ -53,7 +58,8 @@ def metadata(module) -> dict:
         "model": hparams.model["name"],
         "image_size": int(crop["image_size"]),
         "margin": float(crop["margin"]),
-        "classes": list(hparams["classes"]),
+        "align": bool(crop["align"]),
+        "labels": module.label_map.to_dict(),
         "mean": [float(v) for v in normalisation["mean"]],
         "std": [float(v) for v in normalisation["std"]],
     }
@@ -64,10 +70,11 @@ def _parser(run: Callable[[np.ndarray], np.ndarray], meta: dict) -> Parser:
         run,
         meta["image_size"],
         meta["margin"],
+        meta.get("align", True),  # files exported before `align` was recorded were all aligned
         meta["model"],
         tuple(meta["mean"]),
         tuple(meta["std"]),
-        tuple(meta["classes"]),
+        LabelMap.from_config(meta["labels"]),
     )
 
 
@@ -91,7 +98,7 @@ def load_parser(
         raise ValueError(f"tta={tta}: expected flip, or null for none")
     parser = _load(Path(path), device, precision, channels_last, compile)
     if tta == "flip":
-        parser.run = _flip_tta(parser.run, torch.from_numpy(class_mirror(parser.classes)))
+        parser.run = _flip_tta(parser.run, torch.from_numpy(parser.labels.mirror()))
     return parser
 
 

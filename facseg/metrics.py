@@ -2,13 +2,16 @@
 
 - `iou/<class>`, `f1/<class>`: per class, from the pooled confusion matrix (not averaged per image).
 - `miou`: mean IoU over all classes, background included.
-- `f1_fg`: mean F1 over the foreground classes (background out, hair in): the "mean F1" LaPa papers report.
+- `f1_fg`: mean F1 over the class set's `mean_f1` classes: the "mean F1" papers report (LaPa: the 10 foreground
+  classes, hair in; CelebAMask-HQ: the 18 non-background classes).
 - `pixel_acc`: micro accuracy, correct pixels / all pixels (torchmetrics' default `macro` is mean recall).
 - `rmse`: sqrt of the mean, over pixels and classes, of (softmax probability - one-hot target)^2.
 
 `confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports. With `per_image`, the metric
 also keeps each image's confusion matrix, squared error and pixel count, under its index in the split (gathered
 over processes under DDP): what intervals by bootstrap over images and paired tests between models resample.
+
+Label pixels of value IGNORE are not scored (as if outside `where`).
 
 A class with no pixels in either target or prediction has an undefined IoU and F1: it is NaN and left out of the
 means, so a small split without, say, an open mouth is not scored as a failure on it.
@@ -22,6 +25,8 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from facseg.data.labels import BACKGROUND, IGNORE, LabelMap
+
 PER_IMAGE = ("index", "confusion", "squared_error", "pixels")
 
 
@@ -29,11 +34,13 @@ class SegmentationMetrics(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, class_names: Sequence[str], background: int = 0, per_image: bool = False) -> None:
+    def __init__(self, classes: LabelMap | Sequence[str], per_image: bool = False) -> None:
+        """`classes`: a class set, or class names (mean F1 then over all but the background)."""
         super().__init__()
-        self.class_names = tuple(class_names)
+        self.class_names = classes.names if isinstance(classes, LabelMap) else tuple(classes)
         self.num_classes = len(self.class_names)
-        self.background = background
+        averaged = classes.mean_f1 if isinstance(classes, LabelMap) else self.class_names[BACKGROUND + 1 :]
+        self.mean_f1 = [self.class_names.index(name) for name in averaged]
         self.per_image = per_image
         # int64 and float64 sums: a LaPa test split at original resolution is ~10^9 pixels.
         c = self.num_classes
@@ -58,6 +65,10 @@ class SegmentationMetrics(Metric):
                 f"logits {tuple(logits.shape)} do not match {self.num_classes} classes and target {tuple(target.shape)}"
             )
         n, c = len(target), self.num_classes
+        if (target == IGNORE).any():
+            scored = target != IGNORE
+            where = scored if where is None else where & scored
+            target = target.where(scored, BACKGROUND)  # a valid index for the gathers below; never counted
         pred = logits.max(1).indices  # = argmax(1), first index on ties; 7x faster on the CPU (torch 2.14, NCHW)
         # One bincount for the whole batch: cell (image, truth, prediction).
         cells = (torch.arange(n, device=target.device)[:, None, None] * c + target) * c + pred
@@ -87,10 +98,9 @@ class SegmentationMetrics(Metric):
         union = in_target + in_pred - true_positive
         iou = true_positive / union  # 0/0 -> NaN for a class absent everywhere
         f1 = 2 * true_positive / (in_target + in_pred)
-        foreground = [i for i in range(self.num_classes) if i != self.background]
         out = {
             "miou": iou.nanmean(),
-            "f1_fg": f1[foreground].nanmean(),
+            "f1_fg": f1[self.mean_f1].nanmean(),
             "pixel_acc": true_positive.sum() / confmat.sum(),
             "rmse": (self.squared_error / (self.pixels * self.num_classes)).sqrt(),
         }

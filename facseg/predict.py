@@ -1,4 +1,4 @@
-"""Parse faces in your own photos: a label map (LaPa ids, the photo's resolution) and a colour overlay per image.
+"""Parse faces in your own photos: a label map (the net's class ids, the photo's resolution) and a colour overlay.
 
     python -m facseg.predict ckpt_path=model.ckpt input=photo.jpg output=parsed/
     python -m facseg.predict ckpt_path=model.onnx input=photos/ output=parsed/         (ONNX Runtime)
@@ -6,7 +6,8 @@
     python -m facseg.predict ckpt_path=model.ckpt input=LaPa/test/images output=parsed/ landmarks=LaPa/test/landmarks
 
 Faces are found by OpenCV's bundled Haar cascade (no download), or aligned from LaPa's 106-point landmark files
-when `landmarks` names them, exactly as in training; `detect=false` parses the whole image. Each face is cut into
+when `landmarks` names them, exactly as in training; `detect=false` parses the whole image (a CelebA-HQ-style
+aligned photo, for a net trained on them). Each face is cut into
 the crop the net was trained on, parsed, and warped back; where faces overlap, the more confident one wins.
 Per image: NAME.png (uint8 class ids) and NAME_overlay.jpg; and predictions.json lists the faces found.
 """
@@ -26,7 +27,6 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.data.classes import CLASS_COLOURS
 from facseg.data.crop import alignment_matrix, letterbox_matrix, warp_to_crop
 from facseg.data.formats import read_image, read_landmarks
 from facseg.inference import Parser, load_parser
@@ -36,9 +36,11 @@ from facseg.warp import warp_to_photos
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# Where a Haar face box lands in the aligned training crop (fractions of its side), measured on LaPa photos with
-# landmarks: its centre and side. The crop's margin leaves room for the box's jitter.
-BOX_CENTRE, BOX_SIDE = (0.51, 0.59), 0.55
+# Where a Haar face box lands in the training crop (fractions of its side): its centre and side. Aligned crops:
+# measured on LaPa photos with landmarks (the crop's margin leaves room for the box's jitter). Whole photos (a net
+# trained with data.align=false, e.g. on CelebA-HQ's aligned photos): the median box of the 776 faces of the 800
+# shared CelebAMask-HQ photos in which it finds one (centre 0.501, 0.553; side 0.648, quartiles 0.617-0.678).
+BOX_PLACEMENT = {True: ((0.51, 0.59), 0.55), False: ((0.50, 0.55), 0.65)}
 CASCADE = "haarcascade_frontalface_default.xml"
 
 
@@ -50,8 +52,11 @@ class Face:
 
 
 class FaceFinder:
-    def __init__(self, image_size: int, margin: float, detect: bool = True, min_face: int = 40) -> None:
+    def __init__(
+        self, image_size: int, margin: float, detect: bool = True, min_face: int = 40, align: bool = True
+    ) -> None:
         self.image_size, self.margin, self.min_face = image_size, margin, min_face
+        self.box_centre, self.box_side = BOX_PLACEMENT[align]
         self.cascade = None
         if detect:
             self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE))
@@ -60,12 +65,12 @@ class FaceFinder:
 
     def box_matrix(self, x: float, y: float, w: float, h: float) -> np.ndarray:
         """Scale and shift that put a detected box where training crops have their face box."""
-        scale = BOX_SIDE * self.image_size / max(w, h)
+        scale = self.box_side * self.image_size / max(w, h)
         cx, cy = x + w / 2, y + h / 2
         return np.array(
             [
-                [scale, 0.0, BOX_CENTRE[0] * self.image_size - scale * cx],
-                [0.0, scale, BOX_CENTRE[1] * self.image_size - scale * cy],
+                [scale, 0.0, self.box_centre[0] * self.image_size - scale * cx],
+                [0.0, scale, self.box_centre[1] * self.image_size - scale * cy],
             ]
         )
 
@@ -94,8 +99,9 @@ def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser) -> np.ndar
     return label.byte().numpy()
 
 
-def overlay(image: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    colours = CLASS_COLOURS[label].astype(np.float32)
+def overlay(image: np.ndarray, label: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The photo with each labelled pixel tinted by its class colour (`colours`: LabelMap.colour_table())."""
+    colours = colours[label].astype(np.float32)
     blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
     return np.where(label[..., None] > 0, blended, image).astype(np.uint8)
 
@@ -150,7 +156,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         )
     landmarks = Path(cfg.landmarks) if cfg.landmarks else None
     parser = load_parser(cfg.ckpt_path, cfg.device, str(cfg.precision), cfg.channels_last, cfg.compile, cfg.tta)
-    finder = FaceFinder(parser.image_size, parser.margin, detect=cfg.detect and landmarks is None)
+    finder = FaceFinder(parser.image_size, parser.margin, cfg.detect and landmarks is None, align=parser.align)
+    colours = parser.labels.colour_table()
     output.mkdir(parents=True, exist_ok=True)
     results, failures = {}, {}
     for path in tqdm(images, desc="parsing", unit="image", disable=len(images) == 1):
@@ -163,7 +170,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             log.error("%s", e)
             continue
         _write_image(output / f"{path.stem}.png", label, rgb=False)
-        _write_image(output / f"{path.stem}_overlay.jpg", overlay(image, label), rgb=True)
+        _write_image(output / f"{path.stem}_overlay.jpg", overlay(image, label, colours), rgb=True)
         results[path.name] = {
             "size": list(image.shape[:2]),
             "faces": [{"source": f.source, "box": f.box} for f in faces],

@@ -22,7 +22,7 @@ import yaml
 from matplotlib.figure import Figure  # no pyplot: no global figures, no display backend, on clusters too
 
 from facseg import PROJECT_ROOT
-from facseg.data.classes import CLASS_COLOURS, CLASS_NAMES
+from facseg.data.labels import LabelMap
 from facseg.io import write_bytes
 from facseg.results import (
     CONFUSION_FILE,
@@ -35,9 +35,6 @@ from facseg.results import (
     read_metrics,
     read_status,
 )
-
-# Mean F1 over LaPa's 10 foreground classes (hair in, background out), as each paper reports it on the test split.
-PUBLISHED_LAPA_F1 = {"BASS": 89.8, "DML-CSR": 92.4, "SegFace": 93.0, "FaRL": 93.9}
 
 # (column title, metrics key, scale, digits); cost keys come from cost.json.
 COLUMNS = [
@@ -53,7 +50,6 @@ COLUMNS = [
     ("GFLOPs", "cost/gflops", 1, 2),
     ("ms/image", "cost/ms_per_image", 1, 1),
 ]
-FOREGROUND = [name for name in CLASS_NAMES if name != "background"]
 
 
 @dataclass
@@ -120,6 +116,19 @@ def load_sweep(directory: Path | str) -> list[Job]:
     return jobs
 
 
+def label_map(jobs: list[Job]) -> LabelMap:
+    """The class set the jobs were scored in (metrics.json `labels`; runs that predate it: LaPa's)."""
+    for job in jobs:
+        if job.metrics.get("labels"):
+            return LabelMap.from_config(job.metrics["labels"])
+    return LabelMap.named("lapa")
+
+
+def scored_classes(jobs: list[Job]) -> list[str]:
+    """The classes of the headline mean F1, in id order: the per-class tables' and figures' columns."""
+    return list(label_map(jobs).mean_f1)
+
+
 def groups(jobs: list[Job]) -> dict[str, list[Job]]:
     """Finished jobs by label: the seeds of one configuration together, in order of first appearance."""
     out: dict[str, list[Job]] = {}
@@ -163,18 +172,19 @@ def comparison_table(jobs: list[Job]) -> str:
 
 def per_class_table(jobs: list[Job], metric: str = "f1") -> str:
     """Markdown: per-class F1 (or IoU) in %, clean, one row per configuration."""
-    header = ["model", *FOREGROUND]
+    classes = scored_classes(jobs)
+    header = ["model", *classes]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, runs in groups(jobs).items():
-        lines.append(
-            "| " + " | ".join([label, *(_cell(runs, f"test/{metric}/{c}", 100, 1) for c in FOREGROUND)]) + " |"
-        )
+        lines.append("| " + " | ".join([label, *(_cell(runs, f"test/{metric}/{c}", 100, 1) for c in classes)]) + " |")
     return "\n".join(lines)
 
 
 def published_table(jobs: list[Job]) -> str:
-    lines = ["| method | mean F1 (LaPa test) |", "|---|---|"]
-    lines += [f"| {name} (published) | {f1:.1f} |" for name, f1 in PUBLISHED_LAPA_F1.items()]
+    """Markdown: the class set's published mean F1s (its config's `published`), then this sweep's."""
+    published = label_map(jobs).published
+    lines = [f"Published: {published.get('benchmark', '')}", "", "| method | mean F1 |", "|---|---|"]
+    lines += [f"| {name} (published) | {f1:.1f} |" for name, f1 in published.get("results", {}).items()]
     for label, runs in groups(jobs).items():
         lines.append(f"| {label} (this sweep) | {_cell(runs, 'test/f1_fg', 100, 1)} |")
     return "\n".join(lines)
@@ -186,17 +196,18 @@ def plot_per_class(jobs: list[Job], metric: str = "f1") -> Figure:
     fig = Figure(figsize=(12, 7), layout="tight")
     axes = fig.subplots(2, 1, sharex=True, sharey=True)
     width = 0.8 / max(1, len(grouped))
-    x = np.arange(len(FOREGROUND))
+    classes = scored_classes(jobs)
+    x = np.arange(len(classes))
     for ax, stage in zip(axes, ("test", "occluded")):
         for i, (label, runs) in enumerate(grouped.items()):
-            stats = [mean_std(runs, f"{stage}/{metric}/{c}") or (np.nan, 0.0) for c in FOREGROUND]
+            stats = [mean_std(runs, f"{stage}/{metric}/{c}") or (np.nan, 0.0) for c in classes]
             means, stds = zip(*stats)
             ax.bar(x + (i - (len(grouped) - 1) / 2) * width, means, width, yerr=stds, label=label, capsize=2)
         ax.set_ylabel(f"{metric.upper()} ({'clean' if stage == 'test' else 'occluded'})")
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="lower right", fontsize="small")
-    axes[1].set_xticks(x, [c.replace("_", "\n") for c in FOREGROUND])
+    axes[1].set_xticks(x, [c.replace("_", "\n") for c in classes])
     fig.suptitle(f"Per-class {metric.upper()} on the test split")
     return fig
 
@@ -204,6 +215,7 @@ def plot_per_class(jobs: list[Job], metric: str = "f1") -> Figure:
 def plot_confusion(jobs: list[Job], stage: str = "test") -> Figure:
     """Row-normalised confusion matrices (pooled over seeds): where each class's pixels went."""
     grouped = {k: v for k, v in groups(jobs).items() if any(stage in run.confusion for run in v)}
+    names = label_map(jobs).names
     fig = Figure(figsize=(5.5 * max(1, len(grouped)), 5), layout="tight")
     axes = fig.subplots(1, max(1, len(grouped)), squeeze=False)
     for ax, (label, runs) in zip(axes[0], grouped.items()):
@@ -211,8 +223,8 @@ def plot_confusion(jobs: list[Job], stage: str = "test") -> Figure:
         rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
         ax.set_title(f"{label} ({'clean' if stage == 'test' else stage})")
-        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES, fontsize=7)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_xlabel("prediction")
         ax.set_ylabel("truth")
         for (r, c), v in np.ndenumerate(rates):
@@ -223,8 +235,8 @@ def plot_confusion(jobs: list[Job], stage: str = "test") -> Figure:
     return fig
 
 
-def colourise(label: np.ndarray) -> np.ndarray:
-    return CLASS_COLOURS[label].astype(np.uint8)
+def colourise(label: np.ndarray, labels: LabelMap) -> np.ndarray:
+    return labels.colour_table()[label]
 
 
 def plot_qualitative(jobs: list[Job], count: int = 4) -> Figure:
@@ -236,11 +248,12 @@ def plot_qualitative(jobs: list[Job], count: int = 4) -> Figure:
     stages = [s for s in ("test", "occluded") if f"{s}/image" in first]
     rows = [(stage, i) for stage in stages for i in range(min(count, len(first[f"{stage}/image"])))]
     columns = ["image", "truth", *grouped]
+    labels = label_map(jobs)
     fig = Figure(figsize=(1.8 * len(columns), 1.8 * len(rows)), layout="tight")
     axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for r, (stage, i) in enumerate(rows):
-        panels = [first[f"{stage}/image"][i], colourise(first[f"{stage}/label"][i])]
-        panels += [colourise(job.samples[f"{stage}/prediction"][i]) for job in grouped.values()]
+        panels = [first[f"{stage}/image"][i], colourise(first[f"{stage}/label"][i], labels)]
+        panels += [colourise(job.samples[f"{stage}/prediction"][i], labels) for job in grouped.values()]
         for c, panel in enumerate(panels):
             ax = axes[r][c]
             ax.imshow(panel)
@@ -272,8 +285,9 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
         any_job = next(iter(finished.values()))[0].metrics
         cost = next((r.metrics for runs in finished.values() for r in runs if "cost/device" in r.metrics), {})
         lines += [
-            f"Data: `{any_job['data']}`, scored at the {any_job['eval_resolution']} resolution. Metrics in % on the "
-            "test split (mean F1: the 10 facial classes, hair in, background out). Occluded: the same test images, "
+            f"Data: `{any_job['data']}`, scored at the {any_job['eval_resolution']} resolution in the "
+            f"`{label_map(jobs).name}` classes. Metrics in % on the test split (mean F1: over "
+            f"{', '.join(scored_classes(jobs))}). Occluded: the same test images, "
             "each with a fixed occluder hiding a set fraction of the face, labelled background under it; "
             "*F1 drop* is clean minus occluded mean F1, *occluder acc* the share of occluder pixels left unlabelled. "
             "Cost: parameters, GFLOPs (multiply-add = 2) and eval latency per image at "
@@ -286,8 +300,8 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
             per_class_table(jobs, "f1"),
             "",
         ]
-        if any_job["data"] == "lapa":
-            lines += ["## Beside the published LaPa results", "", published_table(jobs), ""]
+        if any_job["data"] != "synthetic" and label_map(jobs).published.get("results"):
+            lines += ["## Beside the published results", "", published_table(jobs), ""]
         for name, fig in [
             ("f1_per_class", plot_per_class(jobs, "f1")),
             ("iou_per_class", plot_per_class(jobs, "iou")),

@@ -24,6 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.config_checks import check_config
@@ -100,7 +101,12 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         if resume:
             log.info("Resuming from %s", resume)
         # weights_only: a checkpoint holds tensors and plain data only, so loading one never runs code.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        except Exception as e:
+            if trainer.received_sigterm:  # the workers died of it first: end as Lightning's own SIGTERM exit does,
+                raise SIGTERMException(0) from e  # which also ends a sweep rather than starting its next job
+            raise
         best_path, best_score = selected_checkpoint(trainer, cfg.optimized_metric)
         trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
         if trainer.is_global_zero:
@@ -112,6 +118,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                 {
                     "model": cfg.model.name,
                     "data": cfg.data.name,
+                    "labels": datamodule.labels.to_dict(),
                     "eval_resolution": datamodule.eval_resolution,
                     "crop": asdict(datamodule.settings),
                     "seed": cfg.seed,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from facseg.data.classes import BACKGROUND
+from facseg.data.labels import BACKGROUND
 
 # A pixel outside the crop is background with certainty: these logits give it probability 1 - 1e-17 there.
 CERTAIN = 20.0

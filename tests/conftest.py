@@ -16,6 +16,7 @@ from facseg.data.synthetic import SyntheticSpec, generate
 
 CONF_DIR = str(facseg.PROJECT_ROOT / "conf")
 REAL_SAMPLES = facseg.PROJECT_ROOT.parent / "shared" / "real-samples"
+CELEBAMASK_MINI = facseg.PROJECT_ROOT.parent / "shared" / "real-data" / "celebamask-hq-mini"
 
 # Settings that make any run tiny: a handful of 64 px images, one short epoch.
 TINY = [
@@ -51,6 +52,30 @@ def _offline_wandb(monkeypatch):
 def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "tiny"
     generate(root, SyntheticSpec(train=8, val=4, test=4, size=96, seed=1))
+    return root
+
+
+def celebamask_ids(split: str, count: int) -> list[str]:
+    """The first `count` ids of a split of the shared real CelebAMask-HQ faces."""
+    return (CELEBAMASK_MINI / f"{split}.txt").read_text().split()[:count]
+
+
+@pytest.fixture(scope="session")
+def celebamask_small(tmp_path_factory) -> Path:
+    """16 train, 4 val, 4 test real faces from the shared set, in its own (preprocessed) CelebAMask-HQ layout."""
+    if not CELEBAMASK_MINI.is_dir():
+        pytest.skip(f"{CELEBAMASK_MINI} is absent: the real-face tests need it")
+    root = tmp_path_factory.mktemp("celebamask") / "small"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for split, count in (("train", 16), ("val", 4), ("test", 4)):
+        chosen = celebamask_ids(split, count)
+        (root / f"{split}.txt").write_text("\n".join(chosen) + "\n")
+        for id_ in chosen:
+            for folder, suffix in (("images", ".jpg"), ("masks", ".png")):
+                (root / folder / f"{id_}{suffix}").write_bytes(
+                    (CELEBAMASK_MINI / folder / f"{id_}{suffix}").read_bytes()
+                )
     return root
 
 

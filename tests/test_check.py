@@ -39,7 +39,7 @@ def test_every_defect_is_reported_with_its_file(broken):
         "orphan.png: label without an image",
         "train_00002.png: size 60x50 differs from its image's 96x96",
         "train_00003.png: values [12] outside 0..10",
-        "train_00004.png: expected a 1-channel 8-bit PNG, found mode RGB",
+        "train_00004.png: expected a 1-channel 8-bit (or palette) PNG, found mode RGB",
         "val_00000.jpg: truncated",
         "val_00001.jpg: unreadable",
         "val_00002.png: truncated",

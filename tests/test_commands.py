@@ -12,9 +12,9 @@ from tests.conftest import TINY, subprocess_env, tiny_data
 ROOT = facseg.PROJECT_ROOT
 
 
-def make(target: str, args: str, cwd) -> subprocess.CompletedProcess:
+def make(target: str, args: str, cwd, *variables: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), target, f"ARGS={args}"],
+        ["make", "--no-print-directory", "-C", str(ROOT), target, f"ARGS={args}", *variables],
         cwd=cwd,
         env=subprocess_env(),
         capture_output=True,
@@ -39,6 +39,18 @@ def test_make_sweep_report_and_evaluate_on_tiny_data(tmp_path, tiny_root):
     result = make("evaluate", f"ckpt_path={metrics['best_checkpoint']} {data} hydra.run.dir={scored}", tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert json.loads((scored / "metrics.json").read_text())["test/miou"] == pytest.approx(metrics["test/miou"])
+
+
+def test_make_real_faces_runs_the_three_models_and_reports_in_celebamask_classes(tmp_path, celebamask_small):
+    """`make real-faces` as documented, on 24 real faces and tiny settings: three models, one seed, a report."""
+    sweep = tmp_path / "real"
+    args = " ".join([*TINY, f"data.root={celebamask_small}", "logger=csv"])
+    result = make("real-faces", args, tmp_path, "SEEDS=0", f"REAL_FACES={sweep}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert [p.name for p in sorted(sweep.glob("*_*"))] == ["0_unet", "1_segnet", "2_pspnet"]
+    report = (sweep / "report.md").read_text()
+    assert "in the `celebamask` classes" in report and "| model | skin | nose | eye_g | l_eye |" in report
+    assert "| FaRL (pretrained) (published) | 89.6 |" in report
 
 
 def test_bench_data_runs_in_a_tiny_smoke_mode():

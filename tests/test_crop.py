@@ -3,12 +3,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facseg.data.classes import ALIGNMENT_POINTS, BACKGROUND, CLASS_NAMES
 from facseg.data.crop import alignment_matrix, letterbox_matrix, similarity_matrix, template_points, warp_to_crop
 from facseg.data.formats import read_landmarks
+from facseg.data.labels import BACKGROUND, LabelMap
+from facseg.data.landmarks import ALIGNMENT_POINTS
 from facseg.data.synthetic import render_face
 from facseg.warp import warp_to_photos
 from tests.conftest import REAL_SAMPLES
+
+CLASS_NAMES = LabelMap.named("lapa").names
 
 
 def apply(matrix, points):

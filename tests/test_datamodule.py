@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from facseg.data.datamodule import LaPaDataModule
+from facseg.data.datamodule import FaceDataModule
 from facseg.data.prepare import main as prepare
 
 
-def datamodule(root, **kwargs) -> LaPaDataModule:
-    return LaPaDataModule(root=str(root), image_size=64, batch_size=2, **kwargs)
+def datamodule(root, **kwargs) -> FaceDataModule:
+    return FaceDataModule(root=str(root), image_size=64, batch_size=2, **kwargs)
 
 
 @pytest.fixture
@@ -60,7 +60,10 @@ def test_crop_cache_is_built_used_and_refused_when_stale(tmp_path, copy):
     # A source file replaced: the cache no longer describes the data, and is refused.
     label = copy / "train" / "labels" / "train_00000.png"
     label.write_bytes(label.read_bytes() + b"\0")
-    with pytest.raises(ValueError, match=r"does not match .*train \(fingerprint differ\).*facseg.data.prepare"):
+    with pytest.raises(
+        ValueError,
+        match=r"does not match the train split .*\(fingerprint differ\).*facseg.data.prepare .* --format lapa",
+    ):
         datamodule(copy, cache_dir=str(cache_dir)).setup("fit")
 
 

@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 
 from facseg import evaluation
-from facseg.data.datamodule import LaPaDataModule
+from facseg.data.datamodule import FaceDataModule
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.models.module import FaceSegModule
 from tests import wandb_log
@@ -49,7 +49,7 @@ def single_process_test(run_dir, root) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     module = FaceSegModule.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
     # The occluded split as conf/data/lapa.yaml sets it: its shards are pooled too.
-    datamodule = LaPaDataModule(root=str(root), image_size=64, batch_size=2, occluded_test={"coverage": 0.2})
+    datamodule = FaceDataModule(root=str(root), image_size=64, batch_size=2, occluded_test={"coverage": 0.2})
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[evaluation.TestEvaluator()]
     )

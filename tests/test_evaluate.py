@@ -100,3 +100,12 @@ def test_flip_tta_is_an_ensemble_of_two_views(tmp_path, tiny_root, trained):
     assert both["test/miou"] == pytest.approx(flipped["test/miou"], abs=1e-6)  # an ensemble of itself, with TTA
     with pytest.raises(ValueError, match="tta=rotate: expected flip"):
         evaluate(compose_evaluate([f"ckpt_path={best}", *data, "tta=rotate"], tmp_path / "bad"))
+
+
+def test_a_lapa_class_model_is_scored_on_celebamask_through_the_declared_mapping(tmp_path, trained, celebamask_small):
+    """LaPa's classes on real CelebAMask-HQ faces: eyes and brows by position, ears as skin, glasses not scored."""
+    overrides = [f"ckpt_path={trained['best_checkpoint']}", "data=celebamask", f"data.root={celebamask_small}"]
+    metrics = evaluate(compose_evaluate(overrides, tmp_path))
+    assert metrics["labels"]["name"] == "lapa" and metrics["mapped_from"] == "celebamask"
+    assert "test/f1/left_eye" in metrics and "test/f1/eye_g" not in metrics
+    assert 0 < metrics["test/pixel_acc"] < 1 and metrics["occluded/pixel_acc"] is not None

@@ -3,10 +3,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facseg.data.classes import CLASS_NAMES, class_mirror
+from facseg.data.labels import LabelMap
 from facseg.models.ensemble import Ensemble, Mirrored, with_flip_tta
 from facseg.models.factory import available_architectures, build_net
 from facseg.models.segnet import SegNet
+
+LAPA = LabelMap.named("lapa")
+CLASS_NAMES = LAPA.names
 
 
 def test_segnet_is_the_papers_net_at_full_width():
@@ -71,11 +74,9 @@ def test_flip_tta_swaps_left_and_right_back():
             logits[:, CLASS_NAMES.index("right_eye"), :, half:] = 5.0
             return logits
 
-    images, mirror = torch.randn(2, 3, 8, 8), torch.from_numpy(class_mirror(CLASS_NAMES))
+    images, mirror = torch.randn(2, 3, 8, 8), torch.from_numpy(LAPA.mirror())
     net = HalvesNet()
     assert torch.equal(Mirrored(net, mirror)(images), net(images))
     both = with_flip_tta(net, mirror)
     assert torch.equal(both(images).argmax(1), net(images).argmax(1))
     assert len(with_flip_tta(Ensemble([net, net], [3, 1]), mirror).nets) == 4  # each member's two views
-    with pytest.raises(ValueError, match="knows LaPa's left/right classes"):
-        class_mirror(["background", "l_eye", "r_eye"])

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facseg.data.classes import BACKGROUND
+from facseg.data.labels import BACKGROUND
 from facseg.data.occlusion import KINDS, FixedOcclusion, draw_occluder, face_mask
 from facseg.data.transforms import RandomOccluder
 

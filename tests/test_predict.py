@@ -9,8 +9,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from facseg.data.classes import CLASS_NAMES
-from facseg.data.datamodule import LaPaDataModule
+from facseg.data.datamodule import FaceDataModule
+from facseg.data.labels import LabelMap
 from facseg.export import _export_onnx, export
 from facseg.inference import load_parser
 from facseg.models.factory import build_net
@@ -54,7 +54,7 @@ def test_landmark_aligned_prediction_is_the_test_steps_prediction(checkpoint, ti
     summary = run_predict(checkpoint, images, tmp_path, f"landmarks={tiny_root / 'test' / 'landmarks'}")
     assert {f["source"] for r in summary["images"].values() for f in r["faces"]} == {"landmarks"}
     module = FaceSegModule.load_from_checkpoint(checkpoint, weights_only=True).eval()
-    datamodule = LaPaDataModule(root=str(tiny_root), image_size=64)
+    datamodule = FaceDataModule(root=str(tiny_root), image_size=64)
     datamodule.setup("test")
     for i, photo in enumerate(sorted(images.glob("*.jpg"))):
         sample = datamodule.splits["test"][i]
@@ -166,7 +166,7 @@ def test_every_architecture_exports_to_onnx(arch, tmp_path):
         "margin": 0.6,
         "mean": [0.5] * 3,
         "std": [0.25] * 3,
-        "classes": list(CLASS_NAMES),
+        "labels": LabelMap.named("lapa").to_dict(),
     }
     _export_onnx(net, torch.randn(2, 3, 64, 64), path, meta, 18)
     crops = torch.randn(3, 3, 64, 64)

@@ -67,6 +67,32 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     assert len(runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1
 
 
+def test_sigterm_to_the_process_group_saves_mid_epoch_and_ends_the_sweep(tmp_path, tiny_root):
+    """SLURM's pre-emption and `timeout` signal every process of the job: the DataLoader workers die too, and their
+    death may reach the trainer before its own SIGTERM handling. The run still saves where it stopped, and the
+    sweep ends there instead of starting its next job (measured before: a lost half epoch, and the next job run)."""
+    sweep = tmp_path / "sweep"
+    command = [
+        "-m",
+        *RESUMABLE,
+        *tiny_data(tiny_root),
+        "logger=csv",
+        "data.num_workers=2",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        "+callbacks.interrupt._target_=tests.helpers.Interrupt",
+        "+callbacks.interrupt.step=3",
+        f"+callbacks.interrupt.signal={int(signal.SIGTERM)}",
+        "+callbacks.interrupt.group=true",
+        f"+callbacks.interrupt.marker={tmp_path / 'interrupted'}",
+    ]
+    result = run_facseg(command, cwd=tmp_path, start_new_session=True)  # its own group: the signal spares pytest
+    assert (tmp_path / "interrupted").is_file(), result.stderr[-3000:]
+    last = torch.load(sweep / "0_unet" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 3 and last["exact_resume"]["batches_done"] == 1  # saved mid-epoch
+    assert not (sweep / "1_unet").exists()  # the sweep ended with the interrupted job
+
+
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
     result = run_facseg(

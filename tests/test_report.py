@@ -85,7 +85,8 @@ def test_lapa_sweeps_are_set_beside_the_published_results(sweep, tmp_path):
     for path in lapa.glob("*/metrics.json"):
         path.write_text(json.dumps({**json.loads(path.read_text()), "data": "lapa"}))
     text = write_report(lapa).read_text()
-    assert "## Beside the published LaPa results" in text
+    assert "## Beside the published results" in text
+    assert "Published: LaPa test split (2,000 photos), mean F1 over the 10 foreground classes" in text
     for row in (
         "| BASS (published) | 89.8 |",
         "| DML-CSR (published) | 92.4 |",

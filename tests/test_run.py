@@ -11,13 +11,14 @@ import pytest
 from omegaconf import OmegaConf
 
 import facseg
-from facseg.data.classes import CLASS_NAMES
+from facseg.data.labels import LabelMap
 from facseg.models.module import FaceSegModule
 from facseg.results import read_arrays
 from facseg.run import train
 from tests import wandb_log
 from tests.conftest import TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
+CLASS_NAMES = LabelMap.named("lapa").names
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
 PER_CLASS = [f"{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
 TEST_KEYS = [f"{stage}/{k}" for stage in ("test", "occluded") for k in SCALARS + PER_CLASS]
@@ -99,7 +100,7 @@ def test_speed_knobs_train_on_the_cpu(tmp_path, tiny_root):
     assert_complete_metrics(json.loads((tmp_path / "metrics.json").read_text()), "unet")
     module = FaceSegModule.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert module.hparams.crop == {"image_size": 64, "align": True, "margin": 0.6}
-    assert list(module.hparams.classes) == list(CLASS_NAMES)
+    assert module.hparams.labels == LabelMap.named("lapa").to_dict()
     assert module.hparams.normalisation == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     assert "channels_last" not in module.hparams  # how a run ran, not what the net is
 
@@ -142,6 +143,7 @@ def test_lapa_preset_sizes_every_model_like_the_paper(tmp_path):
 NO_NETWORK = """
 import socket, sys, runpy
 from pathlib import Path
+
 log = Path(sys.argv.pop(1))
 connect = socket.socket.connect
 def guarded(self, address):

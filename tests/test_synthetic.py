@@ -4,8 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
+from facseg.data.labels import LabelMap
 from facseg.data.synthetic import MARKER, SPLITS, SyntheticSpec, ensure_synthetic, generate, main
+
+CLASS_NAMES = LabelMap.named("lapa").names
+NUM_CLASSES = len(CLASS_NAMES)
 
 
 def read_landmarks(path):

@@ -4,19 +4,23 @@ import numpy as np
 import pytest
 import torch
 
-from facseg.data.classes import CLASS_NAMES, flip_lut, landmark_flip_permutation
 from facseg.data.formats import read_landmarks
+from facseg.data.labels import LabelMap
+from facseg.data.landmarks import landmark_flip_permutation
 from facseg.data.transforms import HorizontalFlipSwap, build_pipeline
 from tests.conftest import REAL_SAMPLES
+
+CLASS_NAMES = LabelMap.named("lapa").names
 
 
 def centroid_x(label, name):
     return np.nonzero(label == CLASS_NAMES.index(name))[1].mean()
 
 
-def test_flip_lut_swaps_exactly_the_left_right_pairs():
-    lut = flip_lut()
-    assert lut.tolist() == [0, 1, 3, 2, 5, 4, 6, 7, 8, 9, 10]
+def test_mirror_swaps_exactly_the_left_right_pairs():
+    assert LabelMap.named("lapa").mirror().tolist() == [0, 1, 3, 2, 5, 4, 6, 7, 8, 9, 10]
+    celebamask = LabelMap.named("celebamask")  # l_eye/r_eye, l_brow/r_brow, l_ear/r_ear: 4<->5, 6<->7, 8<->9
+    assert celebamask.mirror().tolist() == [0, 1, 2, 3, 5, 4, 7, 6, 9, 8, *range(10, 19)]
 
 
 def test_flip_moves_pixels_and_swaps_left_right_ids():

@@ -1,11 +1,14 @@
-"""Check a LaPa-format folder before training on it.
+"""Check a dataset folder before training on it.
 
-    python -m facseg.data.check ROOT [--workers N]
+    python -m facseg.data.check ROOT [--format lapa|celebamask] [--workers N]
 
-Prints, per split, the image, label and landmark counts and the class pixel frequencies, then every problem found:
-pairs with a missing partner, image/label size mismatches, label values outside 0..10, labels that are not
-1-channel 8-bit, unreadable or truncated files, landmark files that are not `106` + 106 `x y` pairs. Exits 0 when
-the folder is usable (warnings allowed), 1 otherwise.
+Prints, per split, the image, label and landmark counts and the class pixel frequencies, then every problem found,
+each naming its file: pairs with a missing partner, image/label size mismatches, label values outside the class
+set, labels that are not 1-channel 8-bit (or palette), unreadable or truncated files, landmark files that are not
+`106` + 106 `x y` pairs (LaPa); ids listed without their photo or mask, ids in two splits, missing split lists
+(CelebAMask-HQ, preprocessed); the mapping and CelebA partition files, photos, part masks that are missing, of
+unknown part names, not 512 px, not binary or unreadable (CelebAMask-HQ, official). Exits 0 when the folder is
+usable (warnings allowed), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facseg.data.classes import CLASS_NAMES, NUM_CLASSES
-from facseg.data.formats import SPLITS, MalformedLandmarks, read_landmarks
+from facseg.data import celebamask
+from facseg.data.formats import FORMATS, LABEL_MODES, SPLITS, MalformedLandmarks, read_landmarks
+from facseg.data.labels import LabelMap
 
 
 @dataclass
@@ -38,42 +42,60 @@ def _truncated(path: Path, end_marker: bytes) -> bool:
         return end_marker not in f.read()
 
 
-def check_sample(image: Path, label: Path | None, landmarks: Path | None) -> SampleResult:
-    """Every check of one image and its partners; cheap enough to run over all of LaPa in minutes."""
-    result = SampleResult()
-    image_size = None
+def _check_photo(image: Path, result: SampleResult) -> tuple[int, int] | None:
+    """The photo's (width, height), None when it is broken (the error is added)."""
     try:
-        if _truncated(image, b"\xff\xd9"):
-            result.errors.append(f"{image}: truncated (no JPEG end marker)")
-        else:
-            with Image.open(image) as im:
-                image_size = im.size
-                if im.format != "JPEG":
-                    result.errors.append(f"{image}: expected a JPEG, found {im.format}")
-                im.draft("RGB", (im.size[0] // 8, im.size[1] // 8))  # decode at 1/8 scale: finds corrupt data fast
-                im.load()
+        end = b"\xff\xd9" if image.suffix.lower() == ".jpg" else b"IEND"
+        if _truncated(image, end):
+            result.errors.append(f"{image}: truncated (no {'JPEG end marker' if end != b'IEND' else 'PNG IEND chunk'})")
+            return None
+        with Image.open(image) as im:
+            size = im.size
+            expected = "JPEG" if image.suffix.lower() == ".jpg" else "PNG"
+            if im.format != expected:
+                result.errors.append(f"{image}: expected a {expected}, found {im.format}")
+            im.draft("RGB", (im.size[0] // 8, im.size[1] // 8))  # decode at 1/8 scale: finds corrupt data fast
+            im.load()
+        return size
     except Exception as e:  # PIL raises many types for broken files
         result.errors.append(f"{image}: unreadable ({e})")
+        return None
+
+
+def _sizes_agree(image_size: tuple[int, int], label_size: tuple[int, int], scale_images: bool) -> bool:
+    if not scale_images:
+        return image_size == label_size
+    # A photo may be larger than its label map (CelebA-HQ: 1024 px photos, 512 px maps), in the same proportions.
+    return image_size[0] >= label_size[0] and image_size[0] * label_size[1] == image_size[1] * label_size[0]
+
+
+def check_sample(
+    image: Path, label: Path | None, landmarks: Path | None, num_classes: int = 11, scale_images: bool = False
+) -> SampleResult:
+    """Every check of one image and its partners; cheap enough to run over all of LaPa in minutes."""
+    result = SampleResult()
+    image_size = _check_photo(image, result)
     if label is not None:
         try:
             if _truncated(label, b"IEND"):
                 result.errors.append(f"{label}: truncated (no PNG IEND chunk)")
                 return result
             with Image.open(label) as im:
-                if im.mode != "L":
-                    result.errors.append(f"{label}: expected a 1-channel 8-bit PNG, found mode {im.mode}")
+                if im.mode not in LABEL_MODES:
+                    result.errors.append(f"{label}: expected a 1-channel 8-bit (or palette) PNG, found mode {im.mode}")
                 values = np.asarray(im)
-            if image_size is not None and values.shape[:2] != image_size[::-1]:
+            label_size = values.shape[1], values.shape[0]
+            if image_size is not None and not _sizes_agree(image_size, label_size, scale_images):
                 result.errors.append(
-                    f"{label}: size {values.shape[1]}x{values.shape[0]} differs from its image's "
+                    f"{label}: size {label_size[0]}x{label_size[1]} differs from its image's "
                     f"{image_size[0]}x{image_size[1]}"
                 )
             if values.ndim == 2:
-                if values.max(initial=0) >= NUM_CLASSES:
-                    bad = sorted(set(np.unique(values[values >= NUM_CLASSES]).tolist()))
-                    result.errors.append(f"{label}: values {bad[:5]} outside 0..{NUM_CLASSES - 1}")
+                if values.max(initial=0) >= num_classes:
+                    bad = sorted(set(np.unique(values[values >= num_classes]).tolist()))
+                    result.errors.append(f"{label}: values {bad[:5]} outside 0..{num_classes - 1}")
                 else:
-                    result.class_pixels = np.bincount(values.ravel(), minlength=NUM_CLASSES)
+                    result.class_pixels = np.bincount(values.ravel(), minlength=num_classes)
         except Exception as e:
             result.errors.append(f"{label}: unreadable ({e})")
     if landmarks is not None:
@@ -84,19 +106,51 @@ def check_sample(image: Path, label: Path | None, landmarks: Path | None) -> Sam
     return result
 
 
+def check_parts(image: Path, parts: list[Path]) -> SampleResult:
+    """One face of the official CelebAMask-HQ release: its photo, and each part mask (512 px, binary, readable)."""
+    result = SampleResult()
+    _check_photo(image, result)
+    label = np.zeros((512, 512), np.uint8)
+    for path in sorted(parts, key=lambda p: celebamask.PARTS.index(p.stem.split("_", 1)[1])):
+        try:
+            with Image.open(path) as im:
+                mask = np.asarray(im.convert("L"))
+            if mask.shape != label.shape:
+                result.errors.append(f"{path}: {mask.shape[1]}x{mask.shape[0]} px, expected 512x512")
+                continue
+            if not np.isin(mask, (0, 255)).all():
+                result.errors.append(f"{path}: not a binary mask (values other than 0 and 255)")
+            label[mask > 127] = celebamask.PARTS.index(path.stem.split("_", 1)[1]) + 1
+        except Exception as e:
+            result.errors.append(f"{path}: unreadable ({e})")
+    result.class_pixels = np.bincount(label.ravel(), minlength=len(celebamask.PARTS) + 1)
+    return result
+
+
 @dataclass
 class SplitReport:
     name: str
+    num_classes: int = 11
     images: int = 0
     labels: int = 0
     landmarks: int = 0
-    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(NUM_CLASSES, np.int64))
+    class_pixels: np.ndarray | None = None
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.class_pixels is None:
+            self.class_pixels = np.zeros(self.num_classes, np.int64)
 
-def check_split(root: Path, split: str, pool: ProcessPoolExecutor) -> SplitReport:
-    report = SplitReport(split)
+    def add(self, results) -> None:
+        for result in results:
+            self.errors += result.errors
+            if result.class_pixels is not None:
+                self.class_pixels += result.class_pixels
+
+
+def check_lapa_split(root: Path, split: str, pool: ProcessPoolExecutor, num_classes: int = 11) -> SplitReport:
+    report = SplitReport(split, num_classes)
     folders = {kind: root / split / kind for kind in ("images", "labels", "landmarks")}
     stems: dict[str, dict[str, Path]] = defaultdict(dict)
     for kind, suffix in (("images", ".jpg"), ("labels", ".png"), ("landmarks", ".txt")):
@@ -122,24 +176,106 @@ def check_split(root: Path, split: str, pool: ProcessPoolExecutor) -> SplitRepor
             report.warnings.append(f"{landmarks[stem]}: landmarks without an image")
     if report.images == 0 and folders["images"].is_dir():
         report.errors.append(f"{folders['images']}: no .jpg images")
-    stems_sorted = sorted(images)
-    jobs = [(images[s], labels.get(s), landmarks.get(s)) for s in stems_sorted]
-    for result in pool.map(check_sample, *zip(*jobs), chunksize=64) if jobs else ():
-        report.errors += result.errors
-        if result.class_pixels is not None:
-            report.class_pixels += result.class_pixels
+    jobs = [(images[s], labels.get(s), landmarks.get(s), num_classes) for s in sorted(images)]
+    report.add(pool.map(check_sample, *zip(*jobs), chunksize=64) if jobs else ())
     return report
 
 
-def check_dataset(root: Path, workers: int | None = None) -> list[SplitReport]:
+def check_preprocessed(root: Path, pool: ProcessPoolExecutor, num_classes: int) -> list[SplitReport]:
+    """CelebAMask-HQ as preprocessing scripts write it: images/, masks/, {train,val,test}.txt."""
+    layout = celebamask.PreprocessedLayout(root, num_classes)
+    reports, seen = [], {}
+    for split in SPLITS:
+        report = SplitReport(split, num_classes)
+        reports.append(report)
+        try:
+            ids = layout.ids(split)
+        except (FileNotFoundError, ValueError) as e:
+            report.errors.append(str(e))
+            continue
+        jobs = []
+        for id_ in ids:
+            if id_ in seen:
+                report.errors.append(f"{root / (split + '.txt')}: {id_} is also in {seen[id_]}.txt (splits overlap)")
+                continue
+            seen[id_] = split
+            image, mask = layout.image(id_), root / "masks" / f"{id_}.png"
+            report.images += image.is_file()
+            report.labels += mask.is_file()
+            if not image.is_file():
+                report.errors.append(f"{image}: missing (listed in {split}.txt)")
+            elif not mask.is_file():
+                report.errors.append(f"{mask}: missing (listed in {split}.txt)")
+            else:
+                jobs.append((image, mask, None, num_classes, True))
+        report.add(pool.map(check_sample, *zip(*jobs), chunksize=64) if jobs else ())
+    listed = set(seen)
+    unlisted = sorted(p.name for p in (root / "masks").glob("*.png") if p.stem not in listed)
+    if unlisted:
+        reports[0].warnings.append(f"{root / 'masks'}: {len(unlisted)} masks in no split, e.g. {unlisted[:3]}")
+    return reports
+
+
+def check_official(root: Path, pool: ProcessPoolExecutor) -> list[SplitReport]:
+    """The official CelebAMask-HQ release: photos, part masks, the mapping and CelebA's partition."""
+    num_classes = len(celebamask.PARTS) + 1
+    reports = [SplitReport(split, num_classes) for split in SPLITS]
+    try:
+        splits = celebamask.read_split(root)
+    except (FileNotFoundError, ValueError) as e:
+        reports[0].errors.append(str(e))
+        return reports
+    parts: dict[int, list[Path]] = defaultdict(list)
+    for folder in sorted(p for p in (root / celebamask.MASKS).iterdir() if p.is_dir()):
+        for path in folder.iterdir():
+            index, _, part = path.stem.partition("_")
+            if path.suffix != ".png" or not index.isdigit() or part not in celebamask.PARTS:
+                reports[0].errors.append(
+                    f"{path}: not a part mask (expected NNNNN_<part>.png, part one of {' '.join(celebamask.PARTS)})"
+                )
+            elif not folder.name.isdigit() or int(index) // celebamask.FACES_PER_FOLDER != int(folder.name):
+                home = root / celebamask.MASKS / str(int(index) // celebamask.FACES_PER_FOLDER)
+                reports[0].errors.append(f"{path}: face {int(index)} belongs in {home}")
+            else:
+                parts[int(index)].append(path)
+    for report, split in zip(reports, SPLITS):
+        jobs = []
+        for index in splits[split]:
+            photo = root / celebamask.PHOTOS / f"{index}.jpg"
+            report.images += photo.is_file()
+            report.labels += bool(parts.get(index))
+            if not photo.is_file():
+                report.errors.append(f"{photo}: missing (face {index} of the {split} split)")
+            elif not parts.get(index):
+                report.errors.append(
+                    f"{root / celebamask.MASKS}: face {index} has no part masks ({index:05d}_<part>.png)"
+                )
+            else:
+                if "skin" not in {p.stem.split("_", 1)[1] for p in parts[index]}:
+                    report.warnings.append(
+                        f"{celebamask.part_path(root, index, 'skin')}: missing (a face without skin)"
+                    )
+                jobs.append((photo, parts[index]))
+        report.add(pool.map(check_parts, *zip(*jobs), chunksize=64) if jobs else ())
+    return reports
+
+
+def check_dataset(root: Path, workers: int | None = None, format: str = "lapa") -> list[SplitReport]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
+    num_classes = len(LabelMap.named(format))
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        return [check_split(root, split, pool) for split in SPLITS]
+        if format == "lapa":
+            return [check_lapa_split(root, split, pool, num_classes) for split in SPLITS]
+        if (root / celebamask.MASKS).is_dir():
+            return check_official(root, pool)
+        if (root / "images").is_dir() and (root / "masks").is_dir():
+            return check_preprocessed(root, pool, num_classes)
+        raise FileNotFoundError(f"{root} is not a CelebAMask-HQ folder: expected {celebamask.LAYOUTS}")
 
 
-def format_report(reports: list[SplitReport], max_listed: int = 20) -> str:
+def format_report(reports: list[SplitReport], class_names: tuple[str, ...], max_listed: int = 20) -> str:
     lines = [f"{'split':<6} {'images':>7} {'labels':>7} {'landmarks':>9} {'errors':>7} {'warnings':>8}"]
     for r in reports:
         lines.append(
@@ -147,7 +283,7 @@ def format_report(reports: list[SplitReport], max_listed: int = 20) -> str:
         )
     lines.append("\nclass pixel frequency (% of labelled pixels)")
     lines.append(f"{'class':<14}" + "".join(f"{r.name:>9}" for r in reports))
-    for i, name in enumerate(CLASS_NAMES):
+    for i, name in enumerate(class_names):
         cells = "".join(f"{100 * r.class_pixels[i] / max(1, r.class_pixels.sum()):>9.3f}" for r in reports)
         lines.append(f"{name:<14}{cells}")
     for kind in ("errors", "warnings"):
@@ -162,16 +298,17 @@ def format_report(reports: list[SplitReport], max_listed: int = 20) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path, help="LaPa-format folder: ROOT/{train,val,test}/{images,labels,landmarks}")
+    parser.add_argument("root", type=Path, help="the dataset's folder")
+    parser.add_argument("--format", choices=FORMATS, default="lapa", help="the dataset's format (data.format)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--max-listed", type=int, default=20, help="problems listed per kind")
     args = parser.parse_args(argv)
     try:
-        reports = check_dataset(args.root, args.workers)
+        reports = check_dataset(args.root, args.workers, args.format)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(format_report(reports, args.max_listed))
+    print(format_report(reports, LabelMap.named(args.format).names, args.max_listed))
     usable = not any(r.errors for r in reports)
     print(f"\n{args.root}: {'usable' if usable else 'NOT usable: fix the errors above'}")
     return 0 if usable else 1

@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facseg.data.classes import ALIGNMENT_POINTS, BACKGROUND
 from facseg.data.formats import read_landmarks
+from facseg.data.labels import BACKGROUND
+from facseg.data.landmarks import ALIGNMENT_POINTS
 
 
 @dataclass(frozen=True)

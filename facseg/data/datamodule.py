@@ -1,4 +1,5 @@
-"""The LightningDataModule: train/val/test loaders over a LaPa-format folder; synthetic data uses the same code."""
+"""The LightningDataModule: train/val/test loaders over a face-parsing dataset (LaPa, CelebAMask-HQ, or the
+synthetic LaPa-format default), whatever its layout on disk."""
 
 from __future__ import annotations
 
@@ -12,29 +13,36 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from facseg.data.classes import CLASS_NAMES
 from facseg.data.crop import CropSettings
-from facseg.data.dataset import EpochShuffle, LaPaSplit, Shard, collate
-from facseg.data.formats import LAPA_URL, LAYOUT, SPLITS
+from facseg.data.dataset import EpochShuffle, FaceSplit, Shard, collate
+from facseg.data.formats import SPLITS, open_layout
+from facseg.data.labels import LabelMap, LabelMapping
 from facseg.data.occlusion import KINDS, FixedOcclusion
 from facseg.data.prepare import CropCache, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
-from facseg.data.transforms import MEAN, STD, RandomOccluder, build_pipeline
+from facseg.data.transforms import MEAN, STD, HorizontalFlipSwap, RandomOccluder, build_pipeline
 
 
-class LaPaDataModule(pl.LightningDataModule):
-    """Train/val/test loaders over a LaPa-format folder; `synthetic` generates that folder on first use.
+class FaceDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over a dataset in `format` (facseg.data.formats); `synthetic` generates a LaPa-format
+    folder on first use.
 
-    `occluded_test` (coverage, seed, kinds, textured; null: off) adds a second test loader: the same test images,
-    each with its fixed occluder (facseg.data.occlusion.FixedOcclusion), scored as `occluded/...`.
-    `scoring_settings` is what a checkpoint records of this data (crop, class set, normalisation): facseg.evaluate
-    scores a checkpoint with its own.
+    `labels`: the dataset's class set (a LabelMap config; LaPa's by default). `target_labels`: another class set to
+    train or score in, through the mapping the dataset's class set declares to it (facseg.evaluate sets it to a
+    checkpoint's classes); its labels then replace the dataset's everywhere. `occluded_test` (coverage, seed,
+    kinds, textured; null: off) adds a second test loader: the same test images, each with its fixed occluder
+    (facseg.data.occlusion.FixedOcclusion), scored as `occluded/...`. `scoring_settings` is what a checkpoint records
+    of this data (crop, class set, normalisation): facseg.evaluate scores a checkpoint with its own.
     """
 
     def __init__(
         self,
         root: str,
         name: str = "lapa",
+        format: str = "lapa",
+        labels: dict | LabelMap | None = None,
+        target_labels: dict | LabelMap | None = None,
+        composed_dir: str | None = None,
         image_size: int = 128,
         align: bool = True,
         margin: float = 0.6,
@@ -55,7 +63,12 @@ class LaPaDataModule(pl.LightningDataModule):
             raise ValueError(f"data.eval_resolution={eval_resolution}: expected 'original' or 'crop'")
         self.root = Path(root)
         self.name = name  # how results and W&B tags call this data
-        self.classes = CLASS_NAMES
+        self.format, self.composed_dir = format, composed_dir
+        self.dataset_labels = LabelMap.from_config(labels) if labels else LabelMap.named("lapa")
+        self.labels, self.mapping = self.dataset_labels, None
+        if target_labels and LabelMap.from_config(target_labels).names != self.dataset_labels.names:
+            self.labels = LabelMap.from_config(target_labels)
+            self.mapping = LabelMapping(self.dataset_labels, self.labels)
         self.settings = CropSettings(image_size=image_size, align=align, margin=margin)
         normalisation = normalisation or {"mean": MEAN, "std": STD}
         self.mean, self.std = tuple(normalisation["mean"]), tuple(normalisation["std"])
@@ -64,44 +77,54 @@ class LaPaDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augmentations = list(augmentations)
+        for augmentation in self.augmentations:
+            if isinstance(augmentation, HorizontalFlipSwap):
+                augmentation.mirror = self.labels.mirror().astype("uint8")  # this class set's left/right pairs
         if occlusion and occlusion.get("p", 0) > 0:
             kinds = occlusion.get("kinds", KINDS)
-            self.augmentations.append(RandomOccluder(tuple(occlusion["coverage"]), kinds, occlusion["p"]))
+            face = tuple(self.labels.ids(self.labels.face))
+            self.augmentations.append(RandomOccluder(tuple(occlusion["coverage"]), kinds, occlusion["p"], face))
         self.occluded_test = None
         if occluded_test:
-            self.occluded_test = FixedOcclusion(**{**occluded_test, "kinds": tuple(occluded_test.get("kinds", KINDS))})
+            kinds = tuple(occluded_test.get("kinds", KINDS))
+            face = tuple(self.labels.ids(self.labels.face))
+            self.occluded_test = FixedOcclusion(**{**occluded_test, "kinds": kinds, "face": face})
         self.synthetic = SyntheticSpec(**synthetic) if synthetic else None
         self.pin_memory = pin_memory
         self.seed = seed
-        self.splits: dict[str, LaPaSplit] = {}
+        self.splits: dict[str, FaceSplit] = {}
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.labels.names
+
+    @property
+    def layout(self):
+        return open_layout(self.root, self.format, len(self.dataset_labels), self.composed_dir)
 
     @property
     def scoring_settings(self) -> dict[str, Any]:
         """What a net trained on this data must be scored with: the crop, the class names, the normalisation."""
         return {
             "crop": asdict(self.settings),
-            "classes": list(self.classes),
+            "labels": self.labels.to_dict(),
             "normalisation": {"mean": list(self.mean), "std": list(self.std)},
         }
 
     def prepare_data(self) -> None:
-        """Runs once per machine: generate synthetic data, check the layout, build missing crop caches."""
+        """Runs once per machine: generate synthetic data, check the layout (compose CelebAMask-HQ's label maps),
+        build missing crop caches."""
         if self.synthetic is not None:
             ensure_synthetic(self.root, self.synthetic)
-        missing = [
-            str(self.root / s / k) for s in SPLITS for k in ("images", "labels") if not (self.root / s / k).is_dir()
-        ]
-        if missing:
-            raise FileNotFoundError(
-                f"data.root={self.root} is not a LaPa-format folder: missing {', '.join(missing)}. Expected {LAYOUT}; "
-                f"LaPa is published at {LAPA_URL}."
-            )
+        layout = self.layout
+        layout.prepare()
         if self.cache_dir is not None:
             for split in SPLITS:
-                if CropCache.find(self.cache_dir, split, self.settings, self.root) is None:
-                    build_cache(self.root, split, self.settings, self.cache_dir)
+                if CropCache.find(self.cache_dir, split, self.settings, layout) is None:
+                    build_cache(layout, split, self.settings, self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
+        layout = self.layout
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test", "occluded")}.get(stage, SPLITS)
         for split in wanted:
             if split in self.splits:
@@ -109,25 +132,28 @@ class LaPaDataModule(pl.LightningDataModule):
             if split == "occluded":
                 if self.occluded_test is not None:
                     test = self.splits["test"]
-                    self.splits[split] = LaPaSplit(
-                        self.root,
-                        "test",
+                    self.splits[split] = FaceSplit(
+                        test.files,
                         self.settings,
                         test.transform,
                         test.keep_original,
                         test.cache,
                         self.seed,
                         self.occluded_test,
+                        self.mapping,
                     )
                 continue
             cache = None
             if self.cache_dir is not None:
-                cache = CropCache.find(self.cache_dir, split, self.settings, self.root)
+                cache = CropCache.find(self.cache_dir, split, self.settings, layout)
                 if cache is None:
                     raise FileNotFoundError(f"no crop cache for {split} in {self.cache_dir}: prepare_data builds it")
             transform = build_pipeline(self.augmentations if split == "train" else (), self.mean, self.std)
             keep_original = split == "test" and self.eval_resolution == "original"
-            self.splits[split] = LaPaSplit(self.root, split, self.settings, transform, keep_original, cache, self.seed)
+            files = layout.files(split)
+            self.splits[split] = FaceSplit(
+                files, self.settings, transform, keep_original, cache, self.seed, mapping=self.mapping
+            )
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.splits[split]

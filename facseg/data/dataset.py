@@ -1,8 +1,8 @@
-"""One split of a LaPa-format folder as a Dataset of aligned crops, and the samplers and collate that load it."""
+"""One split of a dataset as a Dataset of aligned crops, and the samplers and collate that load it."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import albumentations as A
@@ -11,43 +11,44 @@ import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
-from facseg.data.formats import read_image, read_label, split_files
+from facseg.data.formats import SplitFiles
 from facseg.data.occlusion import FixedOcclusion
 from facseg.data.prepare import CropCache
 from facseg.data.transforms import seed_pipeline
 
 
-class LaPaSplit(Dataset):
-    """One split of a LaPa-format folder, as aligned square crops.
+class FaceSplit(Dataset):
+    """One split of a dataset (its SplitFiles), as aligned square crops.
 
     Each sample is a dict: `image` (3 x S x S float, normalised), `label` (S x S long), `index` (its place in the
     split); with `keep_original`, also `original_label` (H x W long, the label as published) and `matrix` (2 x 3,
     photo -> crop), for scoring at the original resolution. With `occlusion`, every image carries its fixed occluder
     (`occluder`, S x S bool, or `original_occluder`, H x W, when scored at the original resolution), labelled
-    background underneath.
+    background underneath. `mapping` turns the dataset's labels into another class set's (facseg.data.labels).
     """
 
     def __init__(
         self,
-        root: Path | str,
-        split: str,
+        files: SplitFiles,
         settings: CropSettings,
         transform: A.Compose,
         keep_original: bool = False,
         cache: CropCache | None = None,
         seed: int = 0,
         occlusion: FixedOcclusion | None = None,
+        mapping: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        self.files = split_files(root, split)
+        self.files = files
         self.settings = settings
         self.transform = transform
         self.keep_original = keep_original
         self.cache = cache
         self.seed = seed
         self.occlusion = occlusion
+        self.mapping = mapping
         if cache is not None and cache.names != self.names:
             raise ValueError(
-                f"the crop cache {cache.folder} lists other images than {Path(root) / split}; "
+                f"the crop cache {cache.folder} lists other images than {files.images[0].parent}; "
                 "rebuild it with `python -m facseg.data.prepare`"
             )
 
@@ -67,9 +68,12 @@ class LaPaSplit(Dataset):
         occluder = None
         if self.cache is not None and not self.keep_original:
             (crop, crop_label, matrix), label = self.cache.get(index), None
+            if self.mapping is not None:
+                crop_label = self.mapping(crop_label)
         else:
-            image = read_image(self.files.images[index])
-            label = read_label(self.files.labels[index], image.shape[:2])
+            image, label = self.files.read(index)
+            if self.mapping is not None:
+                label = self.mapping(label)
             if self.occlusion is not None and self.keep_original:
                 occlusion = self.occlusion(index, label)
                 (image, label), occluder = occlusion.apply(image, label), occlusion.mask

@@ -1,19 +1,25 @@
-"""LaPa's files on disk: the folder layout, and the readers and writers of its images, labels and landmarks.
+"""Datasets' files on disk: which photo goes with which label map (and landmarks), per split, and their readers.
 
-    ROOT/{train,val,test}/{images/NAME.jpg, labels/NAME.png, landmarks/NAME.txt}
+    data.format=lapa         ROOT/{train,val,test}/{images/NAME.jpg, labels/NAME.png, landmarks/NAME.txt}
+    data.format=celebamask   CelebAMask-HQ as released, or as its preprocessing scripts write it (see
+                             facseg.data.celebamask)
 
-Every reader raises an error that names the file and what was expected. NumPy and OpenCV only.
+`open_layout` gives a dataset's Layout; `Layout.files(split)` its SplitFiles; `SplitFiles.read(i)` one photo and its
+label map, at the label map's resolution. Every reader raises an error that names the file and what was expected.
+NumPy, Pillow and OpenCV only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from facseg.data.classes import NUM_CLASSES, NUM_LANDMARKS
+from facseg.data.landmarks import NUM_LANDMARKS
 
 SPLITS = ("train", "val", "test")  # LaPa's split folders, in this order everywhere
 LAYOUT = "ROOT/{train,val,test}/{images/NAME.jpg, labels/NAME.png, landmarks/NAME.txt}"
@@ -27,18 +33,83 @@ class MalformedLandmarks(ValueError):
 
 @dataclass(frozen=True)
 class SplitFiles:
-    """One split's files, in name order: every image with its label and (possibly missing) landmark file."""
+    """One split's files, in order: every image with its label and its landmark file (missing or None: none).
+
+    `scale_images`: photos larger than their label maps are scaled down to them (CelebA-HQ's photos are 1024 px,
+    its label maps 512 px, and the field scores at 512); otherwise a size mismatch is an error.
+    """
 
     images: list[Path]
     labels: list[Path]
-    landmarks: list[Path]
+    landmarks: list[Path | None]
+    num_classes: int
+    scale_images: bool = False
 
     @property
     def names(self) -> list[str]:
         return [p.stem for p in self.images]
 
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(H x W x 3 uint8 RGB photo, H x W uint8 label map) of one image, at the label map's resolution."""
+        image = read_image(self.images[index])
+        label = read_label(self.labels[index], None if self.scale_images else image.shape[:2], self.num_classes)
+        if image.shape[:2] != label.shape:
+            if image.shape[0] < label.shape[0] or image.shape[1] < label.shape[1]:
+                raise ValueError(
+                    f"{self.images[index]}: {image.shape[1]}x{image.shape[0]} px, smaller than its label map "
+                    f"{self.labels[index]} ({label.shape[1]}x{label.shape[0]})"
+                )
+            image = cv2.resize(image, label.shape[::-1], interpolation=cv2.INTER_AREA)
+        return image, label
 
-def split_files(root: Path | str, split: str) -> SplitFiles:
+
+class Layout(Protocol):
+    """A dataset on disk: `files(split)` for each of SPLITS; `prepare()` builds what reading it needs, once."""
+
+    root: Path
+    format: str  # data.format
+
+    def files(self, split: str) -> SplitFiles: ...
+
+    def prepare(self, workers: int | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class LaPaLayout:
+    root: Path
+    num_classes: int = 11
+    format = "lapa"
+
+    def files(self, split: str) -> SplitFiles:
+        return split_files(self.root, split, self.num_classes)
+
+    def prepare(self, workers: int | None = None) -> None:
+        missing = [
+            str(self.root / s / k) for s in SPLITS for k in ("images", "labels") if not (self.root / s / k).is_dir()
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"data.root={self.root} is not a LaPa-format folder: missing {', '.join(missing)}. Expected {LAYOUT}; "
+                f"LaPa is published at {LAPA_URL}."
+            )
+
+
+FORMATS = ("lapa", "celebamask")
+
+
+def open_layout(root: Path | str, format: str = "lapa", num_classes: int = 11, composed_dir: Path | str | None = None):
+    """The Layout of the dataset at `root` in `format` (data.format); CelebAMask-HQ's two layouts are told apart by
+    their folders. `composed_dir`: where the label maps composed from the official release's part masks go."""
+    if format == "lapa":
+        return LaPaLayout(Path(root), num_classes)
+    if format == "celebamask":
+        from facseg.data.celebamask import celebamask_layout
+
+        return celebamask_layout(Path(root), num_classes, composed_dir)
+    raise ValueError(f"data.format={format}: expected one of {', '.join(FORMATS)}")
+
+
+def split_files(root: Path | str, split: str, num_classes: int = 11) -> SplitFiles:
     """The files of `root/split`; raises, naming the folder or the files, when the layout is broken."""
     split_dir = Path(root) / split
     images_dir, labels_dir = split_dir / "images", split_dir / "labels"
@@ -54,7 +125,7 @@ def split_files(root: Path | str, split: str) -> SplitFiles:
         raise FileNotFoundError(
             f"{labels_dir} lacks the labels of {len(missing)} images, e.g. {missing[:3]} ({CHECK_HINT})"
         )
-    return SplitFiles(images, labels, [split_dir / "landmarks" / f"{p.stem}.txt" for p in images])
+    return SplitFiles(images, labels, [split_dir / "landmarks" / f"{p.stem}.txt" for p in images], num_classes)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -65,18 +136,27 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_label(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """H x W uint8 class ids, checked against the image's shape and the class count."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise OSError(f"{path}: unreadable label ({CHECK_HINT})")
-    if label.ndim != 2 or label.shape != shape or label.dtype != np.uint8:
+LABEL_MODES = ("L", "P")  # 8-bit grey, or palette PNGs, whose indices are the class ids
+
+
+def read_label(path: Path, shape: tuple[int, int] | None, num_classes: int) -> np.ndarray:
+    """H x W uint8 class ids, checked against the image's shape (when given) and the class count.
+
+    Pillow, not OpenCV: OpenCV turns a palette PNG into the palette's colours, losing the ids.
+    """
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            label = np.array(im)
+    except (OSError, ValueError) as e:
+        raise OSError(f"{path}: unreadable label ({e}; {CHECK_HINT})") from e
+    if mode not in LABEL_MODES or (shape is not None and label.shape != shape):
+        expected = "" if shape is None else f" of {shape[1]}x{shape[0]} px like its image"
         raise ValueError(
-            f"{path}: expected a 1-channel 8-bit label of {shape[1]}x{shape[0]} px like its image, "
-            f"found shape {label.shape} {label.dtype}"
+            f"{path}: expected a 1-channel 8-bit (or palette) label{expected}, found mode {mode} {label.shape}"
         )
-    if label.max() >= NUM_CLASSES:
-        raise ValueError(f"{path}: label values must be 0..{NUM_CLASSES - 1}, found {label.max()}")
+    if label.max(initial=0) >= num_classes:
+        raise ValueError(f"{path}: label values must be 0..{num_classes - 1}, found {label.max()}")
     return label
 
 

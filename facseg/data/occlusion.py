@@ -7,8 +7,9 @@ Ground truth under an occluder is background. LaPa labels what is visible: a han
 annotations, so a parser is scored on not hallucinating parts it cannot see, and a model that paints a mouth
 through a hand loses both precision on lips and accuracy inside the occluder (`occluded/inside/pixel_acc`).
 
-`coverage` is the fraction of the face's pixels hidden: classes 1-9 (skin, brows, eyes, nose, lips, mouth), not
-hair or background, so that a hairstyle does not change how much of the face an occluder hides.
+`coverage` is the fraction of the face's pixels hidden: the class set's `face` classes (LaPa: skin, brows, eyes,
+nose, lips, mouth), not hair or background, so that a hairstyle does not change how much of the face an occluder
+hides.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facseg.data.classes import BACKGROUND, CLASS_NAMES
+from facseg.data.labels import BACKGROUND
 
 KINDS = ("ellipse", "polygon", "hand", "bar")
-FACE_CLASSES = [i for i, name in enumerate(CLASS_NAMES) if name not in ("background", "hair")]
+LAPA_FACE = (1, 2, 3, 4, 5, 6, 7, 8, 9)  # LaPa's face classes, the default (a FaceDataModule passes its class set's)
 SKIN_TONES = np.array([(255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36)], float)
 
 
-def face_mask(label: np.ndarray) -> np.ndarray:
-    return np.isin(label, FACE_CLASSES)
+def face_mask(label: np.ndarray, face: Sequence[int] = LAPA_FACE) -> np.ndarray:
+    return np.isin(label, face)
 
 
 def _capsule(x0: float, y0: float, x1: float, y1: float, radius: float) -> np.ndarray:
@@ -99,9 +100,15 @@ class Occlusion:
 
 
 def draw_occluder(
-    label: np.ndarray, coverage: float, rng: np.random.Generator, kinds: Sequence[str] = KINDS, textured: float = 0.5
+    label: np.ndarray,
+    coverage: float,
+    rng: np.random.Generator,
+    kinds: Sequence[str] = KINDS,
+    textured: float = 0.5,
+    face: Sequence[int] = LAPA_FACE,
 ) -> Occlusion:
-    """An occluder hiding `coverage` of the face in `label` (to the pixel), at a random place, angle and kind.
+    """An occluder hiding `coverage` of the face (the `face` class ids) in `label`, to the pixel, at a random place,
+    angle and kind.
 
     The outline's centre is drawn inside the face; its scale is found by bisection, as the hidden fraction grows
     with the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability
@@ -109,7 +116,7 @@ def draw_occluder(
     """
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")
-    face = face_mask(label)
+    face = face_mask(label, face)
     ys, xs = np.nonzero(face)
     if len(xs) == 0:  # no face labelled: occlude the middle of the image instead
         ys, xs = np.mgrid[: label.shape[0], : label.shape[1]].reshape(2, -1)
@@ -166,6 +173,7 @@ class FixedOcclusion:
     seed: int = 0
     kinds: tuple[str, ...] = KINDS
     textured: float = 0.5
+    face: tuple[int, ...] = LAPA_FACE
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
@@ -174,4 +182,4 @@ class FixedOcclusion:
 
     def __call__(self, index: int, label: np.ndarray) -> Occlusion:
         rng = np.random.default_rng([self.seed, index])
-        return draw_occluder(label, self.coverage, rng, self.kinds, self.textured)
+        return draw_occluder(label, self.coverage, rng, self.kinds, self.textured, self.face)

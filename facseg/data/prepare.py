@@ -1,12 +1,14 @@
 """The crop cache: every photo aligned and cropped once, at the training resolution.
 
-    python -m facseg.data.prepare ROOT CACHE_DIR [--image-size 512] [--no-align] [--margin 0.6] [--workers N]
+    python -m facseg.data.prepare ROOT CACHE_DIR [--format lapa|celebamask] [--image-size 512] [--no-align]
+                                  [--margin 0.6] [--workers N]
 
 Decoding a 1-2 megapixel JPEG and warping it costs tens of milliseconds, every epoch, for every image: that is what
 starves a GPU on LaPa. The cache stores, per split, the crops (`images.npy`, N x S x S x 3 uint8), their labels
 (`labels.npy`) and the photo->crop matrices (`matrices.npy`) as memory-mapped arrays, plus a manifest of the settings
 and a fingerprint of the source files. The data module (`data.cache_dir=CACHE_DIR`) builds a missing cache, uses one
-whose settings and fingerprint match, and refuses a stale one.
+whose settings and fingerprint match, and refuses a stale one. The official CelebAMask-HQ release's label maps are
+composed first (into CACHE_DIR/composed here, data.composed_dir in a run).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
-from facseg.data.formats import SPLITS, SplitFiles, read_image, read_label, split_files
+from facseg.data.formats import FORMATS, SPLITS, Layout, SplitFiles, open_layout
+from facseg.data.labels import LabelMap
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +43,16 @@ def cache_folder(cache_dir: Path, root: Path, split: str, settings: CropSettings
     return Path(cache_dir) / source / f"{split}-{settings.image_size}px-{how}"
 
 
-def fingerprint(root: Path, split: str) -> str:
+def fingerprint(files: SplitFiles) -> str:
     """A hash of the split's file names and sizes: changes when files are added, removed or change size.
 
     Sizes rather than contents: hashing 22,000 photos would take longer than the check is worth.
     """
     digest = hashlib.sha256()
     for kind in ("images", "labels", "landmarks"):
-        folder = root / split / kind
-        if folder.is_dir():
-            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                digest.update(f"{kind}/{entry.name}:{entry.stat().st_size}\n".encode())
+        for path in getattr(files, kind):
+            if path is not None and path.is_file():
+                digest.update(f"{kind}/{path.name}:{path.stat().st_size}\n".encode())
     return digest.hexdigest()
 
 
@@ -63,20 +65,25 @@ class CropCache:
         self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def find(cls, cache_dir: Path, split: str, settings: CropSettings, root: Path) -> CropCache | None:
+    def find(cls, cache_dir: Path, split: str, settings: CropSettings, layout: Layout) -> CropCache | None:
         """The cache for these settings, None when not built yet; raises when it was built from other files."""
+        root = layout.root
         folder = cache_folder(cache_dir, root, split, settings)
         manifest_path = folder / "manifest.json"
         if not manifest_path.is_file():
             return None
         manifest = json.loads(manifest_path.read_text())
-        expected = {"version": CACHE_VERSION, "settings": asdict(settings), "fingerprint": fingerprint(root, split)}
+        expected = {
+            "version": CACHE_VERSION,
+            "settings": asdict(settings),
+            "fingerprint": fingerprint(layout.files(split)),
+        }
         found = {k: manifest.get(k) for k in expected}
         if found != expected:
             differs = [k for k in expected if found[k] != expected[k]]
-            rebuild = f"python -m facseg.data.prepare {root} {cache_dir} --force"
+            rebuild = f"python -m facseg.data.prepare {root} {cache_dir} --format {layout.format} --force"
             raise ValueError(
-                f"the crop cache {folder} does not match {root / split} ({', '.join(differs)} differ): "
+                f"the crop cache {folder} does not match the {split} split of {root} ({', '.join(differs)} differ): "
                 f"delete it, or rebuild it with `{rebuild}`"
             )
         return cls(folder, manifest["names"])
@@ -95,16 +102,17 @@ class CropCache:
 
 def crop_one(files: SplitFiles, index: int, settings: CropSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(crop, crop label, photo -> crop matrix) of one image of a split, as the datasets cut it."""
-    image = read_image(files.images[index])
-    label = read_label(files.labels[index], image.shape[:2])
+    image, label = files.read(index)
     matrix = crop_matrix(files.landmarks[index], image.shape[:2], settings)
     return (*warp_to_crop(image, label, matrix, settings.image_size), matrix)
 
 
-def build_cache(root: Path, split: str, settings: CropSettings, cache_dir: Path, workers: int | None = None) -> Path:
+def build_cache(
+    layout: Layout, split: str, settings: CropSettings, cache_dir: Path, workers: int | None = None
+) -> Path:
     """Write the split's crops; atomically, so an interrupted build leaves no half cache behind."""
-    files = split_files(root, split)
-    folder = cache_folder(cache_dir, root, split, settings)
+    files = layout.files(split)
+    folder = cache_folder(cache_dir, layout.root, split, settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     n, s = len(files.images), settings.image_size
@@ -123,7 +131,7 @@ def build_cache(root: Path, split: str, settings: CropSettings, cache_dir: Path,
         manifest = {
             "version": CACHE_VERSION,
             "settings": asdict(settings),
-            "fingerprint": fingerprint(root, split),
+            "fingerprint": fingerprint(files),
             "names": files.names,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest))
@@ -138,8 +146,9 @@ def build_cache(root: Path, split: str, settings: CropSettings, cache_dir: Path,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path, help="LaPa-format folder")
+    parser.add_argument("root", type=Path, help="the dataset's folder")
     parser.add_argument("cache_dir", type=Path, help="where the caches go (data.cache_dir)")
+    parser.add_argument("--format", choices=FORMATS, default="lapa", help="the dataset's format (data.format)")
     parser.add_argument("--image-size", type=int, default=CropSettings.image_size)
     parser.add_argument("--no-align", action="store_true", help="letterbox the whole photo instead of aligning")
     parser.add_argument("--margin", type=float, default=CropSettings.margin)
@@ -148,14 +157,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="rebuild caches that exist")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = CropSettings(image_size=args.image_size, align=not args.no_align, margin=args.margin)
+    # CelebA-HQ's photos are aligned crops already: data=celebamask letterboxes them (data.align=false).
+    align = not args.no_align and args.format != "celebamask"
+    settings = CropSettings(image_size=args.image_size, align=align, margin=args.margin)
+    num_classes = len(LabelMap.named(args.format))  # each format's own class set
+    layout = open_layout(args.root, args.format, num_classes, args.cache_dir / "composed")
+    layout.prepare(args.workers)
     for split in args.splits:
         folder = cache_folder(args.cache_dir, args.root, split, settings)
         if folder.exists() and not args.force:
-            CropCache.find(args.cache_dir, split, settings, args.root)  # raises if stale
+            CropCache.find(args.cache_dir, split, settings, layout)  # raises if stale
             log.info("%s is up to date", folder)
             continue
-        build_cache(args.root, split, settings, args.cache_dir, args.workers)
+        build_cache(layout, split, settings, args.cache_dir, args.workers)
 
 
 if __name__ == "__main__":

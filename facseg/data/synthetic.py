@@ -21,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facseg.data.classes import NUM_CLASSES
 from facseg.data.formats import SPLITS, write_landmarks
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,8 @@ log = logging.getLogger(__name__)
 MARKER = "synthetic.json"
 GENERATOR_VERSION = 2
 
-BACKGROUND, SKIN, L_BROW, R_BROW, L_EYE, R_EYE, NOSE, U_LIP, MOUTH, L_LIP, HAIR = range(NUM_CLASSES)
+# LaPa's class ids (conf/data/labels/lapa.yaml): the generator draws LaPa's labels.
+BACKGROUND, SKIN, L_BROW, R_BROW, L_EYE, R_EYE, NOSE, U_LIP, MOUTH, L_LIP, HAIR = range(11)
 
 
 @dataclass(frozen=True)

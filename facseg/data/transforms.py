@@ -10,8 +10,9 @@ import albumentations as A
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-from facseg.data.classes import BACKGROUND, NUM_LANDMARKS, flip_lut, landmark_flip_permutation
-from facseg.data.occlusion import KINDS, Occlusion, draw_occluder
+from facseg.data.labels import BACKGROUND, LabelMap
+from facseg.data.landmarks import NUM_LANDMARKS, landmark_flip_permutation
+from facseg.data.occlusion import KINDS, LAPA_FACE, Occlusion, draw_occluder
 
 # ImageNet statistics: what SMP's encoders expect, pretrained or not, so that weights can be swapped in.
 MEAN = (0.485, 0.456, 0.406)
@@ -19,18 +20,22 @@ STD = (0.229, 0.224, 0.225)
 
 
 class HorizontalFlipSwap(A.HorizontalFlip):
-    """A horizontal flip that keeps "left" meaning the image's left.
+    """A horizontal flip that keeps each sided class on its own side of the face.
 
-    In the mask it swaps 2<->3 (eyebrows) and 4<->5 (eyes); given LaPa's 106 landmarks as keypoints (in order,
-    with `remove_invisible=False`), it also renumbers them, so that point 74 stays the left eye's centre. A plain
-    flip would teach the net that a left eye can sit on either side.
+    In the mask it swaps the class set's left/right pairs (`mirror`: id -> mirrored id; LaPa's 2<->3 eyebrows and
+    4<->5 eyes unless the data module sets its class set's); given LaPa's 106 landmarks as keypoints (in order, with
+    `remove_invisible=False`), it also renumbers them, so that point 74 stays the left eye's centre. A plain flip
+    would teach the net that a left eye can sit on either side.
     """
 
-    _lut = flip_lut()
     _perm = landmark_flip_permutation()
 
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__(p=p)
+        self.mirror = LabelMap.named("lapa").mirror().astype(np.uint8)
+
     def apply_to_mask(self, mask: np.ndarray, *args: Any, **params: Any) -> np.ndarray:
-        return self._lut[super().apply_to_mask(mask, *args, **params)]
+        return self.mirror[super().apply_to_mask(mask, *args, **params)]
 
     def apply_to_keypoints(self, keypoints: np.ndarray, **params: Any) -> np.ndarray:
         flipped = super().apply_to_keypoints(keypoints, **params)
@@ -50,11 +55,16 @@ class RandomOccluder(A.DualTransform):
     """
 
     def __init__(
-        self, coverage: tuple[float, float] = (0.1, 0.3), kinds: Sequence[str] = KINDS, p: float = 0.5
+        self,
+        coverage: tuple[float, float] = (0.1, 0.3),
+        kinds: Sequence[str] = KINDS,
+        p: float = 0.5,
+        face: Sequence[int] = LAPA_FACE,
     ) -> None:
         super().__init__(p=p)
         self.coverage = coverage
         self.kinds = tuple(kinds)
+        self.face = tuple(face)
 
     @property
     def targets_as_params(self) -> list[str]:
@@ -62,7 +72,8 @@ class RandomOccluder(A.DualTransform):
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         rng = self.random_generator
-        return {"occlusion": draw_occluder(data["mask"], rng.uniform(*self.coverage), rng, self.kinds)}
+        coverage = rng.uniform(*self.coverage)
+        return {"occlusion": draw_occluder(data["mask"], coverage, rng, self.kinds, face=self.face)}
 
     def apply(self, img: np.ndarray, occlusion: Occlusion, **params: Any) -> np.ndarray:
         return occlusion.apply(img)[0]
@@ -73,7 +84,7 @@ class RandomOccluder(A.DualTransform):
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("coverage", "kinds")
+        return ("coverage", "kinds", "face")
 
 
 def build_pipeline(

@@ -11,7 +11,7 @@ import torch
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 
-from facseg.data.classes import CLASS_NAMES
+from facseg.data.labels import IGNORE, LabelMap
 from facseg.data.transforms import MEAN, STD
 from facseg.metrics import SegmentationMetrics
 from facseg.models.ensemble import Ensemble
@@ -22,10 +22,12 @@ class FaceSegModule(pl.LightningModule):
     """Trains a face parser and selects it on validation.
 
     The checkpoint holds every argument but the optimizer, the scheduler and the speed knobs, all plain data, so
-    `FaceSegModule.load_from_checkpoint(path)` rebuilds the net without Hydra and knows how to score it: `classes`
-    (the class names, in id order), `crop` (image_size, align, margin) and `normalisation` (mean, std), which
-    facseg.evaluate, facseg.predict and facseg.export read back. Loss: cross-entropy plus `dice_weight` x multiclass
-    Dice, which lifts the small parts (eyes, brows, inner mouth) that pixel-wise cross-entropy under-weights.
+    `FaceSegModule.load_from_checkpoint(path)` rebuilds the net without Hydra and knows how to score it: `labels`
+    (its class set, a facseg.data.labels.LabelMap as plain data; LaPa's by default), `crop` (image_size, align,
+    margin) and `normalisation` (mean, std), which facseg.evaluate, facseg.predict and facseg.export read back.
+    Loss: cross-entropy plus `dice_weight` x multiclass Dice, which lifts the small parts (eyes, brows, inner mouth)
+    that pixel-wise cross-entropy under-weights; label pixels of value IGNORE (classes a mapped class set has no
+    counterpart for) count in neither.
 
     `optimizer` is called with the parameters and `scheduler` with the optimizer and the run's total optimizer
     steps (Hydra `_partial_` configs, conf/optimizer and conf/scheduler); the scheduler steps every optimizer step.
@@ -36,7 +38,7 @@ class FaceSegModule(pl.LightningModule):
     def __init__(
         self,
         model: dict[str, Any],
-        classes: Sequence[str] = CLASS_NAMES,
+        labels: dict[str, Any] | None = None,
         crop: dict[str, Any] | None = None,
         normalisation: dict[str, Sequence[float]] | None = None,
         dice_weight: float = 1.0,
@@ -47,16 +49,18 @@ class FaceSegModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         normalisation = normalisation or {"mean": list(MEAN), "std": list(STD)}  # recorded as such in the checkpoint
+        labels = LabelMap.from_config(labels).to_dict() if labels else LabelMap.named("lapa").to_dict()
         # logger=False: run.py logs the whole (redacted) config; the module's arguments would be a second copy.
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "channels_last", "compile"], logger=False)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.channels_last, self.compile_net = channels_last, compile
         self._first_bad: torch.Tensor | None = None  # the first step whose loss was not finite, -1: none yet
-        self.net = build_net(num_classes=len(classes), **{k: v for k, v in model.items() if k != "name"})
-        self.cross_entropy = nn.CrossEntropyLoss()
-        self.dice = DiceLoss(mode="multiclass", from_logits=True) if dice_weight > 0 else None
-        self.train_metrics = SegmentationMetrics(classes)  # on the augmented batches: how well the net fits
-        self.val_metrics = SegmentationMetrics(classes)
+        self.label_map = LabelMap.from_config(labels)
+        self.net = build_net(num_classes=len(self.label_map), **{k: v for k, v in model.items() if k != "name"})
+        self.cross_entropy = nn.CrossEntropyLoss(ignore_index=IGNORE)
+        self.dice = DiceLoss(mode="multiclass", from_logits=True, ignore_index=IGNORE) if dice_weight > 0 else None
+        self.train_metrics = SegmentationMetrics(self.label_map)  # on the augmented batches: how well the net fits
+        self.val_metrics = SegmentationMetrics(self.label_map)
 
     def configure_model(self) -> None:
         if self.channels_last:

@@ -1,61 +1,8 @@
-"""LaPa's label map: class ids, names, display colours and the left/right pairs a mirror swaps."""
+"""LaPa's 106 landmarks: the 5 points crops are aligned on, and the renumbering a horizontal flip makes."""
 
 from __future__ import annotations
 
 import numpy as np
-
-CLASS_NAMES: tuple[str, ...] = (
-    "background",
-    "skin",
-    "left_eyebrow",
-    "right_eyebrow",
-    "left_eye",
-    "right_eye",
-    "nose",
-    "upper_lip",
-    "inner_mouth",
-    "lower_lip",
-    "hair",
-)
-NUM_CLASSES = len(CLASS_NAMES)
-BACKGROUND = 0
-
-# "left" means the left side of the image, so a horizontal flip turns a left eyebrow into a right one.
-FLIP_PAIRS: tuple[tuple[int, int], ...] = ((2, 3), (4, 5))
-
-# RGB colours for overlays and figures, one per class id.
-CLASS_COLOURS = np.array(
-    [
-        (0, 0, 0),
-        (255, 204, 153),
-        (0, 153, 0),
-        (0, 255, 0),
-        (0, 0, 204),
-        (51, 153, 255),
-        (255, 153, 0),
-        (204, 0, 0),
-        (102, 0, 102),
-        (255, 51, 153),
-        (102, 51, 0),
-    ],
-    dtype=np.uint8,
-)
-
-
-def flip_lut() -> np.ndarray:
-    """A lookup table mapping every class id to its mirror-image id."""
-    lut = np.arange(NUM_CLASSES, dtype=np.uint8)
-    for a, b in FLIP_PAIRS:
-        lut[a], lut[b] = b, a
-    return lut
-
-
-def class_mirror(class_names) -> np.ndarray:
-    """flip_lut() for a net that predicts `class_names`; only LaPa's label map has its left/right pairs here."""
-    if list(class_names) != list(CLASS_NAMES):
-        raise ValueError(f"the flip test-time augmentation knows LaPa's left/right classes, not {list(class_names)}")
-    return flip_lut().astype(np.int64)
-
 
 # LaPa's 106 landmarks: which point a horizontal flip turns each point into. Groups and orders as in LaPa's files:
 # 0-32 contour left to right; 33-41 / 42-50 eyebrows (5 upper points left to right, 4 lower back); 51-54 nose bridge
