@@ -5,16 +5,19 @@
     python -m facseg.predict ckpt_path=model.ckpt input=photos/ output=parsed/ detect=false   (pre-cropped faces)
     python -m facseg.predict ckpt_path=model.ckpt input=LaPa/test/images output=parsed/ landmarks=LaPa/test/landmarks
 
-Faces are found by OpenCV's bundled Haar cascade (no download), or aligned from LaPa's 106-point landmark files
-when `landmarks` names them, exactly as in training; `detect=false` parses the whole image (a CelebA-HQ-style
-aligned photo, for a net trained on them). Each face is cut into
-the crop the net was trained on, parsed, and warped back; where faces overlap, the more confident one wins.
-Per image: NAME.png (uint8 class ids) and NAME_overlay.jpg; and predictions.json lists the faces found.
+Faces are found by the YuNet detector (vendored in facseg/assets/yunet, run by OpenCV), whose 5 points (eye centres,
+nose tip, mouth corners) align each face exactly as training aligns from landmarks: the same template and margin;
+or from LaPa's 106-point landmark files when `landmarks` names them. A net trained on whole aligned photos
+(data.align=false, e.g. CelebA-HQ's) gets each face framed as those photos frame theirs. `detect=false` parses the
+whole image. Each face is cut into the crop the net was trained on, parsed, and warped back over its own region of
+the photo only; where faces overlap, the more confident one wins. Per image: NAME.png (uint8 class ids) and
+NAME_overlay.jpg; predictions.json lists the faces found (or that none was).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.data.crop import alignment_matrix, letterbox_matrix, warp_to_crop
+from facseg.data.crop import letterbox_matrix, similarity_matrix, template_points, warp_to_crop
 from facseg.data.formats import read_image, read_landmarks
+from facseg.data.landmarks import ALIGNMENT_POINTS
 from facseg.inference import Parser, load_parser
 from facseg.io import write_bytes, write_json
 from facseg.warp import warp_to_photos
@@ -36,12 +40,15 @@ from facseg.warp import warp_to_photos
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# Where a Haar face box lands in the training crop (fractions of its side): its centre and side. Aligned crops:
-# measured on LaPa photos with landmarks (the crop's margin leaves room for the box's jitter). Whole photos (a net
-# trained with data.align=false, e.g. on CelebA-HQ's aligned photos): the median box of the 776 faces of the 800
-# shared CelebAMask-HQ photos in which it finds one (centre 0.501, 0.553; side 0.648, quartiles 0.617-0.678).
-BOX_PLACEMENT = {True: ((0.51, 0.59), 0.55), False: ((0.50, 0.55), 0.65)}
-CASCADE = "haarcascade_frontalface_default.xml"
+YUNET = Path(__file__).resolve().parent / "assets" / "yunet" / "yunet_n_320_320.onnx"
+# YuNet looks at a copy of the photo scaled to this long side (never enlarged): a 17-megapixel portrait costs what a
+# 640 px one does, and faces stay larger than YuNet's smallest.
+DETECT_SIDE = 640
+# How CelebA-HQ frames its aligned photos: where YuNet puts the 5 points (fractions of the side), the mean over the
+# 798 of the 800 shared CelebAMask-HQ photos in which it finds a face (std 0.01-0.04 of the side).
+WHOLE_PHOTO_POINTS = np.array(
+    [[0.3788, 0.4777], [0.6217, 0.4789], [0.4993, 0.6301], [0.3930, 0.7299], [0.6101, 0.7305]]
+)
 
 
 @dataclass
@@ -49,54 +56,77 @@ class Face:
     matrix: np.ndarray  # 2 x 3: photo -> crop
     source: str  # "detector", "landmarks" or "whole image"
     box: list[int] | None = None  # x, y, w, h of the detection
+    score: float | None = None  # the detector's confidence
 
 
 class FaceFinder:
-    def __init__(
-        self, image_size: int, margin: float, detect: bool = True, min_face: int = 40, align: bool = True
-    ) -> None:
-        self.image_size, self.margin, self.min_face = image_size, margin, min_face
-        self.box_centre, self.box_side = BOX_PLACEMENT[align]
-        self.cascade = None
-        if detect:
-            self.cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE))
-            if self.cascade.empty():
-                raise RuntimeError(f"OpenCV's {CASCADE} did not load: reinstall opencv-python-headless<5")
+    """The faces of a photo, each as the photo -> crop matrix the net expects (`align`: the net's crop.align)."""
 
-    def box_matrix(self, x: float, y: float, w: float, h: float) -> np.ndarray:
-        """Scale and shift that put a detected box where training crops have their face box."""
-        scale = self.box_side * self.image_size / max(w, h)
-        cx, cy = x + w / 2, y + h / 2
-        return np.array(
-            [
-                [scale, 0.0, self.box_centre[0] * self.image_size - scale * cx],
-                [0.0, scale, self.box_centre[1] * self.image_size - scale * cy],
-            ]
-        )
+    def __init__(
+        self, image_size: int, margin: float, detect: bool = True, align: bool = True, min_score: float = 0.7
+    ) -> None:
+        self.image_size = image_size
+        self.template = template_points(image_size, margin) if align else WHOLE_PHOTO_POINTS * image_size
+        self.detector = None
+        if detect:
+            # score threshold, NMS IoU, at most 5000 candidates; the input size is set per photo
+            self.detector = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 320), min_score, 0.3, 5000)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """YuNet on a scaled copy; points and boxes scaled back to the photo."""
+        scale = min(1.0, DETECT_SIDE / max(image.shape[:2]))
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        self.detector.setInputSize((small.shape[1], small.shape[0]))
+        _, found = self.detector.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        faces = []
+        for row in [] if found is None else found:
+            points = row[4:14].reshape(5, 2).astype(np.float64) / scale
+            box = [int(round(v / scale)) for v in row[:4]]
+            faces.append(Face(similarity_matrix(points, self.template), "detector", box, float(row[14])))
+        return faces
 
     def __call__(self, image: np.ndarray, landmarks: Path | None = None) -> list[Face]:
+        """The faces found; none found (or detect=false): the whole photo, letterboxed, as one face."""
         if landmarks is not None:
-            return [Face(alignment_matrix(read_landmarks(landmarks), self.image_size, self.margin), "landmarks")]
-        if self.cascade is not None:
-            grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-            boxes = self.cascade.detectMultiScale(
-                grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face)
-            )
-            if len(boxes):
-                return [Face(self.box_matrix(*b), "detector", [int(v) for v in b]) for b in boxes]
-        return [Face(letterbox_matrix(*image.shape[:2], self.image_size), "whole image")]
+            points = read_landmarks(landmarks)[list(ALIGNMENT_POINTS)]
+            return [Face(similarity_matrix(points, self.template), "landmarks")]
+        faces = self.detect(image) if self.detector is not None else []
+        return faces or [Face(letterbox_matrix(*image.shape[:2], self.image_size), "whole image")]
 
 
-def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser) -> np.ndarray:
-    """H x W uint8 class ids: every face parsed in its crop and warped back; overlaps go to the surer face."""
+def crop_region(matrix: np.ndarray, image_size: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1: the part of the photo the crop covers (its corners mapped back), within the photo."""
+    inverse = cv2.invertAffineTransform(matrix)
+    edge = [-0.5, image_size - 0.5]
+    corners = np.array([[x, y, 1.0] for x in edge for y in edge]) @ inverse.T
+    x0, y0 = np.floor(corners.min(0)).astype(int)
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
+    return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+
+
+def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser, band: int = 256) -> np.ndarray:
+    """H x W uint8 class ids: every face parsed in its crop and warped back over its own region of the photo, in
+    bands of `band` rows (a 17-megapixel photo's 19 class maps would take 1.3 GB at once); where faces overlap, a
+    pixel goes to the face surest that it is part of it (the lowest background probability)."""
+    height, width = image.shape[:2]
     crops = np.stack([warp_to_crop(image, None, face.matrix, parser.image_size)[0] for face in faces])
     logits = torch.from_numpy(parser.run(parser.normalise(crops)))
-    matrices = torch.from_numpy(np.stack([face.matrix for face in faces]))
-    probs = warp_to_photos(logits, matrices, [image.shape[:2]] * len(faces))[0].softmax(1)
-    # Each pixel goes to the face surest that the pixel is part of it (1 - its background probability).
-    best_face = probs[:, 0].argmin(0)
-    label = probs.argmax(1).gather(0, best_face[None])[0]
-    return label.byte().numpy()
+    label = np.zeros((height, width), np.uint8)
+    # Each pixel's lowest background probability over the faces so far (compared as is: 1 - p would round to 1).
+    background = np.ones((height, width), np.float32)
+    for face, face_logits in zip(faces, logits):
+        x0, y0, x1, y1 = crop_region(face.matrix, parser.image_size, height, width)
+        for top in range(y0, y1, band):
+            bottom = min(top + band, y1)
+            matrix = face.matrix.copy()
+            matrix[:, 2] += matrix[:, :2] @ [x0, top]  # band pixel -> crop, for the band's own pixel grid
+            scores = warp_to_photos(face_logits[None], torch.from_numpy(matrix[None]), [(bottom - top, x1 - x0)])
+            probs = scores[0][0].softmax(0)
+            face_background = probs[0].numpy()
+            better = face_background < background[top:bottom, x0:x1]
+            label[top:bottom, x0:x1][better] = probs.argmax(0).byte().numpy()[better]
+            background[top:bottom, x0:x1][better] = face_background[better]
+    return label
 
 
 def overlay(image: np.ndarray, label: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -159,11 +189,15 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     finder = FaceFinder(parser.image_size, parser.margin, cfg.detect and landmarks is None, align=parser.align)
     colours = parser.labels.colour_table()
     output.mkdir(parents=True, exist_ok=True)
-    results, failures = {}, {}
+    results, failures, no_face = {}, {}, []
+    start = time.perf_counter()
     for path in tqdm(images, desc="parsing", unit="image", disable=len(images) == 1):
         try:
             image = read_image(path)
             faces = finder(image, _landmark_file(landmarks, path, single=len(images) == 1))
+            if finder.detector is not None and faces[0].source == "whole image":
+                no_face.append(path.name)
+                log.warning("%s: no face found; parsed as a whole image", path.name)
             label = parse_photo(image, faces, parser)
         except (OSError, ValueError) as e:  # an unreadable photo or landmark file: named, the others go on
             failures[path.name] = str(e)
@@ -173,9 +207,17 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         _write_image(output / f"{path.stem}_overlay.jpg", overlay(image, label, colours), rgb=True)
         results[path.name] = {
             "size": list(image.shape[:2]),
-            "faces": [{"source": f.source, "box": f.box} for f in faces],
+            "faces": [{"source": f.source, "box": f.box, "score": f.score} for f in faces],
         }
-    summary = {"model": parser.model, "checkpoint": str(cfg.ckpt_path), "images": results, "failed": failures}
+    seconds = time.perf_counter() - start
+    summary = {
+        "model": parser.model,
+        "checkpoint": str(cfg.ckpt_path),
+        "images": results,
+        "no_face_found": no_face,
+        "failed": failures,
+        "photos_per_second": len(results) / seconds if seconds > 0 else None,
+    }
     write_json(output / "predictions.json", summary)
     if failures:
         raise RuntimeError(
@@ -189,7 +231,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     summary = predict(cfg)
     faces = sum(len(r["faces"]) for r in summary["images"].values())
-    print(f"{len(summary['images'])} images, {faces} faces parsed -> {cfg.output}")
+    missed = f" (no face found in {len(summary['no_face_found'])})" if summary["no_face_found"] else ""
+    rate = summary["photos_per_second"]
+    print(f"{len(summary['images'])} images, {faces} faces parsed{missed} -> {cfg.output}; {rate:.2f} photos/s")
 
 
 if __name__ == "__main__":

@@ -88,12 +88,15 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     return cfg
 
 
-def run_facseg(args: list[str], cwd: Path, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m facseg.run ARGS` in a subprocess, as a user types it, with the output captured."""
+def run_facseg(
+    args: list[str], cwd: Path, timeout: int = 600, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """`python -m facseg.run ARGS` in a subprocess, as a user types it, with the output captured; `env` is set over
+    subprocess_env()."""
     return subprocess.run(
         [sys.executable, "-m", "facseg.run", *args],
         cwd=cwd,
-        env=subprocess_env(),
+        env={**subprocess_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

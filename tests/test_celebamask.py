@@ -220,7 +220,7 @@ def test_a_short_run_on_16_real_faces_learns_above_chance(real_run):
 
 
 def test_predict_parses_aligned_real_photos_with_and_without_detection(real_run, celebamask_small, tmp_path):
-    """A net trained on whole CelebA-HQ photos parses one as a whole (detect=false), or from the Haar box placed
+    """A net trained on whole CelebA-HQ photos parses one as a whole (detect=false), or from YuNet's 5 points placed
     where such photos have their face (detect=true): the two parses mostly agree."""
     photos = tmp_path / "photos"
     photos.mkdir()

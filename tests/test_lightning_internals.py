@@ -1,5 +1,5 @@
 """The private Lightning APIs facseg builds on (pinned to one minor version in pyproject.toml): if an upgrade moves
-one, this fails by name, before DDP, resumed CSV logs or exact resume break in a subtler way."""
+one, this fails by name, before DDP, resumed CSV logs, exact resume or the W&B fallback break in a subtler way."""
 
 import inspect
 
@@ -32,3 +32,9 @@ def test_fit_loop_batch_progress_exists():
     """facseg.callbacks.ExactResume: how many batches of the epoch were done when the checkpoint was saved."""
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     assert trainer.fit_loop.epoch_loop.batch_progress.current.completed == 0
+
+
+def test_wandb_logger_state_exists(tmp_path):
+    """facseg.loggers.WandbLogger: an online start that fails is retried offline by resetting these."""
+    logger = pl.loggers.WandbLogger(save_dir=str(tmp_path), offline=True)
+    assert logger._offline is True and logger._log_model is False and logger._experiment is None

@@ -203,6 +203,59 @@ def test_several_faces_in_one_photo_are_each_parsed(checkpoint, tiny_root):
         assert (half[face] == expected[face]).mean() > 0.95  # where each face is, its own parse wins
 
 
+def test_each_face_is_warped_back_over_its_region_as_over_the_whole_photo(checkpoint, tiny_root):
+    """The region-wise warp (what keeps large photos cheap) gives the label map the whole-photo warp gives."""
+    from facseg.data.crop import alignment_matrix, warp_to_crop
+    from facseg.data.formats import read_image, read_landmarks
+    from facseg.predict import Face, parse_photo
+
+    parser = load_parser(checkpoint, device="cpu")
+    photos = sorted((tiny_root / "test" / "images").glob("*.jpg"))[:2]
+    image = np.zeros((160, 260, 3), np.uint8)
+    image[10:106, 20:116], image[50:146, 150:246] = (read_image(p) for p in photos)
+    points = [read_landmarks(tiny_root / "test" / "landmarks" / f"{p.stem}.txt") for p in photos]
+    faces = [
+        Face(alignment_matrix(points[0] + [20, 10], 64, 0.6), "landmarks"),
+        Face(alignment_matrix(points[1] + [150, 50], 64, 0.6), "landmarks"),
+    ]
+    crops = np.stack([warp_to_crop(image, None, f.matrix, 64)[0] for f in faces])
+    logits = torch.from_numpy(parser.run(parser.normalise(crops)))
+    matrices = torch.from_numpy(np.stack([f.matrix for f in faces]))
+    probs = warp_to_photos(logits, matrices, [image.shape[:2]] * 2)[0].softmax(1)
+    whole = probs.argmax(1).gather(0, probs[:, 0].argmin(0)[None])[0].byte().numpy()
+    assert np.array_equal(parse_photo(image, faces, parser), whole)
+
+
+@pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason="../shared/real-samples is not beside this checkout")
+def test_yunet_aligns_a_face_as_its_landmarks_do():
+    """YuNet's 5 points put a real LaPa face where LaPa's own landmarks put it in the training crop."""
+    from facseg.data.crop import alignment_matrix
+    from facseg.data.formats import read_image, read_landmarks
+    from facseg.predict import FaceFinder
+
+    finder = FaceFinder(128, 0.6)
+    for photo in sorted(REAL_SAMPLES.glob("lapa-landmarks/test/images/*.jpg")):
+        image = read_image(photo)
+        points = read_landmarks(photo.parent.parent / "landmarks" / f"{photo.stem}.txt")
+        (face,) = finder(image)
+        assert face.source == "detector" and face.score > 0.7
+        by_landmarks = alignment_matrix(points, 128, 0.6)
+        # The photo's face outline (LaPa points 0-32) in both crops: within 4 % of the crop side on average.
+        outline = np.c_[points[:33], np.ones(33)]
+        gap = np.linalg.norm(outline @ face.matrix.T - outline @ by_landmarks.T, axis=1).mean()
+        assert gap < 0.04 * 128, gap
+
+
+def test_a_photo_without_a_face_is_named_and_parsed_whole(checkpoint, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "wall.jpg"), np.full((200, 300, 3), 127, np.uint8))
+    summary = run_predict(checkpoint, photos, tmp_path / "out")
+    assert summary["no_face_found"] == ["wall.jpg"]
+    assert [f["source"] for f in summary["images"]["wall.jpg"]["faces"]] == ["whole image"]
+    assert summary["photos_per_second"] > 0
+
+
 def test_the_command_lines_as_documented(checkpoint, tiny_root, tmp_path):
     """python -m facseg.export, then python -m facseg.predict on its ONNX file: as the README types them."""
     import subprocess
