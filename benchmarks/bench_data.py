@@ -24,7 +24,7 @@ from facseg.data.synthetic import SyntheticSpec, generate
 
 
 def loader_throughput(root: Path, cache_dir: Path | None, workers: int, image_size: int) -> float:
-    with initialize_config_dir(config_dir=str(facseg.PROJECT_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(facseg.CONFIG_DIR), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[

@@ -39,7 +39,7 @@ LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
 
 
 def config(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(facseg.PROJECT_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(facseg.CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
 

@@ -8,9 +8,13 @@ from omegaconf import OmegaConf
 # albumentations asks PyPI for a newer version on import: a network call that stalls on offline compute nodes.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = PACKAGE_DIR / "conf"  # the configs ship inside the package (the checkout's top-level conf/ links here)
+# Where data and logs land: the project, when facseg runs from a checkout (the editable install), whatever the
+# working directory; the working directory, when it is installed from a wheel.
+PROJECT_ROOT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else Path.cwd()
 
-# `${facseg_root:}` in the configs: data and logs land in the project, whatever the working directory.
+# `${facseg_root:}` in the configs: see PROJECT_ROOT.
 OmegaConf.register_new_resolver("facseg_root", lambda: str(PROJECT_ROOT), replace=True)
 
 

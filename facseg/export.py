@@ -108,7 +108,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     return {"path": str(output), "max_abs_diff": difference, **meta}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     export(cfg)
 

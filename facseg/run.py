@@ -183,7 +183,7 @@ def run_job(cfg: DictConfig) -> float:
     return value
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     return run_job(cfg)
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 import facseg
 from facseg.data.synthetic import SyntheticSpec, generate
 
-CONF_DIR = str(facseg.PROJECT_ROOT / "conf")
+CONF_DIR = str(facseg.CONFIG_DIR)
 REAL_SAMPLES = facseg.PROJECT_ROOT.parent / "shared" / "real-samples"
 CELEBAMASK_MINI = facseg.PROJECT_ROOT.parent / "shared" / "real-data" / "celebamask-hq-mini"
 

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 BACKGROUND = 0  # id 0 is the background in every class set
 IGNORE = 255  # a label value that is not scored (a class the target class set has no counterpart for)
-LABELS_DIR = Path(__file__).resolve().parents[2] / "conf" / "data" / "labels"
+LABELS_DIR = Path(__file__).resolve().parents[1] / "conf" / "data" / "labels"
 
 
 @dataclass(frozen=True)
