@@ -37,10 +37,6 @@ class Parser:
     std: tuple[float, ...]
     labels: LabelMap
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.labels.names
-
     def normalise(self, crops: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 RGB crops -> N x 3 x S x S float32, as the training pipeline normalises them."""
         scaled = crops.astype(np.float32) / 255.0

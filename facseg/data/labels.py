@@ -156,7 +156,6 @@ class LabelMapping:
                 f"{unknown_target}, repeated {sorted({n for n in covered if covered.count(n) > 1})}, by_position "
                 f"entries that are not [a, b, left, right] {malformed}"
             )
-        self.source, self.target = source, target
         self.lut = np.full(256, IGNORE, np.uint8)
         for a, b in classes.items():
             self.lut[source.names.index(a)] = target.names.index(b)
