@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test report evaluate acceptance bench bench-gpu bench-data lint format train sweep real-faces clean
+.PHONY: help install test report evaluate acceptance bench bench-gpu bench-data lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ train: ## one run with the defaults; ARGS="model=segnet trainer.max_epochs=2" to
 
 sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
+
+STUDY ?= logs/studies/architecture-comparison
+study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; about 80 min on 2 cores)
+	$(BIN)/python -m facseg.study hydra.sweep.dir=$(STUDY) $(ARGS)
 
 REAL_FACES ?= logs/multiruns/celebamask-mini
 SEEDS ?= 0,1,2

@@ -4,7 +4,7 @@
 
 Same tables as bench_models.py: (a) Lightning vs a plain loop at the default synthetic size, (b) inference at
 512 px per model (eager, channels_last, compiled, ONNX Runtime), (c) peak GPU memory of training at 512 px.
-Extra arguments go to bench_models.py, e.g. --capacity capacity.encoder=resnet34 capacity.segnet_width=1.0.
+Extra arguments go to bench_models.py, e.g. --capacity capacity=paper.
 """
 
 import sys

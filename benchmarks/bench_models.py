@@ -329,8 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         "--capacity",
         nargs="*",
         default=[],
-        help="config overrides that size the nets, e.g. "
-        "capacity.encoder=resnet34 capacity.segnet_width=1.0 (the paper scale)",
+        help="config overrides that size the nets, e.g. capacity=paper (the paper scale)",
     )
     parser.add_argument("--data", nargs="*", default=[], help="config overrides of the training data for (a)")
     parser.add_argument("--train-model", default="unet")

@@ -3,6 +3,7 @@
     facseg run model=segnet                  facseg evaluate ckpt_path=...       facseg predict ckpt_path=... input=...
     facseg run -m model=unet,segnet,pspnet   facseg report logs/multiruns/DIR   facseg export ckpt_path=...
     facseg check /path/to/LaPa               facseg prepare /path/to/LaPa CACHE  facseg run --cfg job | --help
+    facseg study hydra.sweep.dir=DIR         (the fair comparison: tuning, seeds, ensembles, report)
 
 Tab completion in bash: `eval "$(facseg -sc install=bash)"` (in ~/.bashrc to keep it): command names, then each
 Hydra command's config groups and keys.
@@ -17,6 +18,7 @@ import sys
 # command -> the module whose main() it runs; the Hydra ones parse sys.argv themselves, the others take argv.
 COMMANDS = {
     "run": "facseg.run",
+    "study": "facseg.study",
     "evaluate": "facseg.evaluate",
     "predict": "facseg.predict",
     "export": "facseg.export",

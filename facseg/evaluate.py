@@ -100,7 +100,7 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule = hydra.utils.instantiate(data_config(cfg.data, settings, paths[0]), target_labels=labels.to_dict())
     module = members[0]
     names = [m.hparams.model["name"] for m in members]
-    label = names[0] if len(names) == 1 else "ensemble(" + "+".join(names) + ")"
+    label = cfg.name or (names[0] if len(names) == 1 else "ensemble(" + "+".join(names) + ")")
     if len(members) > 1:
         module.net = Ensemble([m.net for m in members], list(cfg.weights) if cfg.weights else None)
     members_weights = module.net.weights.tolist() if len(members) > 1 else None

@@ -1,7 +1,11 @@
 """Test-time evaluation: one callback scores whatever the module predicts on the test loaders and writes the results.
 
 Test loader 0 is the clean test split (`test/...`), loader 1 its occluded copy (`occluded/...`, plus the drop from
-clean, the occluders' own pixels and the visible rest). The module's test_step returns its members' crop logits
+clean, the occluders' own pixels and the visible rest). Scored on the photos, pixel accuracy and RMSE are also given
+inside the crop only (`test/crop/...`, `occluded/crop/...`): outside it the prediction is background with certainty
+and almost always right, which flatters the whole-photo figures. `ceiling/...` scores the ground truth itself taken
+through the crop and back (the crop's label, warped onto the photo as a prediction is): what a perfect net at this
+crop size could score, per class. The module's test_step returns its members' crop logits
 (one member but for an Ensemble); scored at the original resolution, each member's logits are warped back onto the
 photo (facseg.warp, batched, on the module's device) and only then combined, so a single net and an ensemble go
 through the same warp of the same quantity. Per stage the evaluator keeps the pooled metrics, one confusion matrix
@@ -18,16 +22,18 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from facseg.data.labels import BACKGROUND, IGNORE
 from facseg.io import json_number, write_json, write_npz
 from facseg.loggers import is_wandb
 from facseg.metrics import SegmentationMetrics
 from facseg.results import CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE
-from facseg.warp import warp_to_photos
+from facseg.warp import CERTAIN, warp_to_photos
 
 STAGES = ("test", "occluded")  # by test loader index
-RESULT_PREFIXES = tuple(f"{stage}/" for stage in STAGES)
-# The occluded stage is also scored on the occluders' own pixels and on the rest of the photo.
-SCORED = (*STAGES, "occluded_inside", "occluded_outside")
+RESULT_PREFIXES = (*(f"{stage}/" for stage in STAGES), "ceiling/")
+# The occluded stage is also scored on the occluders' own pixels and on the rest of the photo; on photos, both stages
+# inside the crop too, and the ground truth through the crop and back (the ceiling).
+SCORED = (*STAGES, "occluded_inside", "occluded_outside", "test_crop", "occluded_crop", "ceiling")
 
 
 def logged_results(trainer: pl.Trainer) -> dict[str, float | None]:
@@ -87,11 +93,14 @@ class TestEvaluator(pl.Callback):
             labels = batch["original_label"]
             sizes = [tuple(label.shape) for label in labels]
             m, n = members.shape[:2]
-            warped, valid = warp_to_photos(members.flatten(0, 1), batch["matrix"].repeat(m, 1, 1), sizes * m)
-            scores, valid = pl_module.combine(warped.unflatten(0, (m, n))), valid[:n]
+            warped, valid, covered = warp_to_photos(members.flatten(0, 1), batch["matrix"].repeat(m, 1, 1), sizes * m)
+            scores, valid, covered = pl_module.combine(warped.unflatten(0, (m, n))), valid[:n], covered[:n]
             target = _padded(labels, *valid.shape[1:], scores.device)
             occluders = batch.get("original_occluder")
             occluder = None if occluders is None else _padded(occluders, *valid.shape[1:], scores.device)
+            self.metrics[f"{stage}_crop"].update(scores, target, covered, batch["index"])
+            if stage == "test":
+                self._score_ceiling(batch, sizes, target, valid, len(pl_module.label_map))
         else:
             scores, target, valid, occluder = crop_scores, batch["label"], None, batch.get("occluder")
         index = batch["index"]
@@ -102,6 +111,14 @@ class TestEvaluator(pl.Callback):
             self.metrics["occluded_outside"].update(scores, target, outside, index)
         if batch_idx == 0 and trainer.is_global_zero:
             self._keep_samples(stage, batch, crop_scores, pl_module)
+
+    def _score_ceiling(self, batch: dict[str, Any], sizes: list, target: torch.Tensor, valid: torch.Tensor, c: int):
+        """The crop's own label as a prediction, warped onto the photo and scored: the resolution ceiling."""
+        crop_label = batch["label"].to(target.device)
+        crop_label = crop_label.where(crop_label != IGNORE, BACKGROUND)
+        perfect = torch.nn.functional.one_hot(crop_label, c).permute(0, 3, 1, 2).float() * (2 * CERTAIN) - CERTAIN
+        warped, _, _ = warp_to_photos(perfect, batch["matrix"], sizes)
+        self.metrics["ceiling"].update(warped, target, valid, batch["index"])
 
     def _keep_samples(self, stage: str, batch: dict[str, Any], scores: torch.Tensor, pl_module) -> None:
         """The first images of the split, as crops (uint8 RGB, label, prediction), for reports and W&B."""
@@ -137,6 +154,14 @@ class TestEvaluator(pl.Callback):
             inside, outside = self._compute("occluded_inside"), self._compute("occluded_outside")
             out.update({f"occluded/inside/{k}": inside[k] for k in ("pixel_acc", "rmse")})
             out.update({f"occluded/outside/{k}": outside[k] for k in ("miou", "f1_fg", "pixel_acc", "rmse")})
+        for stage in STAGES:
+            if self.metrics[f"{stage}_crop"].update_called:
+                inside_crop = self._compute(f"{stage}_crop")
+                out.update({f"{stage}/crop/{k}": inside_crop[k] for k in ("pixel_acc", "rmse")})
+        if self.metrics["ceiling"].update_called:
+            ceiling = self._compute("ceiling")
+            kept = ("miou", "f1_fg", "iou", "f1")  # pixel accuracy and RMSE of one-hot scores say nothing
+            out.update({f"ceiling/{k}": v for k, v in ceiling.items() if k.split("/")[0] in kept})
         self.results = out
         pl_module.log_dict(out, add_dataloader_idx=False)
 

@@ -2,10 +2,11 @@
 
     python -m facseg.report logs/multiruns/2026-11-26_10-00-00      (no directory: the newest sweep)
 
-Jobs that differ only in their seed form one row, reported as mean +- std over the seeds. Failed and unfinished
-jobs are listed as such. Figures land in DIR/figures: per-class F1 and IoU bars (clean and occluded), the confusion
-matrices, and a qualitative grid of the same test images under every model. The functions below are also what
-notebooks/compare_models.ipynb calls.
+Jobs that differ only in their seed form one row: the mean over the seeds with a 95 % interval from a bootstrap
+over seeds and test images (facseg.stats, from each run's per_image.npz), then paired differences between the rows
+with permutation p-values, per class Holm-corrected. Failed and unfinished jobs are listed as such. Figures land
+in DIR/figures: per-class F1 and IoU bars (clean and occluded), the confusion matrices, and a qualitative grid of
+the same test images under every model. The functions below are also what notebooks/compare_models.ipynb calls.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from facseg.results import (
     CONFUSION_FILE,
     COST_FILE,
     METRICS_FILE,
+    PER_IMAGE_FILE,
     SAMPLES_FILE,
     job_dirs,
     read_arrays,
@@ -35,21 +37,30 @@ from facseg.results import (
     read_metrics,
     read_status,
 )
+from facseg.stats import Bootstrap, Difference, Estimate, Runs, holm, interval, paired
 
-# (column title, metrics key, scale, digits); cost keys come from cost.json.
+# (column title, stage, metric, scale, digits). A stage of per_image.npz; `drop`: clean minus occluded.
 COLUMNS = [
-    ("mIoU", "test/miou", 100, 1),
-    ("mean F1", "test/f1_fg", 100, 1),
-    ("pixel acc", "test/pixel_acc", 100, 2),
-    ("RMSE", "test/rmse", 1, 4),
-    ("occl. mIoU", "occluded/miou", 100, 1),
-    ("occl. mean F1", "occluded/f1_fg", 100, 1),
-    ("F1 drop", "occluded/drop/f1_fg", 100, 1),
-    ("occluder acc", "occluded/inside/pixel_acc", 100, 1),
-    ("params (M)", "cost/params", 1e-6, 2),
-    ("GFLOPs", "cost/gflops", 1, 2),
-    ("ms/image", "cost/ms_per_image", 1, 1),
+    ("mIoU", "test", "miou", 100, 1),
+    ("mean F1", "test", "f1_fg", 100, 1),
+    ("pixel acc", "test", "pixel_acc", 100, 2),
+    ("pixel acc (crop)", "test_crop", "pixel_acc", 100, 2),
+    ("RMSE", "test", "rmse", 1, 4),
+    ("RMSE (crop)", "test_crop", "rmse", 1, 4),
+    ("occl. mean F1", "occluded", "f1_fg", 100, 1),
+    ("F1 drop", "drop", "f1_fg", 100, 1),
+    ("occluder acc", "occluded_inside", "pixel_acc", 100, 1),
 ]
+# Where metrics.json keeps each stage's values (runs without per_image.npz are reported as mean +- std of these).
+METRICS_PREFIX = {
+    "test": "test/",
+    "test_crop": "test/crop/",
+    "occluded": "occluded/",
+    "drop": "occluded/drop/",
+    "occluded_inside": "occluded/inside/",
+}
+# (column title, cost.json key, scale, digits): the net's cost does not depend on the seed.
+COST_COLUMNS = [("params (M)", "params", 1e-6, 2), ("GFLOPs", "gflops", 1, 2), ("ms/image", "ms_per_image", 1, 1)]
 
 
 @dataclass
@@ -62,6 +73,7 @@ class Job:
     overrides: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json plus cost.json as cost/...
     confusion: dict[str, np.ndarray] = field(default_factory=dict)
+    per_image: dict[str, np.ndarray] = field(default_factory=dict)
     samples: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -87,6 +99,7 @@ def load_job(path: Path) -> Job:
     job.metrics = {**metrics, **{f"cost/{k}": v for k, v in cost.items()}}
     confusion = read_json(path / CONFUSION_FILE) or {}
     job.confusion = {k: np.array(v) for k, v in confusion.items() if k != "classes"}
+    job.per_image = read_arrays(path / PER_IMAGE_FILE)
     job.samples = read_arrays(path / SAMPLES_FILE)
     return job
 
@@ -155,38 +168,163 @@ def _cell(runs: list[Job], key: str, scale: float, digits: int) -> str:
     if stats is None:
         return "-"
     mean, std = stats[0] * scale, stats[1] * scale
-    # The net's cost does not depend on the seed (but for timing noise): a mean alone.
-    spread = len(runs) > 1 and not key.startswith("cost/")
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if spread else f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(runs) > 1 else f"{mean:.{digits}f}"
 
 
-def comparison_table(jobs: list[Job]) -> str:
-    """Markdown: one row per configuration, the test metrics (%, clean and occluded) and the net's cost."""
-    header = ["model", "seeds", *(title for title, *_ in COLUMNS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, runs in groups(jobs).items():
-        cells = [label, str(len(runs)), *(_cell(runs, key, scale, digits) for _, key, scale, digits in COLUMNS)]
-        lines.append("| " + " | ".join(cells) + " |")
+class Statistics:
+    """Each configuration's metrics with 95 % intervals (facseg.stats: bootstrap over seeds and test images, one
+    shared draw of images for the whole report) and paired tests, from the runs' per_image.npz; configurations
+    without them are reported as mean ± std over seeds from metrics.json."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.groups = groups(jobs)
+        self.labels = label_map(jobs)
+        self.classes = list(self.labels.names)
+        self.mean_f1 = [self.classes.index(c) for c in self.labels.mean_f1]
+        tested = [run.per_image for runs in self.groups.values() for run in runs if run.per_image]
+        self.images = list(tested[0]["names"]) if tested else []
+        self.boot = Bootstrap(len(self.images)) if tested else None
+        self._runs: dict[tuple[str, str], Runs | None] = {}
+
+    def runs(self, label: str, stage: str) -> Runs | None:
+        """The configuration's seeds at a stage of per_image.npz; None unless every seed has it, on the same images."""
+        if (label, stage) not in self._runs:
+            arrays = [run.per_image for run in self.groups[label]]
+            usable = self.boot is not None and all(
+                f"{stage}/confusion" in a and list(a["names"]) == self.images for a in arrays
+            )  # runs on other test images (another data set in the sweep) fall back to mean +- std
+            self._runs[label, stage] = Runs.stack(arrays, stage) if usable else None
+        return self._runs[label, stage]
+
+    def estimate(self, label: str, stage: str, metric: str) -> Estimate | None:
+        clean = self.runs(label, "test" if stage == "drop" else stage)
+        minus = self.runs(label, "occluded") if stage == "drop" else None
+        if clean is None or (stage == "drop" and minus is None):
+            return None
+        return interval(self.boot, clean, self.mean_f1, self.classes, metric, minus)
+
+    def cell(self, label: str, stage: str, metric: str, scale: float, digits: int) -> str:
+        found = self.estimate(label, stage, metric)
+        if found is None:
+            return _cell(self.groups[label], METRICS_PREFIX[stage] + metric, scale, digits)
+        if not np.isfinite(found.mean):
+            return "-"
+        return f"{found.mean * scale:.{digits}f} [{found.low * scale:.{digits}f}, {found.high * scale:.{digits}f}]"
+
+    def seeds(self, label: str) -> int:
+        found = self.estimate(label, "test", "f1_fg")
+        return found.seeds if found else len(_values(self.groups[label], "test/f1_fg"))
+
+    def differences(self, a: str, b: str, keys: list[str]) -> list[Difference] | None:
+        runs = [self.runs(label, "test") for label in (a, b)]
+        if any(r is None for r in runs):
+            return None
+        return paired(self.boot, *runs, self.mean_f1, self.classes, keys)
+
+
+def _cost(runs: list[Job], key: str, scale: float, digits: int) -> str:
+    values = _values(runs, f"cost/{key}")
+    return f"{np.mean(values) * scale:.{digits}f}" if values else "-"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _header(titles: list[str]) -> list[str]:
+    return [_row(titles), "|" + "---|" * len(titles)]
+
+
+def comparison_table(jobs: list[Job], stats: Statistics | None = None) -> str:
+    """Markdown: one row per configuration, the test metrics (%, clean and occluded, with 95 % intervals where the
+    runs kept per-image results) and the net's cost; a first row with the resolution ceiling when there is one."""
+    stats = stats or Statistics(jobs)
+    lines = _header(["model", "seeds", *(c[0] for c in COLUMNS), *(c[0] for c in COST_COLUMNS)])
+    ceiling = next(
+        (run.metrics for runs in stats.groups.values() for run in runs if "ceiling/f1_fg" in run.metrics), None
+    )
+    if ceiling:
+        cells = [
+            _percent(ceiling.get(f"ceiling/{m}")) if s == "test" and m in ("miou", "f1_fg") else ""
+            for _, s, m, *_ in COLUMNS
+        ]
+        lines.append(_row(["*ceiling: truth through the crop*", "", *cells, "", "", ""]))
+    for label, runs in stats.groups.items():
+        cells = [stats.cell(label, stage, metric, scale, digits) for _, stage, metric, scale, digits in COLUMNS]
+        lines.append(_row([label, str(stats.seeds(label)), *cells, *(_cost(runs, *c[1:]) for c in COST_COLUMNS)]))
     return "\n".join(lines)
 
 
-def per_class_table(jobs: list[Job], metric: str = "f1") -> str:
-    """Markdown: per-class F1 (or IoU) in %, clean, one row per configuration."""
+def per_class_table(jobs: list[Job], metric: str = "f1", stats: Statistics | None = None) -> str:
+    """Markdown: per-class F1 (or IoU) in %, clean, one row per configuration, with 95 % intervals; the ceiling
+    first when there is one."""
+    stats = stats or Statistics(jobs)
     classes = scored_classes(jobs)
-    header = ["model", *classes]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, runs in groups(jobs).items():
-        lines.append("| " + " | ".join([label, *(_cell(runs, f"test/{metric}/{c}", 100, 1) for c in classes)]) + " |")
+    lines = _header(["model", *classes])
+    ceiling = next((r.metrics for runs in stats.groups.values() for r in runs if "ceiling/f1_fg" in r.metrics), None)
+    if ceiling:
+        lines.append(_row(["*ceiling*", *(_percent(ceiling.get(f"ceiling/{metric}/{c}")) for c in classes)]))
+    for label in stats.groups:
+        lines.append(_row([label, *(stats.cell(label, "test", f"{metric}/{c}", 100, 1) for c in classes)]))
     return "\n".join(lines)
 
 
-def published_table(jobs: list[Job]) -> str:
+def _percent(value: float | None) -> str:
+    """A ceiling value in %; "-" for a class absent from the test split (JSON null)."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _p(p: float) -> str:
+    return "-" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def differences_section(jobs: list[Job], stats: Statistics | None = None, compared: list[str] | None = None) -> str:
+    """Markdown: the mean F1 difference A - B (points), its 95 % interval and the paired permutation p-value, for
+    every pair of the `compared` configurations (default: all) and of every other configuration against the best
+    of them; then per class for the pairs of `compared`, Holm-corrected across the classes."""
+    stats = stats or Statistics(jobs)
+    if stats.boot is None:
+        return ""
+    labels = list(stats.groups)
+    compared = [label for label in (compared if compared is not None else labels) if label in stats.groups]
+    pairs = [(a, b) for i, a in enumerate(compared) for b in compared[i + 1 :]]
+    if compared:
+        best = max(compared, key=lambda label: (stats.estimate(label, "test", "f1_fg") or Estimate(-1, 0, 0, 0)).mean)
+        pairs += [(label, best) for label in labels if label not in compared]
+    if not pairs:
+        return ""
+    lines = _header(["A", "B", "mean F1 A - B", "95 % interval", "p"])
+    for a, b in pairs:
+        found = stats.differences(a, b, ["f1_fg"])
+        if found:
+            d = found[0]
+            lines.append(_row([a, b, f"{100 * d.difference:+.1f}", _span(d), _p(d.p)]))
+    classes = scored_classes(jobs)
+    for i, a in enumerate(compared):
+        for b in compared[i + 1 :]:
+            found = stats.differences(a, b, [f"f1/{c}" for c in classes])
+            if not found:
+                continue
+            adjusted = holm([d.p for d in found])
+            lines += ["", f"**{a} - {b}**, F1 per class (points; p Holm-corrected across the {len(classes)} classes):"]
+            lines += ["", *_header(["class", "difference", "95 % interval", "p", "p (Holm)"])]
+            for c, d, p_holm in zip(classes, found, adjusted):
+                lines.append(_row([c, f"{100 * d.difference:+.1f}", _span(d), _p(d.p), _p(p_holm)]))
+    return "\n".join(lines)
+
+
+def _span(d: Difference) -> str:
+    return f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
+
+
+def published_table(jobs: list[Job], stats: Statistics | None = None) -> str:
     """Markdown: the class set's published mean F1s (its config's `published`), then this sweep's."""
+    stats = stats or Statistics(jobs)
     published = label_map(jobs).published
     lines = [f"Published: {published.get('benchmark', '')}", "", "| method | mean F1 |", "|---|---|"]
     lines += [f"| {name} (published) | {f1:.1f} |" for name, f1 in published.get("results", {}).items()]
-    for label, runs in groups(jobs).items():
-        lines.append(f"| {label} (this sweep) | {_cell(runs, 'test/f1_fg', 100, 1)} |")
+    for label in stats.groups:
+        lines.append(f"| {label} (this sweep) | {stats.cell(label, 'test', 'f1_fg', 100, 1)} |")
     return "\n".join(lines)
 
 
@@ -273,35 +411,65 @@ def png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
-    """report.md and figures/ in `out` (default: the sweep directory itself); returns the report's path."""
-    jobs = load_sweep(directory)
+PROTOCOL = (
+    "Each cell: the mean over seeds, and in brackets its 95 % interval from a bootstrap over seeds and test images "
+    "(2,000 replicates; `seeds`: the seeds that contributed); mean ± std where a run kept no per-image results. "
+    "*pixel acc* and *RMSE* over the whole photo, and *(crop)* inside the crop only (outside it the prediction is "
+    "background with certainty). The *ceiling* row scores the ground truth itself taken through the crop and "
+    "back: no net at this crop size can score more. Occluded: the same test images, each with a fixed occluder "
+    "hiding a set fraction of the face, labelled background under it; *F1 drop* is clean minus occluded mean F1, "
+    "*occluder acc* the share of occluder pixels left unlabelled. Parameters: those the test-time forward pass "
+    "uses (PSPNet's auxiliary head, training only, is left out); GFLOPs count a multiply-add as 2: matched "
+    "parameters are not matched compute. Paired differences: the difference of the seed means, its 95 % interval "
+    "from the same bootstrap (one draw of images for both sides), and the p-value of a paired permutation test "
+    "over images on each side's seed-averaged predictions; the interval also carries the seed-to-seed variation, "
+    "so where the two disagree (a rare class), the interval is the cautious reading."
+)
+
+
+def write_report(
+    directory: Path | str,
+    out: Path | str | None = None,
+    *,
+    jobs: list[Job] | None = None,
+    title: str | None = None,
+    sections: list[str] = (),
+    compared: list[str] | None = None,
+) -> Path:
+    """report.md and figures/ in `out` (default: the sweep directory itself); returns the report's path.
+
+    `jobs` (default: the sweep's), `title`, `sections` (markdown placed after the tables) and `compared` (the
+    configurations tested pairwise, per class too; default all) let facseg.study reuse it.
+    """
+    jobs = jobs if jobs is not None else load_sweep(directory)
     out = Path(out) if out else Path(directory)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     finished = groups(jobs)
-    lines = [f"# Architecture comparison: `{Path(directory).name}`", ""]
+    lines = [f"# {title or f'Architecture comparison: `{Path(directory).name}`'}", ""]
     if finished:
         any_job = next(iter(finished.values()))[0].metrics
         cost = next((r.metrics for runs in finished.values() for r in runs if "cost/device" in r.metrics), {})
+        stats = Statistics(jobs)
         lines += [
             f"Data: `{any_job['data']}`, scored at the {any_job['eval_resolution']} resolution in the "
             f"`{label_map(jobs).name}` classes. Metrics in % on the test split (mean F1: over "
-            f"{', '.join(scored_classes(jobs))}). Occluded: the same test images, "
-            "each with a fixed occluder hiding a set fraction of the face, labelled background under it; "
-            "*F1 drop* is clean minus occluded mean F1, *occluder acc* the share of occluder pixels left unlabelled. "
-            "Cost: parameters, GFLOPs (multiply-add = 2) and eval latency per image at "
-            f"{cost.get('cost/image_size')} px on {cost.get('cost/device')}.",
+            f"{', '.join(scored_classes(jobs))}). {PROTOCOL} Cost at {cost.get('cost/image_size')} px on "
+            f"{cost.get('cost/device')}.",
             "",
-            comparison_table(jobs),
+            comparison_table(jobs, stats),
             "",
             "## Per-class F1 (%, clean)",
             "",
-            per_class_table(jobs, "f1"),
+            per_class_table(jobs, "f1", stats),
             "",
         ]
+        differences = differences_section(jobs, stats, compared)
+        if differences:
+            lines += ["## Paired differences (test images matched)", "", differences, ""]
+        lines += [section for section in sections]
         if any_job["data"] != "synthetic" and label_map(jobs).published.get("results"):
-            lines += ["## Beside the published results", "", published_table(jobs), ""]
+            lines += ["## Beside the published results", "", published_table(jobs, stats), ""]
         for name, fig in [
             ("f1_per_class", plot_per_class(jobs, "f1")),
             ("iou_per_class", plot_per_class(jobs, "iou")),

@@ -108,7 +108,8 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                 raise SIGTERMException(0) from e  # which also ends a sweep rather than starting its next job
             raise
         best_path, best_score = selected_checkpoint(trainer, cfg.optimized_metric)
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
+        if cfg.test:
+            trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
         if trainer.is_global_zero:
             # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
             net = module.net.to(trainer.strategy.root_device)
@@ -124,7 +125,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                     "seed": cfg.seed,
                     "best_checkpoint": best_path,
                     cfg.optimized_metric: best_score,
-                    **logged_results(trainer),
+                    **(logged_results(trainer) if cfg.test else {}),
                 },
             )
         return best_score
@@ -154,14 +155,17 @@ def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return {"id": id_file.read_text().strip(), "resume": "allow"}
 
 
-def run_job(cfg: DictConfig) -> float:
-    """train(), with its outcome recorded in status.json for the sweep summary (facseg.sweep)."""
+def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
+    """train(), with its outcome recorded in status.json for the sweep summary (facseg.sweep) and the study.
+
+    `overrides`: what set this job apart, as recorded; default: the Hydra job's own overrides.
+    """
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    # As typed: resolving them would expand ${oc.env:...} into the values they point to.
-    overrides = (
-        OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False) if HydraConfig.initialized() else []
-    )
+    if overrides is None:  # as typed: resolving them would expand ${oc.env:...} into the values they point to
+        overrides = (
+            OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False) if HydraConfig.initialized() else []
+        )
     try:
         value = train(cfg)
     except Exception as e:

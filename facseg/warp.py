@@ -18,8 +18,9 @@ CERTAIN = 20.0
 
 def warp_to_photos(
     scores: torch.Tensor, matrices: torch.Tensor, sizes: list[tuple[int, int]], background: int = BACKGROUND
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """N x C x S x S crop scores -> (N x C x H x W scores on the photos, N x H x W bool: the photos' own pixels).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """N x C x S x S crop scores -> N x C x H x W scores on the photos, and two N x H x W bool masks: the photos' own
+    pixels, and those of them the crop covers (outside it, the scores say background with certainty).
 
     `matrices`: N x 2 x 3, photo -> crop pixels; `sizes`: each photo's (height, width); H, W: the largest. The
     sampling grid is computed in float64 (float32 on devices without it) and rounded once, so that a photo of
@@ -39,8 +40,9 @@ def warp_to_photos(
     out = F.grid_sample(scores.float(), grid, mode="bilinear", align_corners=False)
     certain = torch.full((scores.shape[1],), -CERTAIN, device=device)
     certain[background] = CERTAIN
-    out.permute(0, 2, 3, 1)[(grid.abs() > 1).any(-1)] = certain
+    outside = (grid.abs() > 1).any(-1)
+    out.permute(0, 2, 3, 1)[outside] = certain
     valid = torch.zeros(n, height, width, dtype=torch.bool, device=device)
     for i, (h, w) in enumerate(sizes):
         valid[i, :h, :w] = True
-    return out, valid
+    return out, valid, valid & ~outside

@@ -38,7 +38,7 @@ def test_each_command_takes_its_modules_arguments(tmp_path):
     assert result.returncode == 1 and "no such folder" in result.stderr
     result = facseg_command("train", cwd=tmp_path)
     assert result.returncode == 2 and "unknown command 'train'" in result.stderr
-    assert "usage: facseg {run,evaluate," in facseg_command(cwd=tmp_path).stdout
+    assert "usage: facseg {run,study,evaluate," in facseg_command(cwd=tmp_path).stdout
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,7 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
             "--train-model",
             "segnet",
             "--capacity",
-            "capacity.segnet_width=0.125",
+            "capacity.segnet.width=0.125",
             "--image-size",
             "64",
             "--repeats",

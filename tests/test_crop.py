@@ -93,7 +93,8 @@ def test_batched_warp_agrees_with_the_per_photo_warp():
     for i, (height, width) in enumerate(sizes):
         _, _, landmarks = render_face(np.random.default_rng([7, i]), height, width)
         matrices.append(alignment_matrix(landmarks, 128, 0.6))
-    warped, valid = warp_to_photos(logits, torch.from_numpy(np.stack(matrices)), sizes)
+    warped, valid, covered = warp_to_photos(logits, torch.from_numpy(np.stack(matrices)), sizes)
+    assert (covered <= valid).all() and 0 < covered.sum() < valid.sum()  # the crop covers part of each photo
     assert warped.shape == (4, len(CLASS_NAMES), 1000, 1000)
     differences, agreements = [], []
     for i, (height, width) in enumerate(sizes):

@@ -1,12 +1,20 @@
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
+import torchvision
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 
 from facseg.data.labels import LabelMap
+from facseg.models.cost import used_parameters
 from facseg.models.ensemble import Ensemble, Mirrored, with_flip_tta
 from facseg.models.factory import available_architectures, build_net
+from facseg.models.module import FaceSegModule
+from facseg.models.pspnet import PSPNet
 from facseg.models.segnet import SegNet
+from tests.conftest import CONF_DIR
 
 LAPA = LabelMap.named("lapa")
 CLASS_NAMES = LAPA.names
@@ -50,6 +58,82 @@ def test_factory_builds_every_family_with_matching_output(arch):
     options = {"width": 0.125} if arch == "segnet" else {"encoder": "resnet18"}
     net = build_net(arch, num_classes=11, **options).eval()
     assert net(torch.randn(1, 3, 64, 64)).shape == (1, 11, 64, 64)
+
+
+def configured_module(model: str, capacity: str = "matched") -> FaceSegModule:
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", f"capacity={capacity}"])
+    return FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True))
+
+
+@pytest.mark.parametrize(
+    "model, capacity", [("unet", "matched"), ("segnet", "matched"), ("pspnet", "matched"), ("pspnet", "paper")]
+)
+def test_every_parameter_receives_a_gradient_in_a_training_step(model, capacity):
+    """No dead weight: a parameter without a gradient would inflate the net's size without adding capacity (SMP's
+    PSPNet left 10.5 M of 11.4 M idle). PSPNet's auxiliary head learns through its loss. (A gradient may be zero at
+    initialisation: timm's ResNets start each residual branch's last BN at zero.)"""
+    module = configured_module(model, capacity).train()
+    batch = {"image": torch.randn(2, 3, 64, 64), "label": torch.randint(0, 11, (2, 64, 64))}
+    module.training_step(batch, 0).backward()
+    idle = [name for name, p in module.named_parameters() if p.grad is None]
+    assert not idle
+
+
+def test_matched_capacity_is_the_default_and_within_25_percent():
+    sizes = {m: used_parameters(configured_module(m).net, 64) for m in ("unet", "segnet", "pspnet")}
+    assert max(sizes.values()) <= 1.25 * min(sizes.values()), sizes
+    paper = {m: used_parameters(configured_module(m, "paper").net, 64) for m in ("segnet", "pspnet")}
+    assert paper["segnet"] == pytest.approx(29.4e6, rel=0.01) and paper["pspnet"] == pytest.approx(46.6e6, rel=0.01)
+
+
+def test_pspnet_is_the_papers_dilated_net_with_an_auxiliary_head():
+    net = PSPNet(num_classes=11, encoder="resnet18", aux=True).eval()
+    x = torch.randn(1, 3, 64, 64)
+    features = net.encoder(x)
+    assert [f.shape[-1] for f in features[-3:]] == [8, 8, 8]  # stages 2-4 at output stride 8: dilated, not strided
+    assert net.encoder.layer4[0].conv1.dilation == (4, 4) and net.encoder.layer3[0].conv1.dilation == (2, 2)
+    assert [b.pool_size for b in net.pyramid.blocks] == [1, 2, 3, 6]
+    logits, aux = net.forward_with_aux(x)
+    assert logits.shape == aux.shape == (1, 11, 64, 64) and torch.equal(logits, net(x))
+    # Used at test: everything but the auxiliary head.
+    assert used_parameters(net, 64) == sum(p.numel() for n, p in net.named_parameters() if not n.startswith("aux"))
+    assert PSPNet(num_classes=11, encoder="resnet18", aux=False).aux_head is None
+
+
+def test_encoder_weights_load_from_a_local_file(tmp_path):
+    """A pretrained arm runs offline from a copy of the weights; here, state dicts built locally, not downloaded."""
+    resnet = torchvision.models.resnet18(weights=None)
+    torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
+    psp = build_net("pspnet", 11, encoder="resnet18", encoder_weights=str(tmp_path / "resnet18.pth"))
+    assert torch.equal(psp.encoder.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight)
+
+    timm_net = timm.create_model("resnet10t", pretrained=False)
+    torch.save(timm_net.state_dict(), tmp_path / "resnet10t.pth")
+    unet = build_net("unet", 11, encoder="tu-resnet10t", encoder_weights=str(tmp_path / "resnet10t.pth"))
+    assert torch.equal(unet.encoder.model.layer3[0].conv1.weight, timm_net.layer3[0].conv1.weight)
+
+    vgg = torchvision.models.vgg16_bn(weights=None).eval()
+    with torch.no_grad():  # non-trivial statistics and a conv bias, so that folding the bias is tested
+        for m in vgg.features:
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(), m.running_var.uniform_(0.5, 2)
+            if isinstance(m, nn.Conv2d):
+                m.bias.normal_()
+    torch.save(vgg.state_dict(), tmp_path / "vgg16_bn.pth")
+    segnet = build_net("segnet", 11, encoder_weights=str(tmp_path / "vgg16_bn.pth")).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():  # the first block (two conv-BN-ReLU) computes what VGG's first six layers compute
+        assert torch.allclose(segnet.encoder[0](x), vgg.features[:6](x), atol=1e-5)
+
+    with pytest.raises(
+        ValueError, match=r"vgg16_bn.pth does not fit the encoder \(missing: bn1.*unexpected: features.0"
+    ):
+        build_net("pspnet", 11, encoder="resnet18", encoder_weights=str(tmp_path / "vgg16_bn.pth"))
+    with pytest.raises(ValueError, match="width 1.0"):
+        build_net("segnet", 11, width=0.5, encoder_weights=str(tmp_path / "vgg16_bn.pth"))
+    with pytest.raises(FileNotFoundError, match="model.encoder_weights=.*nothing.pth: no such file"):
+        build_net("unet", 11, encoder="resnet18", encoder_weights=str(tmp_path / "nothing.pth"))
 
 
 def test_factory_errors_name_the_key():

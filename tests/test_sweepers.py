@@ -44,7 +44,7 @@ def test_optuna_search_tolerates_failed_trials_and_writes_the_best(tmp_path, tin
         "optimizer.lr",
         "loss.dice_weight",
     }
-    scores = [j["metrics"]["val/miou"] for j in summary["jobs"] if j["status"] == "ok"]
+    scores = [j["metrics"]["val/f1_fg"] for j in summary["jobs"] if j["status"] == "ok"]
     assert best["best_value"] == pytest.approx(max(scores))
 
 

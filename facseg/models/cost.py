@@ -13,6 +13,19 @@ def parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def used_parameters(net: nn.Module, image_size: int) -> int:
+    """The parameters an eval-mode forward pass depends on: what a comparison of sizes counts. A PSPNet's auxiliary
+    head (training only), or an encoder stage a net never reaches, is left out."""
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    params = [p for p in net.parameters() if p.requires_grad]
+    output = net(torch.zeros(1, 3, image_size, image_size, device=device))
+    grads = torch.autograd.grad(output.sum(), params, allow_unused=True)
+    net.train(was_training)
+    return sum(p.numel() for p, g in zip(params, grads) if g is not None)
+
+
 def gflops(net: nn.Module, image_size: int) -> float:
     """10^9 floating-point operations for one image, a multiply-add counting two (PyTorch's FLOP counter).
 
@@ -56,7 +69,8 @@ def model_cost(net: nn.Module, image_size: int) -> dict:
     """The figures a comparison report shows beside the metrics; the latency is of the device the net is on."""
     device = next(net.parameters()).device
     return {
-        "params": parameters(net),
+        "params": used_parameters(net, image_size),
+        "params_total": parameters(net),  # with what only training uses (PSPNet's auxiliary head)
         "gflops": gflops(net, image_size),
         "ms_per_image": latency_ms(net, image_size),
         "image_size": image_size,

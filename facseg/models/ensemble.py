@@ -62,3 +62,24 @@ def with_flip_tta(net: nn.Module, class_mirror: torch.Tensor) -> Ensemble:
     nets, weights = (list(net.nets), net.weights.tolist()) if isinstance(net, Ensemble) else ([net], [1.0])
     views = [view for member in nets for view in (member, Mirrored(member, class_mirror))]
     return Ensemble(views, [w for w in weights for _ in range(2)])
+
+
+def fit_weights(target_log_probs: torch.Tensor, steps: int = 100) -> list[float]:
+    """Ensemble weights fitted to held-out pixels: M x P, each member's log probability of each pixel's true class
+    -> the M weights (non-negative, summing to 1) whose weighted mean probability maximises the pixels' likelihood.
+
+    The likelihood of a mixture is concave in its weights, so the optimum is unique; the weights are the softmax
+    of free parameters, fitted with L-BFGS. Fit on validation, never on test.
+    """
+    logits = torch.zeros(len(target_log_probs), dtype=torch.float64, requires_grad=True)
+    log_probs = target_log_probs.double()
+    optimizer = torch.optim.LBFGS([logits], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = -torch.logsumexp(logits.log_softmax(0)[:, None] + log_probs, 0).mean()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return logits.detach().softmax(0).tolist()

@@ -1,4 +1,4 @@
-"""Architecture name -> nn.Module: our SegNet, or any architecture segmentation-models-pytorch builds."""
+"""Architecture name -> nn.Module: our SegNet and PSPNet, or any other architecture SMP builds."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from typing import Any
 import segmentation_models_pytorch as smp
 from torch import nn
 
+from facseg.models.pretrained import is_path, load_encoder, vgg16_bn_state
+from facseg.models.pspnet import PSPNet
 from facseg.models.segnet import SegNet
+
+OURS = ("segnet", "pspnet")  # faithful to their papers; SMP's PSPNet is a cut-down variant (see facseg.models.pspnet)
 
 
 def available_architectures() -> list[str]:
-    return sorted({"segnet", *smp.MODEL_ARCHITECTURES_MAPPING})
+    return sorted({*OURS, *smp.MODEL_ARCHITECTURES_MAPPING})
 
 
 def build_net(
@@ -20,28 +24,43 @@ def build_net(
     encoder: str | None = None,
     encoder_weights: str | None = None,
     width: float = 1.0,
+    aux: bool = False,
     options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build a segmentation net that maps N x 3 x H x W images to N x num_classes x H x W logits.
 
-    `encoder_weights` defaults to None (random init): SMP's own default, "imagenet", is a download.
-    `width` scales SegNet's channels; `options` go to the SMP architecture's constructor (e.g. decoder_channels).
+    `encoder_weights`: None (random init, offline), "imagenet" (a download) or a state dict's path
+    (facseg.models.pretrained). `width` scales SegNet's channels; `aux` gives PSPNet its auxiliary head; `options`
+    go to the architecture's constructor (e.g. SMP's decoder_channels, PSPNet's psp_channels).
     """
-    arch = arch.lower()
+    arch, options = arch.lower(), dict(options or {})
+    if aux and arch != "pspnet":
+        raise ValueError(f"model.aux_weight > 0: only PSPNet has an auxiliary head, not {arch}")
     if arch == "segnet":
         if encoder not in (None, "vgg16_bn"):
             raise ValueError(f"model.encoder={encoder}: SegNet's encoder is its own VGG-16-BN")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+            raise ValueError(f"model.width={width}: expected a positive channel multiplier (1.0: the paper's SegNet)")
+        net = SegNet(num_classes, width=width, **options)
         if encoder_weights is not None:
-            raise ValueError(f"model.encoder_weights={encoder_weights}: SegNet has no pretrained weights here")
-        return SegNet(num_classes, width=width, **(options or {}))
-    if arch not in smp.MODEL_ARCHITECTURES_MAPPING:
-        raise ValueError(f"model.arch={arch} is unknown; available: {', '.join(available_architectures())}")
+            if width != 1.0:
+                raise ValueError(f"model.encoder_weights: VGG-16-BN weights fit SegNet at width 1.0, not {width}")
+            net.load_vgg16_bn(vgg16_bn_state(encoder_weights), encoder_weights)
+        return net
     if width != 1.0:
-        raise ValueError(f"model.width={width}: width only scales SegNet; choose a smaller SMP encoder instead")
-    return smp.create_model(
-        arch,
-        encoder_name=encoder or "resnet34",
-        encoder_weights=encoder_weights,
-        classes=num_classes,
-        **(options or {}),
-    )
+        raise ValueError(f"model.width={width}: width only scales SegNet; choose a smaller encoder instead")
+    if arch == "pspnet":
+        net = PSPNet(num_classes, encoder=encoder or "resnet50", aux=aux, **options)
+        if encoder_weights == "imagenet":
+            net.encoder = smp.encoders.get_encoder(net.encoder_name, depth=5, weights="imagenet", output_stride=8)
+    elif arch in smp.MODEL_ARCHITECTURES_MAPPING:
+        name = encoder or "resnet34"
+        weights = None if is_path(encoder_weights) else encoder_weights
+        if name.startswith("tu-") and weights is not None:
+            weights = True  # timm encoders take a flag: the pretrained variant is part of the name
+        net = smp.create_model(arch, encoder_name=name, encoder_weights=weights, classes=num_classes, **options)
+    else:
+        raise ValueError(f"model.arch={arch} is unknown; available: {', '.join(available_architectures())}")
+    if is_path(encoder_weights):
+        load_encoder(net.encoder, encoder_weights)
+    return net

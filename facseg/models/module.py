@@ -27,7 +27,8 @@ class FaceSegModule(pl.LightningModule):
     margin) and `normalisation` (mean, std), which facseg.evaluate, facseg.predict and facseg.export read back.
     Loss: cross-entropy plus `dice_weight` x multiclass Dice, which lifts the small parts (eyes, brows, inner mouth)
     that pixel-wise cross-entropy under-weights; label pixels of value IGNORE (classes a mapped class set has no
-    counterpart for) count in neither.
+    counterpart for) count in neither. A net with an auxiliary head (PSPNet, `model.aux_weight` > 0) adds
+    `aux_weight` x the same loss of the auxiliary logits in training; validation and test use the main head only.
 
     `optimizer` is called with the parameters and `scheduler` with the optimizer and the run's total optimizer
     steps (Hydra `_partial_` configs, conf/optimizer and conf/scheduler); the scheduler steps every optimizer step.
@@ -56,7 +57,9 @@ class FaceSegModule(pl.LightningModule):
         self.channels_last, self.compile_net = channels_last, compile
         self._first_bad: torch.Tensor | None = None  # the first step whose loss was not finite, -1: none yet
         self.label_map = LabelMap.from_config(labels)
-        self.net = build_net(num_classes=len(self.label_map), **{k: v for k, v in model.items() if k != "name"})
+        self.aux_weight = float(model.get("aux_weight", 0.0))
+        net_args = {k: v for k, v in model.items() if k not in ("name", "aux_weight")}
+        self.net = build_net(num_classes=len(self.label_map), aux=self.aux_weight > 0, **net_args)
         self.cross_entropy = nn.CrossEntropyLoss(ignore_index=IGNORE)
         self.dice = DiceLoss(mode="multiclass", from_logits=True, ignore_index=IGNORE) if dice_weight > 0 else None
         self.train_metrics = SegmentationMetrics(self.label_map)  # on the augmented batches: how well the net fits
@@ -91,8 +94,12 @@ class FaceSegModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["image"])
-        loss = self.loss(logits, batch["label"])
+        if self.aux_weight > 0:
+            logits, aux_logits = self.net.forward_with_aux(self._memory_format(batch["image"]))
+            loss = self.loss(logits, batch["label"]) + self.aux_weight * self.loss(aux_logits, batch["label"])
+        else:
+            logits = self(batch["image"])
+            loss = self.loss(logits, batch["label"])
         self._watch_finite(loss)
         self.log("train/loss", loss, prog_bar=True)
         self.train_metrics.update(logits.detach(), batch["label"])

@@ -2,7 +2,8 @@
 
 The encoder's 13 conv layers keep the argmax of every 2x2 max-pooling; the mirrored decoder puts each value back at
 that position (MaxUnpool2d) and densifies the sparse map with convolutions. At width 1.0 the net has about 29.4 M
-parameters, as in the paper; `width` scales every layer's channels for small machines.
+parameters, as in the paper; `width` scales every layer's channels for small machines. At width 1.0 the encoder
+loads torchvision's VGG-16-BN weights (`load_vgg16_bn`), as the paper initialises it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,29 @@ class SegNet(nn.Module):
             self.decoder.append(nn.Sequential(*layers))
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2, 2)
+
+    def load_vgg16_bn(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """The encoder's 13 conv + BN layers from a torchvision VGG-16-BN state dict (`features.N.*` keys).
+
+        VGG's convolutions have a bias and ours do not (a bias before BN is redundant): it is folded into the BN's
+        running mean, which gives the same eval-mode output; in training BN subtracts the batch mean either way.
+        """
+        from facseg.models.pretrained import load_exactly
+
+        layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.")})
+        convs = [i for i in layers if state[f"features.{i}.weight"].dim() == 4]
+        ours = [layer for block in self.encoder for layer in block]
+        if len(convs) != len(ours):
+            raise ValueError(f"model.encoder_weights={source}: expected VGG-16-BN's 13 conv layers, found {len(convs)}")
+        mapped = {}
+        for n, i in enumerate(convs):
+            conv, bn = f"features.{i}", f"features.{i + 1}"
+            bias = state.get(f"{conv}.bias", torch.zeros(state[f"{conv}.weight"].shape[0]))
+            mapped[f"{n}.0.weight"] = state[f"{conv}.weight"]
+            for key in ("weight", "bias", "running_var", "num_batches_tracked"):
+                mapped[f"{n}.1.{key}"] = state[f"{bn}.{key}"]
+            mapped[f"{n}.1.running_mean"] = state[f"{bn}.running_mean"] - bias
+        load_exactly(nn.Sequential(*ours), mapped, source)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.output_stride or x.shape[-2] % self.output_stride:

@@ -1,0 +1,378 @@
+"""The fair comparison in one command: the same tuning budget per architecture, seeds, ensembles, intervals.
+
+    python -m facseg.study [study.trials=N study.seeds=M] [any run override] hydra.sweep.dir=DIR
+
+1. Search: per architecture, one Optuna study over `study.space` with `study.trials` trials of
+   `study.search_epochs` epochs, scored on validation (`optimized_metric`) only: the test split is never touched.
+   The best trial's settings are each architecture's chosen settings (DIR/chosen.json).
+2. Retrain: each architecture's chosen settings with `study.seeds` fresh seeds, every run tested as `facseg.run`
+   tests (clean and occluded, per-image results kept).
+3. Ensembles: each architecture's seeds as one ensemble, and the architectures together (one ensemble per seed
+   index, so it has seeds too), each with equal weights and with weights fitted on validation.
+4. The report (DIR/report.md): every configuration with 95 % intervals over seeds and test images, paired tests,
+   the chosen settings, the ensembles' weights and the time each phase took.
+
+Resuming: every trial is recorded in DIR/search/MODEL/trials.json, every run and ensemble in its own folder with its
+status.json. Rerunning the command skips what finished, resumes a killed run from its last checkpoint and reruns
+an interrupted trial with its own settings. A failing trial is recorded as failed and the search goes on; an
+architecture whose every trial failed, or a run that fails, is named in the report and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import optuna
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+import facseg  # noqa: F401  (registers the config resolvers)
+from facseg import report as reporting
+from facseg.data.labels import IGNORE
+from facseg.evaluate import checkpoint_settings, data_config, evaluate, load
+from facseg.io import write_json
+from facseg.models.ensemble import fit_weights
+from facseg.results import STATUS_FILE, read_json, read_metrics, read_status
+from facseg.run import run_job
+
+log = logging.getLogger(__name__)
+STATE_FILE, CHOSEN_FILE = "study.json", "chosen.json"
+
+
+class Study:
+    def __init__(self, cfg: DictConfig, directory: Path, overrides: list[str]) -> None:
+        self.cfg, self.settings, self.dir = cfg, cfg.study, directory
+        self.name = directory.name
+        # The user's run overrides, for every job; the study sets the model, the seed and the searched keys itself.
+        searched = set(self.settings.space)
+        self.overrides = [
+            o for o in overrides if _key(o) not in {"model", "seed", *searched} and not _key(o).startswith("study.")
+        ]
+        self.state = read_json(directory / STATE_FILE) or {"seconds": {}}
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+    def compose(self, config: str, overrides: list[str]) -> DictConfig:
+        return hydra.compose(config_name=config, overrides=overrides)
+
+    def train_job(self, output_dir: Path, model: str, seed: int, params: dict[str, Any], extra: list[str]) -> float:
+        """One facseg.run job in `output_dir` (resumed there if it was killed); its best validation score."""
+        job = [f"model={model}", f"seed={seed}", *(f"{k}={v!r}" for k, v in params.items()), *extra]
+        cfg = self.compose("train", [*self.overrides, *job, f"group={self.name}"])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+            if "wandb" in (cfg.get("logger") or {}):
+                cfg.logger.wandb.job_type = "study"
+        return run_job(cfg, job)
+
+    # -- 1. search --------------------------------------------------------------------------------------------
+    def search(self, model: str) -> dict[str, Any] | None:
+        """The architecture's Optuna search, run (or resumed) to `study.trials` finished trials; its best trial.
+
+        Each trial is recorded in search/MODEL/trials.json before it runs and when it ends; a resumed search gives
+        the sampler the finished trials back and reruns an interrupted one with its own settings (in its folder,
+        so from its last checkpoint). No database: Optuna's RDB storage needs a matching SQLAlchemy.
+        """
+        record_file = self.dir / "search" / model / "trials.json"
+        record_file.parent.mkdir(parents=True, exist_ok=True)
+        records = read_json(record_file) or []
+        sampler = optuna.samplers.TPESampler(seed=self.settings.sampler_seed)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        space = {
+            key: (float(r.low), float(r.high), bool(r.get("log", False))) for key, r in self.settings.space.items()
+        }
+        distributions = {key: _float_distribution(*bounds) for key, bounds in space.items()}
+
+        def run(number: int) -> None:
+            records[number].update(self.trial(model, number, records[number]["params"]))
+            write_json(record_file, records)
+
+        for number, record in enumerate(records):
+            if record["state"] == "running":  # killed mid-run
+                run(number)
+            state = optuna.trial.TrialState.COMPLETE if record["state"] == "complete" else optuna.trial.TrialState.FAIL
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=record["params"], distributions=distributions, value=record.get("value"), state=state
+                )
+            )
+        while len(records) < self.settings.trials:
+            trial = study.ask()
+            params = {key: trial.suggest_float(key, low, high, log=log) for key, (low, high, log) in space.items()}
+            records.append({"params": params, "state": "running"})
+            write_json(record_file, records)
+            run(len(records) - 1)
+            if records[-1]["state"] == "complete":
+                study.tell(trial, records[-1]["value"])
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        complete = [(n, r) for n, r in enumerate(records) if r["state"] == "complete"]
+        if not complete:
+            return None
+        number, best = max(complete, key=lambda item: item[1]["value"])
+        failed = len(records) - len(complete)
+        return {"trial": number, "val": best["value"], "params": best["params"], "failed_trials": failed}
+
+    def trial(self, model: str, number: int, params: dict[str, Any]) -> dict[str, Any]:
+        epochs = min(self.settings.search_epochs, self.cfg.trainer.max_epochs)
+        output_dir = self.dir / "search" / model / f"trial_{number:03d}"
+        try:
+            value = self.train_job(
+                output_dir, model, self.cfg.seed, params, [f"trainer.max_epochs={epochs}", "test=false"]
+            )
+        except Exception as e:  # a diverging trial is one result of the search
+            log.error("%s trial %d failed: %s", model, number, e)
+            return {"state": "failed", "error": f"{type(e).__name__}: {e}"}
+        if not math.isfinite(value):
+            return {"state": "failed", "error": f"{self.cfg.optimized_metric} is {value}"}
+        return {"state": "complete", "value": value}
+
+    # -- 2. retrain -------------------------------------------------------------------------------------------
+    def seeds(self) -> list[int]:
+        return [self.cfg.seed + 1 + i for i in range(self.settings.seeds)]
+
+    def retrain(self, model: str, chosen: dict[str, Any]) -> None:
+        for seed in self.seeds():
+            output_dir = self.run_dir(model, seed)
+            if read_status(output_dir)["status"] == "ok":
+                continue
+            try:
+                self.train_job(output_dir, model, seed, chosen["params"], [])
+            except Exception as e:  # recorded in the run's status.json; the report names it
+                log.error("%s seed %d failed: %s", model, seed, e)
+
+    def run_dir(self, model: str, seed: int) -> Path:
+        return self.dir / "runs" / f"{model}-s{seed}"
+
+    # -- 3. ensembles -----------------------------------------------------------------------------------------
+    def ensembles(self, models: list[str]) -> list[tuple[str, list[Path], Path]]:
+        """(label, member checkpoints, output folder) of every ensemble, equal and fitted weights: each
+        architecture's seeds, then the architectures together, one ensemble per seed."""
+        best = {}
+        for model in models:
+            for seed in self.seeds():
+                metrics = read_metrics(self.run_dir(model, seed))
+                if read_status(self.run_dir(model, seed))["status"] == "ok" and metrics:
+                    best[model, seed] = Path(metrics["best_checkpoint"])
+        found = []
+        for model in models:
+            seeds = [s for s in self.seeds() if (model, s) in best]
+            if len(seeds) > 1:
+                found.append((f"{model} x{len(seeds)} seeds", [best[model, s] for s in seeds], f"{model}-seeds"))
+        for seed in self.seeds():
+            present = [m for m in models if (m, seed) in best]
+            if len(present) > 1:
+                found.append(("+".join(present), [best[m, seed] for m in present], f"{'+'.join(present)}-s{seed}"))
+        return [
+            (f"{label} ({weighting})", members, self.dir / "ensembles" / f"{folder}-{weighting}")
+            for label, members, folder in found
+            for weighting in ("equal", "fitted")
+        ]
+
+    def score_ensembles(self, models: list[str]) -> None:
+        cache: dict[Path, torch.Tensor] = {}  # each checkpoint's validation pixels, for every fit it is part of
+        for label, members, output_dir in self.ensembles(models):
+            if read_status(output_dir)["status"] == "ok":
+                continue
+            try:
+                weights = self.fitted_weights(members, cache) if label.endswith("(fitted)") else None
+                self.evaluate(output_dir, label, members, weights)
+                write_json(output_dir / STATUS_FILE, {"status": "ok"})
+            except Exception as e:  # named in the report; the other ensembles go on
+                log.error("ensemble %s failed: %s", label, e)
+                output_dir.mkdir(parents=True, exist_ok=True)
+                error = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+                write_json(output_dir / STATUS_FILE, error)
+
+    def evaluate_config(self, overrides: list[str]) -> DictConfig:
+        """facseg.evaluate's config with the study's data (as the runs were trained: an experiment preset's too),
+        device and logger overrides."""
+        kept = ("trainer.accelerator", "trainer.devices", "trainer.precision")
+        own = [o for o in self.overrides if _key(o) in kept or _key(o).lstrip("~+").split(".")[0] == "logger"]
+        cfg = self.compose("evaluate", [*own, *overrides])
+        with open_dict(cfg):
+            cfg.data = OmegaConf.create(OmegaConf.to_container(self.cfg.data, resolve=True))
+        return cfg
+
+    def evaluate(self, output_dir: Path, label: str, members: list[Path], weights: list[float] | None) -> None:
+        paths = [str(p) for p in members]
+        cfg = self.evaluate_config([f"ckpt_paths=[{','.join(paths)}]", f"group={self.name}"])
+        with open_dict(cfg):
+            cfg.name, cfg.weights, cfg.seed = label, weights, self.cfg.seed
+            cfg.paths.output_dir = str(output_dir)
+            if "wandb" in (cfg.get("logger") or {}):
+                cfg.logger.wandb.job_type = "study"
+        evaluate(cfg)
+
+    def fitted_weights(self, members: list[Path], cache: dict[Path, torch.Tensor]) -> list[float]:
+        """Weights that maximise the likelihood of the validation pixels (every `fit_stride`-th row and column)."""
+        for path in members:
+            if path not in cache:
+                cache[path] = self.validation_log_probs(path)
+        return fit_weights(torch.stack([cache[p] for p in members]))
+
+    @torch.no_grad()
+    def validation_log_probs(self, path: Path) -> torch.Tensor:
+        """The checkpoint's log probability of the true class at the sampled validation pixels (crop level)."""
+        module = load(str(path)).eval()
+        settings = checkpoint_settings([str(path)], [module])
+        data = self.evaluate_config([]).data
+        datamodule = hydra.utils.instantiate(data_config(data, settings, str(path)), target_labels=settings["labels"])
+        datamodule.prepare_data()
+        datamodule.setup("validate")
+        stride, out = self.settings.fit_stride, []
+        for batch in datamodule.val_dataloader():
+            labels = batch["label"][:, ::stride, ::stride]
+            log_probs = module(batch["image"]).log_softmax(1)[:, :, ::stride, ::stride]
+            scored = labels != IGNORE
+            out.append(log_probs.gather(1, labels.where(scored, 0)[:, None])[:, 0][scored])
+        return torch.cat(out)
+
+    # -- the whole study --------------------------------------------------------------------------------------
+    def timed(self, phase: str, work, *args) -> Any:
+        """work(*args), its time added to the phase's in study.json (so a resumed study counts every session)."""
+        start = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            seconds = self.state["seconds"]
+            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
+            write_json(self.dir / STATE_FILE, self.state)
+
+    def run(self) -> Path:
+        models = list(self.settings.models)
+        chosen = read_json(self.dir / CHOSEN_FILE) or {}
+        if self.settings.report_only:
+            models = [m for m in models if m in chosen]
+        else:
+            for model in models:
+                if model not in chosen:
+                    chosen[model] = self.timed("search", self.search, model)
+                    write_json(self.dir / CHOSEN_FILE, chosen)
+            for model in models:
+                if chosen[model] is not None:
+                    self.timed("retrain", self.retrain, model, chosen[model])
+            if self.settings.ensembles:
+                self.timed("ensembles", self.score_ensembles, models)
+        report = self.timed("report", self.write_report, models, chosen)
+        total = sum(self.state["seconds"].values())
+        print(f"study finished in {total / 60:.1f} minutes ({self.durations()}): {report}")
+        failed = [f"{m} (every trial)" for m in models if chosen[m] is None]
+        folders = [self.run_dir(m, s) for m in models if chosen[m] for s in self.seeds()]
+        folders += [path for _, _, path in self.ensembles(models)] if self.settings.ensembles else []
+        failed += [path.name for path in folders if read_status(path)["status"] != "ok" and path.is_dir()]
+        if failed:  # the others finished and are in the report; the command still says that something failed
+            log.error("failed: %s (the report names the errors; rerun the command to retry them)", ", ".join(failed))
+            sys.exit(1)
+        return report
+
+    def durations(self) -> str:
+        return ", ".join(f"{phase} {seconds / 60:.1f} min" for phase, seconds in self.state["seconds"].items())
+
+    def write_report(self, models: list[str], chosen: dict[str, Any]) -> Path:
+        jobs = []
+        for model in models:
+            jobs += [
+                reporting.load_job(self.run_dir(model, seed))
+                for seed in self.seeds()
+                if self.run_dir(model, seed).is_dir()
+            ]
+        jobs += [reporting.load_job(path) for _, _, path in self.ensembles(models) if path.is_dir()]
+        for job in jobs:
+            job.label = job.metrics.get("model", job.name) if job.metrics else job.name
+        for model in models:
+            if chosen.get(model) is None:
+                failed = reporting.Job(
+                    name=f"{model} search", path=self.dir / "search" / model, status="failed", label=model
+                )
+                failed.error = f"every one of its {self.settings.trials} trials failed (see search/{model}/)"
+                jobs.append(failed)
+        return reporting.write_report(
+            self.dir,
+            jobs=jobs,
+            title=f"Study `{self.name}`: {', '.join(models)}, the same tuning budget each",
+            sections=[self.tuning_section(chosen, jobs), self.ensemble_section(jobs)],
+            compared=models,
+        )
+
+    def tuning_section(self, chosen: dict[str, Any], jobs: list[reporting.Job]) -> str:
+        s = self.settings
+        epochs = min(s.search_epochs, self.cfg.trainer.max_epochs)
+        space = ", ".join(
+            f"`{k}` in [{r.low:g}, {r.high:g}]{' (log)' if r.get('log') else ''}" for k, r in s.space.items()
+        )
+        lines = [
+            "## Tuning: the same budget for each architecture",
+            "",
+            f"Optuna (TPE, sampler seed {s.sampler_seed}), {s.trials} trials of {epochs} epochs per architecture, "
+            f"seed {self.cfg.seed}, scored on `{self.cfg.optimized_metric}` (validation only); the chosen settings "
+            f"retrained with seeds {', '.join(map(str, self.seeds()))} for {self.cfg.trainer.max_epochs} epochs. "
+            f"Space: {space}. Chosen settings (also in `{CHOSEN_FILE}`):",
+            "",
+            "| model | trial | val score | failed trials | " + " | ".join(f"`{k}`" for k in s.space) + " |",
+            "|---|---|---|---|" + "---|" * len(s.space),
+        ]
+        for model, best in chosen.items():
+            if best is None:
+                lines.append(f"| {model} | every trial failed | | | " + " | " * len(s.space))
+                continue
+            params = " | ".join(f"{best['params'][k]:.3g}" for k in s.space)
+            lines.append(
+                f"| {model} | {best['trial']} | {100 * best['val']:.1f} | {best['failed_trials']} | {params} |"
+            )
+        device = next((j.metrics["cost/device"] for j in jobs if "cost/device" in j.metrics), "this machine")
+        lines += ["", f"Time on {device}: {self.durations()}.", ""]
+        return "\n".join(lines)
+
+    def ensemble_section(self, jobs: list[reporting.Job]) -> str:
+        fitted = [j for j in jobs if j.metrics and j.metrics.get("weights") and "(fitted)" in j.label]
+        if not fitted:
+            return ""
+        lines = [
+            "## Ensembles",
+            "",
+            "Rows `A x N seeds`: one architecture's seeds together; `A+B+C`: the architectures together, one "
+            "ensemble per retrained seed (the seeds column counts them). The mean of the members' softmax "
+            "probabilities, each member warped onto the photo first; `(fitted)`: weights that maximise the "
+            "likelihood of the validation pixels (never test):",
+            "",
+            "| ensemble | members | fitted weights |",
+            "|---|---|---|",
+        ]
+        for job in fitted:
+            members = ", ".join(Path(p).parts[-3] for p in job.metrics["checkpoints"])
+            weights = ", ".join(f"{w:.2f}" for w in job.metrics["weights"])
+            lines.append(f"| {job.label} | {members} | {weights} |")
+        return "\n".join([*lines, ""])
+
+
+def _float_distribution(low: float, high: float, log: bool):
+    """A float range as this Optuna version names it (FloatDistribution from 3.0; 2.x: (Log)UniformDistribution)."""
+    distributions = optuna.distributions
+    if hasattr(distributions, "FloatDistribution"):
+        return distributions.FloatDistribution(low, high, log=log)
+    return distributions.LogUniformDistribution(low, high) if log else distributions.UniformDistribution(low, high)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0]
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="study")
+def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    directory = Path(hydra_cfg.sweep.dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    Study(cfg, directory, overrides).run()
+
+
+if __name__ == "__main__":
+    main()

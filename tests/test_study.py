@@ -1,0 +1,147 @@
+"""facseg.study, really run: the same tuning budget per architecture, seeds, ensembles and the report, in a
+subprocess as a user types it; killed and resumed; an architecture that fails leaves the others standing."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import facseg
+from tests.conftest import TINY, subprocess_env, tiny_data
+
+ROOT = facseg.PROJECT_ROOT
+
+MODELS = ["unet", "segnet", "pspnet"]
+
+
+def study(args, cwd, **kwargs) -> subprocess.Popen:
+    command = [sys.executable, "-m", "facseg.study", *args]
+    env = subprocess_env()
+    return subprocess.Popen(command, cwd=cwd, env=env, text=True, start_new_session=True, **kwargs)
+
+
+def trials(directory, model):
+    path = directory / "search" / model / "trials.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensembles_and_resumes(tmp_path, tiny_root):
+    directory = tmp_path / "study"
+    args = ["study.trials=2", "study.seeds=2", *TINY, *tiny_data(tiny_root), f"hydra.sweep.dir={directory}"]
+    with open(tmp_path / "first.log", "w") as log:
+        first = study(args, tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while not [t for t in trials(directory, "unet") if t["state"] == "complete"] and first.poll() is None:
+            assert time.time() < deadline, "no trial finished in 5 minutes"
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGKILL)  # killed outright, mid-search
+        first.wait()
+    done = [t for t in trials(directory, "unet") if t["state"] == "complete"]
+    assert done, (tmp_path / "first.log").read_text()[-3000:]
+    trial_dir = directory / "search" / "unet" / "trial_000"
+    stamp = (trial_dir / "metrics.json").stat().st_mtime_ns
+
+    # Resumed with the README's make target, which runs the same command.
+    make = [
+        "make",
+        "--no-print-directory",
+        "-C",
+        str(ROOT),
+        "study",
+        f"STUDY={directory}",
+        f"ARGS={' '.join(args[:-1])}",
+    ]
+    second = subprocess.Popen(
+        make, cwd=tmp_path, env=subprocess_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output = second.communicate(timeout=600)[0]
+    assert second.returncode == 0, output[-4000:]
+    assert "study finished in" in output
+    # The finished trial was not redone; each architecture got exactly its two trials, scored on validation only.
+    assert (trial_dir / "metrics.json").stat().st_mtime_ns == stamp and trials(directory, "unet")[0] == done[0]
+    for model in MODELS:
+        record = trials(directory, model)
+        assert [t["state"] for t in record] == ["complete", "complete"]
+        for number in range(2):
+            metrics = json.loads((directory / "search" / model / f"trial_{number:03d}" / "metrics.json").read_text())
+            assert metrics["val/f1_fg"] == record[number]["value"]
+            assert not any(k.startswith(("test/", "occluded/")) for k in metrics)  # the test split untouched
+    chosen = json.loads((directory / "chosen.json").read_text())
+    assert set(chosen) == set(MODELS)
+    for model, best in chosen.items():
+        assert 3e-4 <= best["params"]["optimizer.lr"] <= 1e-2 and 0 <= best["params"]["loss.dice_weight"] <= 2
+        assert best["val"] == max(t["value"] for t in trials(directory, model))
+        for seed in (1, 2):  # fresh seeds, the search's was 0
+            run = directory / "runs" / f"{model}-s{seed}"
+            overrides = json.loads((run / "status.json").read_text())["overrides"]
+            assert f"seed={seed}" in overrides and f"optimizer.lr={best['params']['optimizer.lr']!r}" in overrides
+            with np.load(run / "per_image.npz") as arrays:
+                assert arrays["test/confusion"].shape == (4, 11, 11)  # one matrix per test image
+    ensembles = sorted(p.name for p in (directory / "ensembles").iterdir())
+    assert len(ensembles) == 3 * 2 + 2 * 2 and "unet+segnet+pspnet-s1-fitted" in ensembles
+    fitted = json.loads((directory / "ensembles" / "unet+segnet+pspnet-s1-fitted" / "metrics.json").read_text())
+    assert len(fitted["weights"]) == 3 and abs(sum(fitted["weights"]) - 1) < 1e-6
+    report = (directory / "report.md").read_text()
+    for row in ["| unet | 2 |", "| segnet | 2 |", "| pspnet | 2 |", "| unet+segnet+pspnet (fitted) | 2 |"]:
+        assert row in report
+    assert "| unet x2 seeds (equal) | 1 |" in report and "*ceiling: truth through the crop*" in report
+    assert "**unet - segnet**, F1 per class" in report and "p (Holm)" in report
+    assert "## Tuning: the same budget for each architecture" in report and re.search(
+        r"Time on cpu \(\d+ threads\)", report
+    )
+
+
+def test_an_architecture_whose_trials_all_fail_is_named_and_the_others_finish(tmp_path, tiny_root):
+    directory = tmp_path / "study"
+    args = [
+        "study.models=[unet,segnet]",
+        "study.trials=1",
+        "study.seeds=1",
+        "capacity.segnet.width=not-a-number",  # SegNet cannot be built: each of its trials fails
+        *TINY,
+        *tiny_data(tiny_root),
+        f"hydra.sweep.dir={directory}",
+    ]
+    process = study(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 1, output[-3000:]  # something failed, and the command says so
+    assert "failed: segnet (every trial)" in output
+    assert (
+        trials(directory, "segnet")[0]["state"] == "failed"
+        and "not-a-number" in trials(directory, "segnet")[0]["error"]
+    )
+    report = (directory / "report.md").read_text()
+    assert "| unet | 1 |" in report and "every one of its 1 trials failed" in report
+    # report_only rewrites the report from the folder, training nothing.
+    (directory / "report.md").unlink()
+    run_metrics = directory / "runs" / "unet-s1" / "metrics.json"
+    stamp = run_metrics.stat().st_mtime_ns
+    process = study([*args, "study.report_only=true"], tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 1 and "| unet | 1 |" in (directory / "report.md").read_text(), output[-3000:]
+    assert len(trials(directory, "unet")) == 1 and run_metrics.stat().st_mtime_ns == stamp
+
+
+def test_the_real_face_study_command_scores_ensembles_in_the_datasets_classes(tmp_path, celebamask_small):
+    """The README's real-face study, tiny: the experiment preset's data reaches the ensembles' evaluation too."""
+    directory = tmp_path / "real"
+    args = [
+        "experiment=celebamask_mini",
+        f"data.root={celebamask_small}",
+        "study.models=[unet,pspnet]",
+        "study.trials=1",
+        "study.seeds=1",
+        *TINY,
+        f"hydra.sweep.dir={directory}",
+    ]
+    process = study(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output[-3000:]
+    ensemble = json.loads((directory / "ensembles" / "unet+pspnet-s1-fitted" / "metrics.json").read_text())
+    assert ensemble["model"] == "unet+pspnet (fitted)" and ensemble["labels"]["name"] == "celebamask"
+    assert "| unet+pspnet (equal) | 1 |" in (directory / "report.md").read_text()
