@@ -1,6 +1,6 @@
 """The README's main job at its real default size: every model learns, within the time the README states.
 
-Too slow for `make test` (about 13 minutes on 2 cores); `make acceptance` and CI run it.
+Too slow for `make test` (about 14 minutes on 2 cores); `make acceptance` and CI run it.
 """
 
 import json

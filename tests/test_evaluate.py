@@ -3,13 +3,19 @@ an ensemble of a checkpoint with itself is the checkpoint; settings that disagre
 
 import json
 
+import hydra
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
+from facseg.data.labels import IGNORE
 from facseg.evaluate import evaluate
+from facseg.evaluation import TestEvaluator
+from facseg.models.module import FaceSegModule
 from facseg.run import train
+from facseg.warp import CERTAIN
 from tests import wandb_log
 from tests.conftest import CONF_DIR, TINY, compose_train, tiny_data
 
@@ -110,3 +116,25 @@ def test_a_lapa_class_model_is_scored_on_celebamask_through_the_declared_mapping
     assert metrics["labels"]["name"] == "lapa" and metrics["mapped_from"] == "celebamask"
     assert "test/f1/left_eye" in metrics and "test/f1/eye_g" not in metrics
     assert 0 < metrics["test/pixel_acc"] < 1 and metrics["occluded/pixel_acc"] is not None
+
+
+class Oracle(FaceSegModule):
+    """A net that predicts each test crop's own label with certainty: the best any net at this crop size can do."""
+
+    def test_step(self, batch, batch_idx, dataloader_idx=0):
+        label = batch["label"].where(batch["label"] != IGNORE, 0)
+        one_hot = torch.nn.functional.one_hot(label, len(self.label_map)).permute(0, 3, 1, 2).float()
+        return (one_hot * 2 * CERTAIN - CERTAIN)[None]
+
+
+def test_the_ceiling_is_what_a_perfect_crop_prediction_scores(tmp_path, tiny_root):
+    cfg = compose_train([*TINY, *tiny_data(tiny_root)], tmp_path)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    oracle = Oracle(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.scoring_settings)
+    evaluator = TestEvaluator()
+    trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[evaluator], enable_progress_bar=False)
+    trainer.test(oracle, datamodule=datamodule)
+    results = {k: float(v) for k, v in evaluator.results.items()}
+    assert results["test/f1_fg"] == pytest.approx(results["ceiling/f1_fg"], abs=1e-6)
+    assert results["ceiling/f1_fg"] < 1.0  # the crop's resolution costs the thin parts
+    assert results["test/f1/left_eye"] == pytest.approx(results["ceiling/f1/left_eye"], abs=1e-6)

@@ -1,4 +1,5 @@
 import pytest
+import segmentation_models_pytorch as smp
 import timm
 import torch
 import torch.nn.functional as F
@@ -8,7 +9,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from facseg.data.labels import LabelMap
-from facseg.models.cost import used_parameters
+from facseg.models.cost import parameters, used_parameters
 from facseg.models.ensemble import Ensemble, Mirrored, with_flip_tta
 from facseg.models.factory import available_architectures, build_net
 from facseg.models.module import FaceSegModule
@@ -78,6 +79,14 @@ def test_every_parameter_receives_a_gradient_in_a_training_step(model, capacity)
     module.training_step(batch, 0).backward()
     idle = [name for name, p in module.named_parameters() if p.grad is None]
     assert not idle
+
+
+def test_used_parameters_leave_out_what_a_net_never_reaches():
+    """SMP's own PSPNet (encoder_depth=3 by default) builds a whole ResNet and uses its first stages only."""
+    cut_down = smp.create_model("pspnet", encoder_name="resnet18", encoder_weights=None, classes=11)
+    assert used_parameters(cut_down, 64) < 0.2 * parameters(cut_down)
+    unet = build_net("unet", 11, encoder="resnet18")
+    assert used_parameters(unet, 64) == parameters(unet)
 
 
 def test_matched_capacity_is_the_default_and_within_25_percent():

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 import facseg
+from tests import wandb_log
 from tests.conftest import TINY, subprocess_env, tiny_data
 
 ROOT = facseg.PROJECT_ROOT
@@ -82,6 +83,9 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
             assert f"seed={seed}" in overrides and f"optimizer.lr={best['params']['optimizer.lr']!r}" in overrides
             with np.load(run / "per_image.npz") as arrays:
                 assert arrays["test/confusion"].shape == (4, 11, 11)  # one matrix per test image
+    # Each job is a W&B run of job_type `study`, grouped under the study's name.
+    (log,) = (directory / "runs" / "unet-s1").glob("wandb/offline-run-*/run-*.wandb")
+    assert (wandb_log.run_info(log).job_type, wandb_log.run_info(log).run_group) == ("study", "study")
     ensembles = sorted(p.name for p in (directory / "ensembles").iterdir())
     assert len(ensembles) == 3 * 2 + 2 * 2 and "unet+segnet+pspnet-s1-fitted" in ensembles
     fitted = json.loads((directory / "ensembles" / "unet+segnet+pspnet-s1-fitted" / "metrics.json").read_text())
