@@ -177,12 +177,15 @@ class Study:
         ]
 
     def score_ensembles(self, models: list[str]) -> None:
-        cache: dict[Path, torch.Tensor] = {}  # each checkpoint's validation pixels, for every fit it is part of
-        for label, members, output_dir in self.ensembles(models):
-            if read_status(output_dir)["status"] == "ok":
-                continue
+        todo = [e for e in self.ensembles(models) if read_status(e[2])["status"] != "ok"]
+        fitted = sorted({p for label, members, _ in todo if label.endswith("(fitted)") for p in members})
+        log_probs: dict[Path, torch.Tensor] | None = None  # every fitted member's validation pixels, read once
+        for label, members, output_dir in todo:
             try:
-                weights = self.fitted_weights(members, cache) if label.endswith("(fitted)") else None
+                weights = None
+                if label.endswith("(fitted)"):
+                    log_probs = log_probs or self.validation_log_probs(fitted)
+                    weights = fit_weights(torch.stack([log_probs[p] for p in members]))
                 self.evaluate(output_dir, label, members, weights)
                 write_json(output_dir / STATUS_FILE, {"status": "ok"})
             except Exception as e:  # named in the report; the other ensembles go on
@@ -211,29 +214,24 @@ class Study:
                 cfg.logger.wandb.job_type = "study"
         evaluate(cfg)
 
-    def fitted_weights(self, members: list[Path], cache: dict[Path, torch.Tensor]) -> list[float]:
-        """Weights that maximise the likelihood of the validation pixels (every `fit_stride`-th row and column)."""
-        for path in members:
-            if path not in cache:
-                cache[path] = self.validation_log_probs(path)
-        return fit_weights(torch.stack([cache[p] for p in members]))
-
     @torch.no_grad()
-    def validation_log_probs(self, path: Path) -> torch.Tensor:
-        """The checkpoint's log probability of the true class at the sampled validation pixels (crop level)."""
-        module = load(str(path)).eval()
-        settings = checkpoint_settings([str(path)], [module])
-        data = self.evaluate_config([]).data
-        datamodule = hydra.utils.instantiate(data_config(data, settings, str(path)), target_labels=settings["labels"])
+    def validation_log_probs(self, paths: list[Path]) -> dict[Path, torch.Tensor]:
+        """Each checkpoint's log probability of the true class at every `fit_stride`-th pixel row and column of the
+        validation crops, all checkpoints in one pass over the split (they were trained alike: one crop for all)."""
+        modules = [load(str(p)).eval() for p in paths]
+        settings = checkpoint_settings([str(p) for p in paths], modules)
+        data = data_config(self.evaluate_config([]).data, settings, str(paths[0]))
+        datamodule = hydra.utils.instantiate(data, target_labels=settings["labels"])
         datamodule.prepare_data()
         datamodule.setup("validate")
-        stride, out = self.settings.fit_stride, []
+        stride, out = self.settings.fit_stride, {p: [] for p in paths}
         for batch in datamodule.val_dataloader():
             labels = batch["label"][:, ::stride, ::stride]
-            log_probs = module(batch["image"]).log_softmax(1)[:, :, ::stride, ::stride]
             scored = labels != IGNORE
-            out.append(log_probs.gather(1, labels.where(scored, 0)[:, None])[:, 0][scored])
-        return torch.cat(out)
+            for path, module in zip(paths, modules):
+                log_probs = module(batch["image"]).log_softmax(1)[:, :, ::stride, ::stride]
+                out[path].append(log_probs.gather(1, labels.where(scored, 0)[:, None])[:, 0][scored])
+        return {path: torch.cat(values) for path, values in out.items()}
 
     # -- the whole study --------------------------------------------------------------------------------------
     def timed(self, phase: str, work, *args) -> Any:
