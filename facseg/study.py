@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
 import time
 import traceback
@@ -62,15 +63,26 @@ class Study:
     def compose(self, config: str, overrides: list[str]) -> DictConfig:
         return hydra.compose(config_name=config, overrides=overrides)
 
-    def train_job(self, output_dir: Path, model: str, seed: int, params: dict[str, Any], extra: list[str]) -> float:
-        """One facseg.run job in `output_dir` (resumed there if it was killed); its best validation score."""
+    def train_job(
+        self, output_dir: Path, model: str, seed: int, params: dict[str, Any], extra: list[str], keep_best: bool
+    ) -> float:
+        """One facseg.run job in `output_dir` (resumed there if it was killed); its best validation score.
+
+        A finished job's last.ckpt (resume state, three times the weights' size) is deleted, and so is its best
+        checkpoint unless `keep_best`: a trial's result is its score, a seed run's its tested weights.
+        """
         job = [f"model={model}", f"seed={seed}", *(f"{k}={v!r}" for k, v in params.items()), *extra]
         cfg = self.compose("train", [*self.overrides, *job, f"group={self.name}"])
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)
             if "wandb" in (cfg.get("logger") or {}):
                 cfg.logger.wandb.job_type = "study"
-        return run_job(cfg, job)
+        value = run_job(cfg, job)
+        checkpoints = output_dir / "checkpoints"
+        (checkpoints / "last.ckpt").unlink(missing_ok=True)
+        if not keep_best:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        return value
 
     # -- 1. search --------------------------------------------------------------------------------------------
     def search(self, model: str) -> dict[str, Any] | None:
@@ -124,9 +136,8 @@ class Study:
         epochs = min(self.settings.search_epochs, self.cfg.trainer.max_epochs)
         output_dir = self.dir / "search" / model / f"trial_{number:03d}"
         try:
-            value = self.train_job(
-                output_dir, model, self.cfg.seed, params, [f"trainer.max_epochs={epochs}", "test=false"]
-            )
+            search_only = [f"trainer.max_epochs={epochs}", "test=false"]
+            value = self.train_job(output_dir, model, self.cfg.seed, params, search_only, keep_best=False)
         except Exception as e:  # a diverging trial is one result of the search
             log.error("%s trial %d failed: %s", model, number, e)
             return {"state": "failed", "error": f"{type(e).__name__}: {e}"}
@@ -144,7 +155,7 @@ class Study:
             if read_status(output_dir)["status"] == "ok":
                 continue
             try:
-                self.train_job(output_dir, model, seed, chosen["params"], [])
+                self.train_job(output_dir, model, seed, chosen["params"], [], keep_best=True)
             except Exception as e:  # recorded in the run's status.json; the report names it
                 log.error("%s seed %d failed: %s", model, seed, e)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 import facseg
@@ -66,6 +67,10 @@ def test_every_model_config_trains_and_writes_metrics(tmp_path, tiny_root, model
     assert metrics["val/f1_fg"] == pytest.approx(best)
     best_checkpoint = Path(metrics["best_checkpoint"])
     assert best_checkpoint.is_file() and best_checkpoint.parent == tmp_path / "checkpoints"
+    # The selected weights alone (a third of the size); last.ckpt keeps what resuming needs.
+    best_state = torch.load(best_checkpoint, weights_only=True)
+    assert "optimizer_states" not in best_state and best_state["state_dict"]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"]
     assert (tmp_path / "csv" / "metrics.csv").is_file()
     assert_test_details(tmp_path, image_size=64)
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -72,6 +73,7 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
             metrics = json.loads((directory / "search" / model / f"trial_{number:03d}" / "metrics.json").read_text())
             assert metrics["val/f1_fg"] == record[number]["value"]
             assert not any(k.startswith(("test/", "occluded/")) for k in metrics)  # the test split untouched
+        assert not list((directory / "search" / model).rglob("*.ckpt"))  # a finished trial keeps its score only
     chosen = json.loads((directory / "chosen.json").read_text())
     assert set(chosen) == set(MODELS)
     for model, best in chosen.items():
@@ -81,6 +83,10 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
             run = directory / "runs" / f"{model}-s{seed}"
             overrides = json.loads((run / "status.json").read_text())["overrides"]
             assert f"seed={seed}" in overrides and f"optimizer.lr={best['params']['optimizer.lr']!r}" in overrides
+            # A finished run keeps its tested weights, not its resume state.
+            assert [p.name for p in (run / "checkpoints").iterdir()] == [
+                Path(json.loads((run / "metrics.json").read_text())["best_checkpoint"]).name
+            ]
             with np.load(run / "per_image.npz") as arrays:
                 assert arrays["test/confusion"].shape == (4, 11, 11)  # one matrix per test image
     # Each job is a W&B run of job_type `study`, grouped under the study's name.
