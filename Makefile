@@ -5,15 +5,18 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test report evaluate acceptance bench bench-gpu bench-data lint format train sweep study real-faces clean
+.PHONY: help install install-browser test demo report evaluate acceptance bench bench-gpu bench-data lint format train sweep study real-faces clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
-install: ## create .venv (when absent) and install facseg editable with its dev tools and sweepers
+install: ## create .venv (when absent) and install facseg editable with its dev tools, sweepers and demo page
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev,sweepers]'
+	$(BIN)/python -m pip install -e '.[dev,sweepers,demo]'
+
+install-browser: ## Chromium and its driver, for the demo page's browser test (Debian or Ubuntu, as root; CI runs it)
+	apt-get update -qq && apt-get install -y -qq chromium chromium-driver
 
 test: ## run the test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest $(ARGS)
@@ -27,7 +30,7 @@ evaluate: ## score checkpoints on the test split: ARGS="ckpt_path=PATH" or ARGS=
 acceptance: ## the README's default sweep at full size: every model must reach test/miou >= 0.5
 	$(BIN)/python -m pytest -m acceptance -s $(ARGS)
 
-bench: ## per-model costs on this machine: Lightning vs plain loop, inference variants, peak memory (minutes)
+bench: ## per-model costs on this machine: Lightning vs plain loop, inference variants, memory, channels_last steps
 	$(BIN)/python benchmarks/bench_models.py $(ARGS)
 
 bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
@@ -53,6 +56,9 @@ sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 STUDY ?= logs/studies/architecture-comparison
 study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; about 80 min on 2 cores)
 	$(BIN)/python -m facseg.study hydra.sweep.dir=$(STUDY) $(ARGS)
+
+demo: ## the local demo page: ARGS="models=[A.ckpt,B.ckpt]" (http://127.0.0.1:7860)
+	$(BIN)/python -m facseg.demo $(ARGS)
 
 REAL_FACES ?= logs/multiruns/celebamask-mini
 SEEDS ?= 0,1,2

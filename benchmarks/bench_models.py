@@ -8,6 +8,8 @@
     overhead. (b) Inference at --image-size: latency (batch 1) and images/s (--infer-batch) per model, eager,
     channels_last, torch.compile and ONNX Runtime, with each net's GFLOPs and the GFLOP/s achieved as a fraction of
     this machine's measured matmul peak. (c) Peak memory of training steps per model at --memory-batch.
+(d) Seconds per training step per model at --step-size, in NCHW (contiguous) and in channels_last (NHWC), the two
+    measured in turn so that a slow spell of the machine hits both; the ratio is what channels_last gains.
 """
 
 from __future__ import annotations
@@ -319,6 +321,49 @@ def bench_memory(args, device) -> None:
         print(f"{model:<8}{params:>12.2f}{peak_training_memory(model, args, device):>10.0f}")
 
 
+# --- (d) training steps, NCHW vs channels_last ---------------------------------------------------------------------
+
+
+def step_seconds(model: str, args, device, channels_last: bool) -> float:
+    """Mean seconds of `--steps` training steps (forward, loss, backward, AdamW) after 2 warm-up steps."""
+    module = build_module(model, args.capacity, channels_last).to(device).train()
+    module.configure_model()
+    optimizer = torch.optim.AdamW(module.parameters())
+    images = torch.randn(args.train_batch, 3, args.step_size, args.step_size, device=device)
+    labels = torch.randint(0, 11, (args.train_batch, args.step_size, args.step_size), device=device)
+
+    def step() -> None:
+        with autocast(device, args.precision):
+            loss = module.loss(module(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync(device)
+    return (time.perf_counter() - start) / args.steps
+
+
+def bench_steps(args, device) -> None:
+    print(
+        f"\n(d) seconds per training step at {args.step_size} px, batch {args.train_batch}, "
+        f"precision {args.precision}, mean of {args.steps} steps, best of {args.repeats}"
+    )
+    print(f"{'model':<8}{'NCHW':>8}{'channels_last':>15}{'speed-up':>10}")
+    for model in args.models:
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for channels_last in (False, True):
+                times[channels_last].append(step_seconds(model, args, device, channels_last))
+        plain, nhwc = min(times[False]), min(times[True])
+        print(f"{model:<8}{plain:>8.3f}{nhwc:>15.3f}{plain / nhwc:>10.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -342,9 +387,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-batch", type=int, default=4)
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--no-compile", action="store_true", help="(b) without the torch.compile variant")
-    parser.add_argument(
-        "--only", nargs="+", choices=["training", "inference", "memory"], default=["training", "inference", "memory"]
-    )
+    parser.add_argument("--step-size", type=int, default=128, help="(d) the crop size of the timed training steps")
+    parser.add_argument("--steps", type=int, default=6, help="(d) timed steps per measurement")
+    sections = ["training", "inference", "memory", "steps"]
+    parser.add_argument("--only", nargs="+", choices=sections, default=sections)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     warnings.filterwarnings("ignore")
@@ -357,6 +403,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_inference(args, device)
     if "memory" in args.only:
         bench_memory(args, device)
+    if "steps" in args.only:
+        bench_steps(args, device)
 
 
 if __name__ == "__main__":

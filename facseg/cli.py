@@ -4,6 +4,7 @@
     facseg run -m model=unet,segnet,pspnet   facseg report logs/multiruns/DIR   facseg export ckpt_path=...
     facseg check /path/to/LaPa               facseg prepare /path/to/LaPa CACHE  facseg run --cfg job | --help
     facseg study hydra.sweep.dir=DIR         (the fair comparison: tuning, seeds, ensembles, report)
+    facseg demo "models=[A.ckpt,B.ckpt]"     (a local page: upload a photo, see it parsed; the `demo` extra)
 
 Tab completion in bash: `eval "$(facseg -sc install=bash)"` (in ~/.bashrc to keep it): command names, then each
 Hydra command's config groups and keys.
@@ -25,6 +26,7 @@ COMMANDS = {
     "report": "facseg.report",
     "check": "facseg.data.check",
     "prepare": "facseg.data.prepare",
+    "demo": "facseg.demo",
 }
 ARGPARSE = {"report", "check", "prepare"}
 HYDRA = [command for command in COMMANDS if command not in ARGPARSE]

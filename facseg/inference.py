@@ -11,7 +11,7 @@ import json
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,27 @@ def load_parser(
     if tta == "flip":
         parser.run = _flip_tta(parser.run, torch.from_numpy(parser.labels.mirror()))
     return parser
+
+
+def ensemble(parsers: list[Parser]) -> Parser:
+    """Several parsers as one: the mean of their softmax probabilities, as facseg.evaluate averages an ensemble.
+    They must cut and standardise alike and share the class set."""
+    first = parsers[0]
+    for other in parsers[1:]:
+        for key in ("image_size", "margin", "align", "mean", "std"):
+            if getattr(other, key) != getattr(first, key):
+                raise ValueError(
+                    f"{first.model} and {other.model} were trained with different {key} "
+                    f"({getattr(first, key)} and {getattr(other, key)}): an ensemble needs models trained alike"
+                )
+        if other.labels.to_dict() != first.labels.to_dict():
+            raise ValueError(f"{first.model} and {other.model} predict different class sets")
+    weights = torch.full((len(parsers),), 1 / len(parsers))
+
+    def run(images: np.ndarray) -> np.ndarray:
+        return combine(torch.stack([torch.from_numpy(p.run(images)) for p in parsers]), weights).numpy()
+
+    return replace(first, run=run, model="+".join(p.model for p in parsers))
 
 
 def _flip_tta(run: Callable[[np.ndarray], np.ndarray], mirror: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:

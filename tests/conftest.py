@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 import facseg
 from facseg.data.synthetic import SyntheticSpec, generate
+from facseg.run import train
 
 CONF_DIR = str(facseg.CONFIG_DIR)
 REAL_SAMPLES = facseg.PROJECT_ROOT.parent / "shared" / "real-samples"
@@ -53,6 +55,17 @@ def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "tiny"
     generate(root, SyntheticSpec(train=8, val=4, test=4, size=96, seed=1))
     return root
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, tiny_root) -> Path:
+    """A tiny trained U-Net's selected weights (predict, export and the demo page use it)."""
+    run_dir = tmp_path_factory.mktemp("trained")
+    # 10 epochs of 2 steps: enough for a net that tells a face from the background (one epoch is not: the
+    # several-faces test of predict then depends on noise).
+    overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0", "trainer.max_epochs=10"]
+    train(compose_train(overrides, run_dir))
+    return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
 
 
 def celebamask_ids(split: str, count: int) -> list[str]:

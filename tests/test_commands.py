@@ -67,7 +67,8 @@ def test_bench_data_runs_in_a_tiny_smoke_mode():
 
 
 def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
-    """Every code path of `make bench` (Lightning vs plain loop, the four inference variants, peak memory), tiny."""
+    """Every code path of `make bench` (Lightning vs plain loop, the four inference variants, peak memory, NCHW vs
+    channels_last steps), tiny."""
     data = [
         f"data.root={tiny_root}",
         "data.synthetic.train=8",
@@ -101,6 +102,10 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
             "2",
             "--matmul-size",
             "128",
+            "--step-size",
+            "64",
+            "--steps",
+            "1",
             "--data",
             *data,
         ],
@@ -118,3 +123,5 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
     assert all(v in names for v in ("eager", "channels_last", "compiled", "onnxruntime (CPU, fp32)")), names
     memory = [line.split() for line in lines if line.startswith("segnet") and len(line.split()) == 3]
     assert len(memory) == 1 and float(memory[0][2]) > 0  # peak MiB of training steps
+    steps = [line.split() for line in lines if line.startswith("segnet") and len(line.split()) == 4]
+    assert len(steps) == 1 and all(float(v) > 0 for v in steps[0][1:])  # NCHW and NHWC seconds, their ratio

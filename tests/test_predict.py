@@ -16,24 +16,13 @@ from facseg.inference import load_parser
 from facseg.models.factory import build_net
 from facseg.models.module import FaceSegModule
 from facseg.predict import predict
-from facseg.run import train
 from facseg.warp import warp_to_photos
-from tests.conftest import CONF_DIR, REAL_SAMPLES, TINY, compose_train, tiny_data
+from tests.conftest import CONF_DIR, REAL_SAMPLES
 
 
 def compose_cli(name, overrides):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(name, overrides=overrides)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_root):
-    run_dir = tmp_path_factory.mktemp("trained")
-    # 10 epochs of 2 steps: enough for a net that tells a face from the background (one epoch is not: the
-    # several-faces test below then depends on noise).
-    overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0", "trainer.max_epochs=10"]
-    train(compose_train(overrides, run_dir))
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")
