@@ -4,8 +4,9 @@ Test loader 0 is the clean test split (`test/...`), loader 1 its occluded copy (
 clean, the occluders' own pixels and the visible rest). Scored on the photos, pixel accuracy and RMSE are also given
 inside the crop only (`test/crop/...`, `occluded/crop/...`): outside it the prediction is background with certainty
 and almost always right, which flatters the whole-photo figures. `ceiling/...` scores the ground truth itself taken
-through the crop and back (the crop's label, warped onto the photo as a prediction is): what a perfect net at this
-crop size could score, per class. The module's test_step returns its members' crop logits
+through the crop and back (the crop's label, warped onto the photo as a prediction is): what the crop size costs a
+perfect hard prediction, per class (a reference, not a bound: soft scores warped back can do better at boundaries).
+The module's test_step returns its members' crop logits
 (one member but for an Ensemble); scored at the original resolution, each member's logits are warped back onto the
 photo (facseg.warp, batched, on the module's device) and only then combined, so a single net and an ensemble go
 through the same warp of the same quantity. Per stage the evaluator keeps the pooled metrics, one confusion matrix

@@ -99,8 +99,8 @@ def load_parser(
 
 
 def ensemble(parsers: list[Parser]) -> Parser:
-    """Several parsers as one: the mean of their softmax probabilities, as facseg.evaluate averages an ensemble.
-    They must cut and standardise alike and share the class set."""
+    """Several parsers as one: the mean of their softmax probabilities in the crop (facseg.evaluate averages after
+    warping each member back to the photo). They must cut and standardise alike and share the class set."""
     first = parsers[0]
     for other in parsers[1:]:
         for key in ("image_size", "margin", "align", "mean", "std"):
