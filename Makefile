@@ -18,7 +18,7 @@ install: ## create .venv (when absent) and install facseg editable with its dev 
 install-browser: ## Chromium and its driver, for the demo page's browser test (Debian or Ubuntu, as root; CI runs it)
 	apt-get update -qq && apt-get install -y -qq chromium chromium-driver
 
-test: ## run the test suite (CPU, a few minutes)
+test: ## run the test suite (about 9 minutes on 2 CPU cores)
 	$(BIN)/python -m pytest $(ARGS)
 
 report: ## report.md + figures of a sweep: ARGS=logs/multiruns/DIR (default: the newest sweep)
@@ -54,7 +54,7 @@ sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
 
 STUDY ?= logs/studies/architecture-comparison
-study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; about 80 min on 2 cores)
+study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; 83 min on 2 cores)
 	$(BIN)/python -m facseg.study hydra.sweep.dir=$(STUDY) $(ARGS)
 
 demo: ## the local demo page: ARGS="models=[A.ckpt,B.ckpt]" (http://127.0.0.1:7860)

@@ -50,10 +50,10 @@ class Demo:
         faces = finder(image)
         label = parse_photo(image, faces, parser)
         seconds = time.perf_counter() - start
-        counts = np.bincount(label.ravel(), minlength=len(parser.labels.names))
-        parsed = max(int(counts[1:].sum()), 1)
+        counts = np.bincount(label.ravel(), minlength=len(parser.labels.names)).tolist()
+        parsed = max(sum(counts[1:]), 1)
         areas = [
-            [name, int(count), round(100 * count / parsed, 1)]
+            [name, count, round(100 * count / parsed, 1)]
             for name, count in zip(parser.labels.names[1:], counts[1:])
             if count
         ]
