@@ -15,6 +15,7 @@ A sweep directory holds one such directory per job (Hydra names them NUM_NAME) a
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ def read_status(job_dir: Path) -> dict[str, Any]:
         "status": "unfinished",
         "error": "no status.json: still running, or killed",
     }
+
+
+def failed_status(error: BaseException, **extra: Any) -> dict[str, Any]:
+    """The status.json of a job that raised `error`; called in its `except` block, so the traceback is its own."""
+    message = f"{type(error).__name__}: {error}"
+    return {"status": "failed", **extra, "error": message, "traceback": traceback.format_exc()}
 
 
 def read_metrics(job_dir: Path) -> dict[str, Any] | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-import traceback
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +35,7 @@ from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
-from facseg.results import COST_FILE, METRICS_FILE, STATUS_FILE
+from facseg.results import COST_FILE, METRICS_FILE, STATUS_FILE, failed_status
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +169,7 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
         value = train(cfg)
     except Exception as e:
         if rank_zero_only.rank == 0:
-            write_json(
-                output_dir / STATUS_FILE,
-                redact(
-                    {
-                        "status": "failed",
-                        "overrides": overrides,
-                        "error": f"{type(e).__name__}: {e}",
-                        "traceback": traceback.format_exc(),
-                    }
-                ),
-            )
+            write_json(output_dir / STATUS_FILE, redact(failed_status(e, overrides=overrides)))
         raise  # a sweep's launcher catches it and runs the other jobs
     if rank_zero_only.rank == 0:
         write_json(output_dir / STATUS_FILE, {"status": "ok", "overrides": overrides})

@@ -25,7 +25,6 @@ import math
 import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from facseg.data.labels import IGNORE
 from facseg.evaluate import checkpoint_settings, data_config, evaluate, load
 from facseg.io import write_json
 from facseg.models.ensemble import fit_weights
-from facseg.results import STATUS_FILE, read_json, read_metrics, read_status
+from facseg.results import STATUS_FILE, failed_status, read_json, read_metrics, read_status
 from facseg.run import run_job
 
 log = logging.getLogger(__name__)
@@ -202,8 +201,7 @@ class Study:
             except Exception as e:  # named in the report; the other ensembles go on
                 log.error("ensemble %s failed: %s", label, e)
                 output_dir.mkdir(parents=True, exist_ok=True)
-                error = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-                write_json(output_dir / STATUS_FILE, error)
+                write_json(output_dir / STATUS_FILE, failed_status(e))
 
     def evaluate_config(self, overrides: list[str]) -> DictConfig:
         """facseg.evaluate's config with the study's data (as the runs were trained: an experiment preset's too),
