@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test demo report evaluate acceptance bench bench-gpu bench-data lint format train sweep study real-faces clean
+.PHONY: help install install-browser test demo report evaluate acceptance bench bench-gpu bench-test bench-data lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ bench: ## per-model costs on this machine: Lightning vs plain loop, inference va
 
 bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)
+
+bench-test: ## seconds of one run's test: the primary occluded condition only vs every default condition
+	$(BIN)/python benchmarks/bench_test.py $(ARGS)
 
 bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)

@@ -115,7 +115,7 @@ def evaluate(cfg: DictConfig) -> dict:
         logged = redact({**OmegaConf.to_container(cfg, resolve=True), "checkpoint_settings": settings})
         for logger in loggers:
             logger.log_hyperparams(logged)
-        trainer.test(module, datamodule=datamodule, weights_only=True)
+        trainer.test(module, datamodule=datamodule, weights_only=True, verbose=False)
     finally:
         finish_wandb(loggers)
     metrics = {

@@ -1,7 +1,11 @@
 """Test-time evaluation: one callback scores whatever the module predicts on the test loaders and writes the results.
 
-Test loader 0 is the clean test split (`test/...`), loader 1 its occluded copy (`occluded/...`, plus the drop from
-clean, the occluders' own pixels and the visible rest). Scored on the photos, pixel accuracy and RMSE are also given
+Test loader 0 is the clean test split (`test/...`); with an occluded test, one loader per occluded condition follows
+(`occluded/...`, `occluded_severity/0.3/...`, ...: facseg.data.conditions), each scored as a whole, against its
+drop from clean, under its occluders (only where they hide face or hair, against the occluded truth and against
+what they hide) and on the pixels it leaves visible, beside the clean prediction on those same pixels. A class set
+with occluder classes (CelebAMask-HQ's eyeglasses and hats) also scores the clean test photos that wear them
+(`natural/...`) and the others (`natural_clear/...`). Scored on the photos, pixel accuracy and RMSE are also given
 inside the crop only (`test/crop/...`, `occluded/crop/...`): outside it the prediction is background with certainty
 and almost always right, which flatters the whole-photo figures. `ceiling/...` scores the ground truth itself taken
 through the crop and back (the crop's label, warped onto the photo as a prediction is): what the crop size costs a
@@ -16,6 +20,7 @@ and the W&B media.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +31,14 @@ import torch
 from facseg.data.labels import BACKGROUND, IGNORE
 from facseg.io import json_number, write_json, write_npz
 from facseg.loggers import is_wandb
-from facseg.metrics import SegmentationMetrics
+from facseg.metrics import Scored, SegmentationMetrics
 from facseg.results import CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE
+from facseg.stats import metrics as metrics_table
 from facseg.warp import CERTAIN, warp_to_photos
 
-STAGES = ("test", "occluded")  # by test loader index
-RESULT_PREFIXES = (*(f"{stage}/" for stage in STAGES), "ceiling/")
-# The occluded stage is also scored on the occluders' own pixels and on the rest of the photo; on photos, both stages
-# inside the crop too, and the ground truth through the crop and back (the ceiling).
-SCORED = (*STAGES, "occluded_inside", "occluded_outside", "test_crop", "occluded_crop", "ceiling")
+# What metrics.json keeps of a test: the clean split, every occluded condition, the ceiling, the natural subsets.
+RESULT_PREFIXES = ("test/", "occluded", "ceiling/", "natural")
+SCALARS = ("miou", "f1_fg", "pixel_acc", "rmse")
 
 
 def logged_results(trainer: pl.Trainer) -> dict[str, float | None]:
@@ -49,30 +53,53 @@ def _padded(tensors: list[torch.Tensor], height: int, width: int, device: torch.
     return out
 
 
+def occluded_stages(condition: str) -> list[str]:
+    """The stages one occluded condition is scored as: its photos, then on its occluders' pixels that hide face or
+    hair (against the occluded truth, background, and against the clean truth: what they hide), on the pixels left
+    visible (the occluded prediction, and the clean prediction on the same pixels), and inside the crop."""
+    return [condition, *(f"{condition}/{part}" for part in ("inside", "hidden", "outside", "visible_clean", "crop"))]
+
+
 class TestEvaluator(pl.Callback):
     """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written).
 
     What it needs of the module (FaceSegModule): test_step returns M x N x C x S x S member logits, `combine` turns
-    members into scores, `loss`, its class set `label_map` and `hparams.normalisation` from the checkpoint.
+    members into scores, `loss`, its class set `label_map` and `hparams.normalisation` from the checkpoint. Of the
+    data module: `test_stages`, what each test loader is (`test`, then the occluded conditions), and `test_aliases`.
     """
 
     def __init__(self, output_dir: Path | str | None = None, num_samples: int = 4) -> None:
         self.output_dir = Path(output_dir) if output_dir else None
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B
         self.classes: list[str] = []
+        self.stages: list[str] = ["test"]  # by test loader index
+        self.aliases: dict[str, str] = {}
         self.metrics: dict[str, SegmentationMetrics] = {}
         self.results: dict[str, torch.Tensor] = {}
         self.confusion: dict[str, np.ndarray] = {}
         self.per_image: dict[str, dict[str, np.ndarray]] = {}
         self.samples: dict[str, dict[str, np.ndarray]] = {}
+        self.aligned_by: dict[str, dict[str, int]] = {}
         self.names: list[str] = []
 
+    @property
+    def conditions(self) -> list[str]:
+        return self.stages[1:]
+
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.classes = list(pl_module.label_map.names)
-        self.metrics = {
-            s: SegmentationMetrics(pl_module.label_map, per_image=True).to(pl_module.device) for s in SCORED
-        }
-        self.results, self.confusion, self.per_image, self.samples = {}, {}, {}, {}
+        labels = pl_module.label_map
+        self.classes = list(labels.names)
+        datamodule = trainer.datamodule
+        self.stages = list(getattr(datamodule, "test_stages", ["test"]))
+        self.aliases = dict(getattr(datamodule, "test_aliases", {}))
+        self.natural = labels.ids(labels.occluders)  # classes that are occluders: the naturally occluded subset
+        scored = ["test", "test/crop", "ceiling", *(s for c in self.conditions for s in occluded_stages(c))]
+        self.metrics = {s: SegmentationMetrics(labels, per_image=True).to(pl_module.device) for s in scored}
+        if self.natural:  # their mean F1 over the classes both subsets have: the occluders' own left out
+            faces = replace(labels, mean_f1=tuple(c for c in labels.mean_f1 if c not in labels.occluders))
+            for stage in ("natural", "natural_clear"):
+                self.metrics[stage] = SegmentationMetrics(faces, per_image=True).to(pl_module.device)
+        self.results, self.confusion, self.per_image, self.samples, self.aligned_by = {}, {}, {}, {}, {}
         loaders = trainer.test_dataloaders
         self.names = list((loaders[0] if isinstance(loaders, list) else loaders).dataset.names)
 
@@ -85,10 +112,11 @@ class TestEvaluator(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        stage, members = STAGES[dataloader_idx], outputs
+        stage, members = self.stages[dataloader_idx], outputs
         crop_scores = pl_module.combine(members)
         loss = pl_module.loss(crop_scores, batch["label"])
         pl_module.log(f"{stage}/loss", loss, sync_dist=True, add_dataloader_idx=False, batch_size=len(crop_scores))
+        index = batch["index"]
         if "original_label" in batch:
             # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
             labels = batch["original_label"]
@@ -97,19 +125,42 @@ class TestEvaluator(pl.Callback):
             warped, valid, covered = warp_to_photos(members.flatten(0, 1), batch["matrix"].repeat(m, 1, 1), sizes * m)
             scores, valid, covered = pl_module.combine(warped.unflatten(0, (m, n))), valid[:n], covered[:n]
             target = _padded(labels, *valid.shape[1:], scores.device)
-            occluders = batch.get("original_occluder")
-            occluder = None if occluders is None else _padded(occluders, *valid.shape[1:], scores.device)
-            self.metrics[f"{stage}_crop"].update(scores, target, covered, batch["index"])
+            scored = Scored.of(scores)
+            self.metrics[f"{stage}/crop"].update(scored, target, covered, index)
             if stage == "test":
                 self._score_ceiling(batch, sizes, target, valid, len(pl_module.label_map))
+
+            def photo(key: str) -> torch.Tensor:
+                return _padded(batch[f"original_{key}"], *valid.shape[1:], scores.device)
+
         else:
-            scores, target, valid, occluder = crop_scores, batch["label"], None, batch.get("occluder")
-        index = batch["index"]
-        self.metrics[stage].update(scores, target, valid, index)
-        if occluder is not None:
-            inside, outside = (occluder, ~occluder) if valid is None else (occluder & valid, ~occluder & valid)
-            self.metrics["occluded_inside"].update(scores, target, inside, index)
-            self.metrics["occluded_outside"].update(scores, target, outside, index)
+            target = batch["label"]
+            scored, valid = Scored.of(crop_scores), torch.ones_like(target, dtype=torch.bool)
+
+            def photo(key: str) -> torch.Tensor:
+                return batch[key]
+
+        self.metrics[stage].update(scored, target, valid, index)
+        if stage == "test":
+            for condition in self.conditions:  # the clean prediction on what each condition leaves visible
+                hidden = photo(f"occluder/{self.aliases.get(condition, condition)}")
+                self.metrics[f"{condition}/visible_clean"].update(scored, target, valid & ~hidden, index)
+            if self.natural:
+                occluded = torch.isin(target, torch.tensor(self.natural, device=target.device)).flatten(1).any(1)
+                occluded = occluded[:, None, None]
+                self.metrics["natural"].update(scored, target, valid & occluded, index)
+                self.metrics["natural_clear"].update(scored, target, valid & ~occluded, index)
+        else:
+            occluder, clean = photo("occluder"), photo("clean_label")
+            # Under-occluder metrics count only the occluder's pixels that hide face or hair: one over background
+            # hides nothing.
+            hidden = valid & occluder & (clean != BACKGROUND) & (clean != IGNORE)
+            self.metrics[f"{stage}/inside"].update(scored, target, hidden, index)
+            self.metrics[f"{stage}/hidden"].update(scored, clean, hidden, index)
+            self.metrics[f"{stage}/outside"].update(scored, target, valid & ~occluder, index)
+            for source in batch.get("aligned_by", ()):
+                counts = self.aligned_by.setdefault(stage, {})
+                counts[source] = counts.get(source, 0) + 1
         if batch_idx == 0 and trainer.is_global_zero:
             self._keep_samples(stage, batch, crop_scores, pl_module)
 
@@ -143,22 +194,43 @@ class TestEvaluator(pl.Callback):
         return values
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Clean metrics as `test/...`; with an occluded test loader also `occluded/...`: the same metrics, their
-        drop from clean (`occluded/drop/...`, clean minus occluded), and the occluders' own pixels vs the rest."""
+        """Clean metrics as `test/...`; per occluded condition C (facseg.data.conditions) `C/...`: the same
+        metrics, their drop from clean (`C/drop/...`, clean minus occluded); under the occluders (`C/inside/...`,
+        only occluder pixels that hide face or hair): pixel_acc and rmse against the occluded truth (background),
+        and from the clean truth, the share of hidden pixels predicted as the part they hide (`hallucinated`) or
+        as background (`not_face`), overall and per class; on the pixels left visible, the occluded prediction
+        (`C/outside/...`) and the clean one (`C/visible_clean/...`): their gap is what the occluder costs on what
+        stays visible."""
         clean = self._compute("test")
         out = {f"test/{k}": v for k, v in clean.items()}
-        if self.metrics["occluded"].update_called:
-            occluded = self._compute("occluded")
-            out.update({f"occluded/{k}": v for k, v in occluded.items()})
-            out.update({f"occluded/drop/{k}": clean[k] - occluded[k] for k in clean if k != "rmse"})
-            # Inside, the truth is all background: pixel_acc is the share of occluder pixels left unlabelled.
-            inside, outside = self._compute("occluded_inside"), self._compute("occluded_outside")
-            out.update({f"occluded/inside/{k}": inside[k] for k in ("pixel_acc", "rmse")})
-            out.update({f"occluded/outside/{k}": outside[k] for k in ("miou", "f1_fg", "pixel_acc", "rmse")})
-        for stage in STAGES:
-            if self.metrics[f"{stage}_crop"].update_called:
-                inside_crop = self._compute(f"{stage}_crop")
+        for condition in self.conditions:
+            if not self.metrics[condition].update_called:
+                continue
+            occluded = self._compute(condition)
+            out.update({f"{condition}/{k}": v for k, v in occluded.items()})
+            out.update({f"{condition}/drop/{k}": clean[k] - occluded[k] for k in clean if k != "rmse"})
+            inside = self._compute(f"{condition}/inside")
+            out.update({f"{condition}/inside/{k}": inside[k] for k in ("pixel_acc", "rmse")})
+            self._compute(f"{condition}/hidden")
+            rates = metrics_table(self.confusion[f"{condition}/hidden"], [])
+            for key in ("hallucinated", "not_face"):
+                out[f"{condition}/inside/{key}"] = torch.tensor(float(rates[key]))
+                for i, name in enumerate(self.classes[1:], start=1):
+                    out[f"{condition}/inside/{key}/{name}"] = torch.tensor(float(rates[f"{key}_class"][i]))
+            for part in ("outside", "visible_clean"):
+                values = self._compute(f"{condition}/{part}")
+                out.update({f"{condition}/{part}/{k}": values[k] for k in SCALARS})
+        for stage in ("test", *self.conditions):
+            if self.metrics[f"{stage}/crop"].update_called:
+                inside_crop = self._compute(f"{stage}/crop")
                 out.update({f"{stage}/crop/{k}": inside_crop[k] for k in ("pixel_acc", "rmse")})
+        for stage in ("natural", "natural_clear"):
+            if stage in self.metrics and self.metrics[stage].update_called:
+                out.update({f"{stage}/{k}": v for k, v in self._compute(stage).items()})
+        for alias, source in self.aliases.items():  # a severity level that is the primary condition
+            out.update({alias + k[len(source) :]: v for k, v in list(out.items()) if k.startswith(f"{source}/")})
+            for stage in [s for s in self.per_image if s == source or s.startswith(f"{source}/")]:
+                self.per_image[alias + stage[len(source) :]] = self.per_image[stage]
         if self.metrics["ceiling"].update_called:
             ceiling = self._compute("ceiling")
             kept = ("miou", "f1_fg", "iou", "f1")  # pixel accuracy and RMSE of one-hot scores say nothing
@@ -175,8 +247,8 @@ class TestEvaluator(pl.Callback):
     def write(self, output_dir: Path) -> None:
         """confusion.json, per_image.npz and samples.npz in `output_dir`."""
         output_dir.mkdir(parents=True, exist_ok=True)
-        pooled = {stage: self.confusion[stage].tolist() for stage in STAGES if stage in self.confusion}
-        write_json(output_dir / CONFUSION_FILE, {"classes": self.classes, **pooled})
+        pooled = {stage: self.confusion[stage].tolist() for stage in self.stages if stage in self.confusion}
+        write_json(output_dir / CONFUSION_FILE, {"classes": self.classes, **pooled, "aligned_by": self.aligned_by})
         per_image = {"names": np.array(self.names), "classes": np.array(self.classes)}
         for stage, arrays in self.per_image.items():
             for key, value in arrays.items():
@@ -197,10 +269,11 @@ class TestEvaluator(pl.Callback):
 
         results = {k: json_number(v) for k, v in self.results.items()}
         names = self.classes
-        columns = ["class"] + [f"{stage}/{m}" for stage in STAGES for m in ("iou", "f1")]
-        rows = [[c, *(results.get(f"{stage}/{m}/{c}") for stage in STAGES for m in ("iou", "f1"))] for c in names]
+        stages = self.stages[:2]  # clean and the primary occluded condition
+        columns = ["class"] + [f"{stage}/{m}" for stage in stages for m in ("iou", "f1")]
+        rows = [[c, *(results.get(f"{stage}/{m}/{c}") for stage in stages for m in ("iou", "f1"))] for c in names]
         media: dict[str, Any] = {"test/per_class": wandb.Table(columns=columns, data=rows)}
-        for stage in STAGES:
+        for stage in stages:
             if stage in self.confusion:
                 cells = [[names[i], names[j], int(n)] for (i, j), n in np.ndenumerate(self.confusion[stage])]
                 media[f"{stage}/confusion_matrix"] = wandb.plot_table(

@@ -44,20 +44,20 @@ COLUMNS = [
     ("mIoU", "test", "miou", 100, 1),
     ("mean F1", "test", "f1_fg", 100, 1),
     ("pixel acc", "test", "pixel_acc", 100, 2),
-    ("pixel acc (crop)", "test_crop", "pixel_acc", 100, 2),
+    ("pixel acc (crop)", "test/crop", "pixel_acc", 100, 2),
     ("RMSE", "test", "rmse", 1, 4),
-    ("RMSE (crop)", "test_crop", "rmse", 1, 4),
+    ("RMSE (crop)", "test/crop", "rmse", 1, 4),
     ("occl. mean F1", "occluded", "f1_fg", 100, 1),
     ("F1 drop", "drop", "f1_fg", 100, 1),
-    ("occluder acc", "occluded_inside", "pixel_acc", 100, 1),
+    ("hallucinated", "occluded/hidden", "hallucinated", 100, 1),
 ]
 # Where metrics.json keeps each stage's values (runs without per_image.npz are reported as mean +- std of these).
 METRICS_PREFIX = {
     "test": "test/",
-    "test_crop": "test/crop/",
+    "test/crop": "test/crop/",
     "occluded": "occluded/",
     "drop": "occluded/drop/",
-    "occluded_inside": "occluded/inside/",
+    "occluded/hidden": "occluded/inside/",
 }
 # (column title, cost.json key, scale, digits): the net's cost does not depend on the seed.
 COST_COLUMNS = [("params (M)", "params", 1e-6, 2), ("GFLOPs", "gflops", 1, 2), ("ms/image", "ms_per_image", 1, 1)]
@@ -98,7 +98,8 @@ def load_job(path: Path) -> Job:
     cost = read_json(path / COST_FILE) or {}
     job.metrics = {**metrics, **{f"cost/{k}": v for k, v in cost.items()}}
     confusion = read_json(path / CONFUSION_FILE) or {}
-    job.confusion = {k: np.array(v) for k, v in confusion.items() if k != "classes"}
+    job.metrics["aligned_by"] = confusion.get("aligned_by", {})
+    job.confusion = {k: np.array(v) for k, v in confusion.items() if k not in ("classes", "aligned_by")}
     job.per_image = read_arrays(path / PER_IMAGE_FILE)
     job.samples = read_arrays(path / SAMPLES_FILE)
     return job
@@ -181,6 +182,8 @@ class Statistics:
         self.labels = label_map(jobs)
         self.classes = list(self.labels.names)
         self.mean_f1 = [self.classes.index(c) for c in self.labels.mean_f1]
+        # The naturally occluded subsets' mean F1 leaves the occluder classes out (facseg.evaluation)
+        self.mean_f1_faces = [i for i in self.mean_f1 if self.classes[i] not in self.labels.occluders]
         tested = [run.per_image for runs in self.groups.values() for run in runs if run.per_image]
         self.images = list(tested[0]["names"]) if tested else []
         self.boot = Bootstrap(len(self.images)) if tested else None
@@ -196,30 +199,47 @@ class Statistics:
             self._runs[label, stage] = Runs.stack(arrays, stage) if usable else None
         return self._runs[label, stage]
 
-    def estimate(self, label: str, stage: str, metric: str) -> Estimate | None:
-        clean = self.runs(label, "test" if stage == "drop" else stage)
-        minus = self.runs(label, "occluded") if stage == "drop" else None
-        if clean is None or (stage == "drop" and minus is None):
+    def estimate(self, label: str, stage: str, metric: str, minus: str | None = None) -> Estimate | None:
+        """The metric at a stage of per_image.npz; with `minus`, the stage minus that stage (same images, seeds).
+        `drop`: clean minus the primary occluded condition."""
+        if stage == "drop":
+            stage, minus = "test", "occluded"
+        runs = self.runs(label, stage)
+        subtracted = self.runs(label, minus) if minus else None
+        if runs is None or (minus and subtracted is None):
             return None
-        return interval(self.boot, clean, self.mean_f1, self.classes, metric, minus)
+        return interval(self.boot, runs, self.averaged(stage), self.classes, metric, subtracted)
 
-    def cell(self, label: str, stage: str, metric: str, scale: float, digits: int) -> str:
-        found = self.estimate(label, stage, metric)
+    def averaged(self, stage: str) -> list[int]:
+        return self.mean_f1_faces if stage.startswith("natural") else self.mean_f1
+
+    def cell(self, label: str, stage: str, metric: str, scale: float, digits: int, minus: str | None = None) -> str:
+        found = self.estimate(label, stage, metric, minus)
         if found is None:
-            return _cell(self.groups[label], METRICS_PREFIX[stage] + metric, scale, digits)
-        if not np.isfinite(found.mean):
-            return "-"
-        return f"{found.mean * scale:.{digits}f} [{found.low * scale:.{digits}f}, {found.high * scale:.{digits}f}]"
+            prefix = METRICS_PREFIX.get(stage)
+            return _cell(self.groups[label], prefix + metric, scale, digits) if prefix and not minus else "-"
+        return _estimate(found, scale, digits)
 
     def seeds(self, label: str) -> int:
         found = self.estimate(label, "test", "f1_fg")
         return found.seeds if found else len(_values(self.groups[label], "test/f1_fg"))
 
-    def differences(self, a: str, b: str, keys: list[str]) -> list[Difference] | None:
-        runs = [self.runs(label, "test") for label in (a, b)]
+    def differences(self, a: str, b: str, keys: list[str], stage: str = "test") -> list[Difference] | None:
+        runs = [self.runs(label, stage) for label in (a, b)]
         if any(r is None for r in runs):
             return None
-        return paired(self.boot, *runs, self.mean_f1, self.classes, keys)
+        return paired(self.boot, *runs, self.averaged(stage), self.classes, keys)
+
+    def stages(self) -> list[str]:
+        """The stages the runs kept per-image results of (per_image.npz), in their order."""
+        tested = next((run.per_image for runs in self.groups.values() for run in runs if run.per_image), {})
+        return list(dict.fromkeys(k.rsplit("/", 1)[0] for k in tested if k.endswith("/confusion")))
+
+
+def _estimate(found: Estimate, scale: float, digits: int) -> str:
+    if not np.isfinite(found.mean):
+        return "-"
+    return f"{found.mean * scale:.{digits}f} [{found.low * scale:.{digits}f}, {found.high * scale:.{digits}f}]"
 
 
 def _cost(runs: list[Job], key: str, scale: float, digits: int) -> str:
@@ -328,6 +348,173 @@ def published_table(jobs: list[Job], stats: Statistics | None = None) -> str:
     return "\n".join(lines)
 
 
+def condition_title(stage: str) -> str:
+    """How the report names a test stage (facseg.data.conditions)."""
+    if stage == "test":
+        return "clean"
+    if stage.startswith(("occluded_target/", "occluded_severity/")):
+        return stage.split("/", 1)[1] + (" (coverage)" if stage.startswith("occluded_severity/") else "")
+    titles = {
+        "occluded": "random",
+        "occluded_real": "real objects",
+        "occluded_realigned": "realigned",
+        "natural": "naturally occluded",
+        "natural_clear": "not naturally occluded",
+    }
+    return titles.get(stage, stage)
+
+
+def occluded_conditions(stats: Statistics) -> list[str]:
+    """The occluded conditions the runs were scored under, the severity levels left to the severity curve."""
+    stages = stats.stages()
+    return [s for s in stages if f"{s}/hidden" in stages and not s.startswith("occluded_severity/")]
+
+
+def severity_levels(stats: Statistics) -> list[tuple[float, str]]:
+    stages = stats.stages()
+    levels = [s for s in stages if s.startswith("occluded_severity/") and f"{s}/hidden" in stages]
+    return sorted((float(s.split("/")[1]), s) for s in levels)
+
+
+def alignment_note(jobs: list[Job]) -> str:
+    """Which crop each occluded number used: the clean photo's, and how the realigned condition found its own."""
+    first = next((job.metrics for job in jobs if job.metrics), {})
+    clean = "5 landmarks" if (first.get("crop") or {}).get("align", True) else "the whole photo (letterbox)"
+    counts = (first.get("aligned_by") or {}).get("occluded_realigned")
+    note = f"Every condition but *realigned* crops the occluded photo as the clean one, from {clean}."
+    if counts:
+        found = ", ".join(f"{n} by {source}" for source, n in sorted(counts.items()))
+        note += (
+            " *Realigned* crops it from what a detector would see: landmarks perturbed where the occluder hides "
+            f"them, or YuNet's 5 points on the occluded photo (photos: {found}; `whole image`: YuNet found no face, "
+            "the photo was letterboxed)."
+        )
+    return note
+
+
+def occlusion_section(
+    jobs: list[Job],
+    stats: Statistics | None = None,
+    detailed: list[str] | None = None,
+    arms: list[tuple[str, str]] = (),
+) -> str:
+    """Markdown: mean F1 under every condition; per condition, what the occluder costs on the pixels it leaves
+    visible and what happens under it (for the `detailed` configurations, default all); the per-class
+    hallucination rates at the primary level; and for each (occlusion-trained, clean-trained) pair of `arms`, their
+    paired difference under every condition."""
+    stats = stats or Statistics(jobs)
+    conditions = occluded_conditions(stats) if stats.boot is not None else []
+    if not conditions:
+        return ""
+    stages = stats.stages()
+    natural = [s for s in ("natural", "natural_clear") if s in stages]
+    columns = ["test", *conditions, *natural]
+    detailed = [label for label in (detailed if detailed is not None else stats.groups) if label in stats.groups]
+    lines = [
+        "## Occlusion",
+        "",
+        "Mean F1 (%) on the same test images under each condition: *random*, occluders at random places hiding "
+        f"the primary fraction of the face; {', '.join(condition_title(c) for c in conditions[1:])}. "
+        + alignment_note(jobs),
+        "",
+        *_header(["model", *(condition_title(c) for c in columns)]),
+    ]
+    for label in stats.groups:
+        lines.append(_row([label, *(stats.cell(label, c, "f1_fg", 100, 1) for c in columns)]))
+    levels = severity_levels(stats)
+    if levels:
+        lines += [
+            "",
+            "Severity: mean F1 (%) as random occluders hide more of the face (the figure below draws it).",
+            "",
+            *_header(["model", "0 (clean)", *(f"{level:g}" for level, _ in levels)]),
+        ]
+        for label in stats.groups:
+            stages = ["test", *(stage for _, stage in levels)]
+            lines.append(_row([label, *(stats.cell(label, stage, "f1_fg", 100, 1) for stage in stages)]))
+    lines += [
+        "",
+        "What each occluder costs. *Visible*: mean F1 on the pixels the occluder leaves visible, of the clean "
+        "photo's prediction and of the occluded photo's, and the loss between them (clean minus occluded: worse "
+        "parsing of what can still be seen). *Hidden*: of the occluder's pixels that hide face or hair, the share "
+        "predicted as the very part they hide (*hallucinated*) and as background (*not face*, what LaPa's "
+        "annotations say is there); the rest went to another part. In %, with 95 % intervals.",
+        "",
+        *_header(
+            ["condition", "model", "visible: clean", "visible: occluded", "loss on visible", "hallucinated", "not face"]
+        ),
+    ]
+    for condition in conditions:
+        for label in detailed:
+            lines.append(
+                _row(
+                    [
+                        condition_title(condition),
+                        label,
+                        stats.cell(label, f"{condition}/visible_clean", "f1_fg", 100, 1),
+                        stats.cell(label, f"{condition}/outside", "f1_fg", 100, 1),
+                        stats.cell(label, f"{condition}/visible_clean", "f1_fg", 100, 1, minus=f"{condition}/outside"),
+                        stats.cell(label, f"{condition}/hidden", "hallucinated", 100, 1),
+                        stats.cell(label, f"{condition}/hidden", "not_face", 100, 1),
+                    ]
+                )
+            )
+    hidden_classes = [c for c in scored_classes(jobs)]
+    lines += [
+        "",
+        "Hallucination per hidden class, *random* condition: of each class's pixels under the occluders, the share "
+        "predicted as that class (%).",
+        "",
+        *_header(["model", *hidden_classes]),
+    ]
+    for label in detailed:
+        cells = [stats.cell(label, "occluded/hidden", f"hallucinated/{c}", 100, 1) for c in hidden_classes]
+        lines.append(_row([label, *cells]))
+    if arms:
+        lines += [
+            "",
+            "Trained with occluders minus trained clean (the same architecture and settings), mean F1 points on "
+            "the same images: the difference, its 95 % interval and the paired permutation p-value. The real "
+            "objects are a family that training never draws.",
+            "",
+        ]
+        arm_columns = ["test", *conditions, *(stage for _, stage in levels), *natural]
+        lines += _header(["model", *(condition_title(c) for c in arm_columns)])
+        for occluded_arm, clean_arm in [pair for pair in arms if all(label in stats.groups for label in pair)]:
+            cells = []
+            for stage in arm_columns:
+                found = stats.differences(occluded_arm, clean_arm, ["f1_fg"], stage)
+                d = found[0] if found else None
+                cells.append(f"{100 * d.difference:+.1f} {_span(d)}, p {_p(d.p)}" if d else "-")
+            lines.append(_row([f"{occluded_arm} - {clean_arm}", *cells]))
+    return "\n".join([*lines, ""])
+
+
+def plot_severity(jobs: list[Job], stats: Statistics | None = None) -> Figure | None:
+    """Mean F1 against the fraction of the face hidden (0: clean), one line per configuration, with the 95 %
+    intervals as bands; None without severity levels."""
+    stats = stats or Statistics(jobs)
+    levels = severity_levels(stats) if stats.boot is not None else []
+    if not levels:
+        return None
+    fig = Figure(figsize=(7, 4.5), layout="tight")
+    ax = fig.subplots()
+    points = [(0.0, "test"), *levels]
+    for label in stats.groups:
+        found = [stats.estimate(label, stage, "f1_fg") for _, stage in points]
+        if any(f is None for f in found):
+            continue
+        x = [level for level, _ in points]
+        ax.plot(x, [100 * f.mean for f in found], marker="o", label=label)
+        ax.fill_between(x, [100 * f.low for f in found], [100 * f.high for f in found], alpha=0.2)
+    ax.set_xlabel("fraction of the face hidden (random occluders)")
+    ax.set_ylabel("mean F1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("Severity: mean F1 against occluder coverage (95 % intervals)")
+    return fig
+
+
 def plot_per_class(jobs: list[Job], metric: str = "f1") -> Figure:
     """Grouped bars per class, one bar per configuration, clean above and occluded below (error bars: std)."""
     grouped = groups(jobs)
@@ -418,9 +605,10 @@ PROTOCOL = (
     "background with certainty). The *ceiling* row scores the ground truth itself taken through the crop and "
     "back, a hard label map at the crop's resolution: what the crop size costs a perfect crop prediction. It is a "
     "reference, not a bound: soft probabilities warped back can place a boundary between crop pixels, and an "
-    "ensemble may pass it. Occluded: the same test images, each with a fixed occluder "
+    "ensemble may pass it. Occluded: the same test images, each with a fixed occluder at a random place "
     "hiding a set fraction of the face, labelled background under it; *F1 drop* is clean minus occluded mean F1, "
-    "*occluder acc* the share of occluder pixels left unlabelled. Parameters: those the test-time forward pass "
+    "*hallucinated* the share of the occluders' pixels that hide face or hair predicted as the part they hide "
+    "(the Occlusion section has the other conditions). Parameters: those the test-time forward pass "
     "uses (PSPNet's auxiliary head, training only, is left out); GFLOPs count a multiply-add as 2: matched "
     "parameters are not matched compute. Paired differences: the difference of the seed means, its 95 % interval "
     "from the same bootstrap (one draw of images for both sides), and the p-value of a paired permutation test "
@@ -437,11 +625,13 @@ def write_report(
     title: str | None = None,
     sections: list[str] = (),
     compared: list[str] | None = None,
+    arms: list[tuple[str, str]] = (),
 ) -> Path:
     """report.md and figures/ in `out` (default: the sweep directory itself); returns the report's path.
 
-    `jobs` (default: the sweep's), `title`, `sections` (markdown placed after the tables) and `compared` (the
-    configurations tested pairwise, per class too; default all) let facseg.study reuse it.
+    `jobs` (default: the sweep's), `title`, `sections` (markdown placed after the tables), `compared` (the
+    configurations tested pairwise, per class too, and detailed under occlusion; default all) and `arms`
+    ((occlusion-trained, clean-trained) pairs compared under every condition) let facseg.study reuse it.
     """
     jobs = jobs if jobs is not None else load_sweep(directory)
     out = Path(out) if out else Path(directory)
@@ -469,6 +659,13 @@ def write_report(
         differences = differences_section(jobs, stats, compared)
         if differences:
             lines += ["## Paired differences (test images matched)", "", differences, ""]
+        occlusion = occlusion_section(jobs, stats, compared, arms)
+        if occlusion:
+            lines += [occlusion]
+        severity = plot_severity(jobs, stats)
+        if severity is not None:
+            write_bytes(figures / "severity_f1.png", png(severity))
+            lines += ["![mean F1 against occluder coverage](figures/severity_f1.png)", ""]
         lines += [section for section in sections]
         if any_job["data"] != "synthetic" and label_map(jobs).published.get("results"):
             lines += ["## Beside the published results", "", published_table(jobs, stats), ""]

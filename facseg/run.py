@@ -108,7 +108,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
             raise
         best_path, best_score = selected_checkpoint(trainer, cfg.optimized_metric)
         if cfg.test:
-            trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True)
+            trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)
         if trainer.is_global_zero:
             # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
             net = module.net.to(trainer.strategy.root_device)
@@ -127,6 +127,12 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                     **(logged_results(trainer) if cfg.test else {}),
                 },
             )
+            if cfg.test:  # the whole table of every condition is in metrics.json; the headline here
+                results = trainer.callback_metrics
+                summary = [
+                    f"{k} {100 * float(results[k]):.1f}" for k in ("test/f1_fg", "occluded/f1_fg") if k in results
+                ]
+                log.info("mean F1 %s: %s", ", ".join(summary), output_dir / METRICS_FILE)
         return best_score
     finally:
         finish_wandb(loggers)

@@ -6,9 +6,12 @@
    `study.search_epochs` epochs, scored on validation (`optimized_metric`) only: the test split is never touched.
    The best trial's settings are each architecture's chosen settings (DIR/chosen.json).
 2. Retrain: each architecture's chosen settings with `study.seeds` fresh seeds, every run tested as `facseg.run`
-   tests (clean and occluded, per-image results kept).
-3. Ensembles: each architecture's seeds as one ensemble, and the architectures together (one ensemble per seed
-   index, so it has seeds too), each with equal weights and with weights fitted on validation.
+   tests (clean and under every occluded condition, per-image results kept); with `study.arms=[clean,occluded]`,
+   also trained with occluders on a fraction `study.occlusion_p` of the training images (the same settings and
+   seeds: an arm of the study, not another search), reported beside the clean-trained runs under every condition.
+3. Ensembles, of the clean-trained runs: each architecture's seeds as one ensemble, and the architectures together
+   (one ensemble per seed index, so it has seeds too), each with equal weights and with weights fitted on
+   validation.
 4. The report (DIR/report.md): every configuration with 95 % intervals over seeds and test images, paired tests,
    the chosen settings, the ensembles' weights and the time each phase took.
 
@@ -20,6 +23,8 @@ architecture whose every trial failed, or a run that fails, is named in the repo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import shutil
@@ -38,13 +43,25 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg import report as reporting
 from facseg.data.labels import IGNORE
 from facseg.evaluate import checkpoint_settings, data_config, evaluate, load
+from facseg.evaluation import RESULT_PREFIXES
 from facseg.io import write_json
 from facseg.models.ensemble import fit_weights
-from facseg.results import STATUS_FILE, failed_status, read_json, read_metrics, read_status
+from facseg.results import (
+    CONFUSION_FILE,
+    METRICS_FILE,
+    PER_IMAGE_FILE,
+    SAMPLES_FILE,
+    STATUS_FILE,
+    failed_status,
+    read_json,
+    read_metrics,
+    read_status,
+)
 from facseg.run import run_job
 
 log = logging.getLogger(__name__)
 STATE_FILE, CHOSEN_FILE = "study.json", "chosen.json"
+OCCLUSION_ARM = "occl"  # the folder tag of the occlusion-trained runs
 
 
 class Study:
@@ -148,18 +165,65 @@ class Study:
     def seeds(self) -> list[int]:
         return [self.cfg.seed + 1 + i for i in range(self.settings.seeds)]
 
-    def retrain(self, model: str, chosen: dict[str, Any]) -> None:
-        for seed in self.seeds():
-            output_dir = self.run_dir(model, seed)
-            if read_status(output_dir)["status"] == "ok":
-                continue
-            try:
-                self.train_job(output_dir, model, seed, chosen["params"], [], keep_best=True)
-            except Exception as e:  # recorded in the run's status.json; the report names it
-                log.error("%s seed %d failed: %s", model, seed, e)
+    def arms(self) -> dict[str, list[str]]:
+        """`study.arms`, the training conditions each architecture's chosen settings are retrained under, by their
+        runs' folder tag: clean (as configured), occluded (occluders on `study.occlusion_p` of the training images)."""
+        known = {"clean": ("", []), "occluded": (OCCLUSION_ARM, [f"data.occlusion.p={self.settings.occlusion_p}"])}
+        unknown = [arm for arm in self.settings.arms if arm not in known]
+        if unknown or not self.settings.arms:
+            raise ValueError(f"study.arms={list(self.settings.arms)}: expected some of {', '.join(known)}")
+        return dict(known[arm] for arm in self.settings.arms)
 
-    def run_dir(self, model: str, seed: int) -> Path:
-        return self.dir / "runs" / f"{model}-s{seed}"
+    def retrain(self, model: str, chosen: dict[str, Any], arm: str) -> None:
+        for seed in self.seeds():
+            output_dir = self.run_dir(model, seed, arm)
+            try:
+                if read_status(output_dir)["status"] != "ok":
+                    self.train_job(output_dir, model, seed, chosen["params"], self.arms()[arm], keep_best=True)
+                    self.mark_tested(output_dir)
+                elif self.settings.rescore and not self.tested_now(output_dir):
+                    self.rescore(output_dir, model)
+            except Exception as e:  # recorded in the run's status.json; the report names it
+                log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
+
+    # -- rescoring --------------------------------------------------------------------------------------------
+    @property
+    def test_protocol(self) -> str:
+        """A fingerprint of how runs are tested (the occluded conditions, the scoring resolution): study.rescore
+        tests again what was tested otherwise."""
+        data = OmegaConf.to_container(self.cfg.data, resolve=True)
+        spec = {"occluded_test": data.get("occluded_test"), "eval_resolution": data.get("eval_resolution")}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+    def tested_now(self, output_dir: Path) -> bool:
+        return read_status(output_dir).get("test_protocol") == self.test_protocol
+
+    def mark_tested(self, output_dir: Path) -> None:
+        write_json(output_dir / STATUS_FILE, {**read_status(output_dir), "test_protocol": self.test_protocol})
+
+    def rescore(self, output_dir: Path, model: str) -> None:
+        """A finished run tested again, from its kept checkpoint, with today's test protocol: its test results
+        (metrics.json's test values, confusion.json, per_image.npz, samples.npz) replaced, the rest kept."""
+        old = read_metrics(output_dir)
+        scratch = output_dir / "rescoring"
+        shutil.rmtree(scratch, ignore_errors=True)
+        self.evaluate(scratch, model, [Path(old["best_checkpoint"])], None)
+        new = read_metrics(scratch)
+        kept = {k: v for k, v in old.items() if not k.startswith(RESULT_PREFIXES)}
+        for name in (CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE):
+            (scratch / name).replace(output_dir / name)
+        write_json(
+            output_dir / METRICS_FILE, {**kept, **{k: v for k, v in new.items() if k.startswith(RESULT_PREFIXES)}}
+        )
+        shutil.rmtree(scratch)
+        self.mark_tested(output_dir)
+
+    def run_dir(self, model: str, seed: int, arm: str = "") -> Path:
+        return self.dir / "runs" / f"{model}{arm and f'-{arm}'}-s{seed}"
+
+    @staticmethod
+    def arm_label(model: str, arm: str) -> str:
+        return f"{model} (occlusion-trained)" if arm else model
 
     # -- 3. ensembles -----------------------------------------------------------------------------------------
     def ensembles(self, models: list[str]) -> list[tuple[str, list[Path], Path]]:
@@ -187,7 +251,11 @@ class Study:
         ]
 
     def score_ensembles(self, models: list[str]) -> None:
-        todo = [e for e in self.ensembles(models) if read_status(e[2])["status"] != "ok"]
+        todo = [
+            e
+            for e in self.ensembles(models)
+            if read_status(e[2])["status"] != "ok" or (self.settings.rescore and not self.tested_now(e[2]))
+        ]
         fitted = sorted({p for label, members, _ in todo if label.endswith("(fitted)") for p in members})
         log_probs: dict[Path, torch.Tensor] | None = None  # every fitted member's validation pixels, read once
         for label, members, output_dir in todo:
@@ -197,7 +265,7 @@ class Study:
                     log_probs = log_probs or self.validation_log_probs(fitted)
                     weights = fit_weights(torch.stack([log_probs[p] for p in members]))
                 self.evaluate(output_dir, label, members, weights)
-                write_json(output_dir / STATUS_FILE, {"status": "ok"})
+                write_json(output_dir / STATUS_FILE, {"status": "ok", "test_protocol": self.test_protocol})
             except Exception as e:  # named in the report; the other ensembles go on
                 log.error("ensemble %s failed: %s", label, e)
                 output_dir.mkdir(parents=True, exist_ok=True)
@@ -263,16 +331,20 @@ class Study:
                 if model not in chosen:
                     chosen[model] = self.timed("search", self.search, model)
                     write_json(self.dir / CHOSEN_FILE, chosen)
-            for model in models:
-                if chosen[model] is not None:
-                    self.timed("retrain", self.retrain, model, chosen[model])
+            arms = list(self.arms())
+            for arm in arms[:1]:  # the first arm, then its ensembles, then the other arms
+                for model in [m for m in models if chosen[m] is not None]:
+                    self.timed("retrain", self.retrain, model, chosen[model], arm)
             if self.settings.ensembles:
                 self.timed("ensembles", self.score_ensembles, models)
+            for arm in arms[1:]:
+                for model in [m for m in models if chosen[m] is not None]:
+                    self.timed("retrain", self.retrain, model, chosen[model], arm)
         report = self.timed("report", self.write_report, models, chosen)
         total = sum(self.state["seconds"].values())
         print(f"study finished in {total / 60:.1f} minutes ({self.durations()}): {report}")
         failed = [f"{m} (every trial)" for m in models if chosen[m] is None]
-        folders = [self.run_dir(m, s) for m in models if chosen[m] for s in self.seeds()]
+        folders = [self.run_dir(m, s, a) for m in models if chosen[m] for a in self.arms() for s in self.seeds()]
         folders += [path for _, _, path in self.ensembles(models)] if self.settings.ensembles else []
         failed += [path.name for path in folders if read_status(path)["status"] != "ok" and path.is_dir()]
         if failed:  # the others finished and are in the report; the command still says that something failed
@@ -285,15 +357,18 @@ class Study:
 
     def write_report(self, models: list[str], chosen: dict[str, Any]) -> Path:
         jobs = []
-        for model in models:
-            jobs += [
-                reporting.load_job(self.run_dir(model, seed))
-                for seed in self.seeds()
-                if self.run_dir(model, seed).is_dir()
-            ]
-        jobs += [reporting.load_job(path) for _, _, path in self.ensembles(models) if path.is_dir()]
-        for job in jobs:
-            job.label = job.metrics.get("model", job.name) if job.metrics else job.name
+        for arm in self.arms():
+            for model in models:
+                for seed in self.seeds():
+                    if self.run_dir(model, seed, arm).is_dir():
+                        job = reporting.load_job(self.run_dir(model, seed, arm))
+                        job.label = self.arm_label(model, arm)
+                        jobs.append(job)
+        for _, _, path in self.ensembles(models):
+            if path.is_dir():
+                job = reporting.load_job(path)
+                job.label = job.metrics.get("model", job.name) if job.metrics else job.name
+                jobs.append(job)
         for model in models:
             if chosen.get(model) is None:
                 failed = reporting.Job(
@@ -307,6 +382,7 @@ class Study:
             title=f"Study `{self.name}`: {', '.join(models)}, the same tuning budget each",
             sections=[self.tuning_section(chosen, jobs), self.ensemble_section(jobs)],
             compared=models,
+            arms=[(self.arm_label(m, OCCLUSION_ARM), m) for m in models] if len(self.arms()) > 1 else [],
         )
 
     def tuning_section(self, chosen: dict[str, Any], jobs: list[reporting.Job]) -> str:

@@ -68,6 +68,9 @@ def checkpoint(tmp_path_factory, tiny_root) -> Path:
     return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
 
 
+NATURAL_TEST_ID = "e15b89a1e93945ae8288ebcbe95e2f8f"  # a shared test face that wears a hat
+
+
 def celebamask_ids(split: str, count: int) -> list[str]:
     """The first `count` ids of a split of the shared real CelebAMask-HQ faces."""
     return (CELEBAMASK_MINI / f"{split}.txt").read_text().split()[:count]
@@ -75,14 +78,15 @@ def celebamask_ids(split: str, count: int) -> list[str]:
 
 @pytest.fixture(scope="session")
 def celebamask_small(tmp_path_factory) -> Path:
-    """16 train, 4 val, 4 test real faces from the shared set, in its own (preprocessed) CelebAMask-HQ layout."""
+    """16 train, 4 val, 4 test real faces from the shared set, in its own (preprocessed) CelebAMask-HQ layout; the
+    last test face wears a hat (a naturally occluded face)."""
     if not CELEBAMASK_MINI.is_dir():
         pytest.skip(f"{CELEBAMASK_MINI} is absent: the real-face tests need it")
     root = tmp_path_factory.mktemp("celebamask") / "small"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    for split, count in (("train", 16), ("val", 4), ("test", 4)):
-        chosen = celebamask_ids(split, count)
+    for split, count in (("train", 16), ("val", 4), ("test", 3)):
+        chosen = celebamask_ids(split, count) + ([NATURAL_TEST_ID] if split == "test" else [])
         (root / f"{split}.txt").write_text("\n".join(chosen) + "\n")
         for id_ in chosen:
             for folder, suffix in (("images", ".jpg"), ("masks", ".png")):

@@ -1,6 +1,7 @@
 """The README's commands that the rest of the suite does not run as typed."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -64,6 +65,20 @@ def test_bench_data_runs_in_a_tiny_smoke_mode():
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("full-size", "prepared"))]
     assert len(rows) == 2 and all(float(row[-2]) > 0 for row in rows)  # images/s from JPEGs and from the cache
+
+
+def test_bench_test_times_both_protocols_in_a_tiny_smoke_mode(tiny_root):
+    overrides = [*tiny_data(tiny_root), "data.image_size=64"]
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_test.py", "--repeats", "1", *overrides],
+        cwd=facseg.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"primary only\s+2 test loaders", result.stdout), result.stdout
+    assert re.search(r"every condition\s+1[01] test loaders", result.stdout) and "ratio" in result.stdout
 
 
 def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):

@@ -63,8 +63,9 @@ def test_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(tmp_path, ti
     both = evaluate(compose_evaluate([f"ckpt_paths=[{best},{best}]", "weights=[3,1]", *data], tmp_path / "both"))
     assert both["model"] == "ensemble(unet+unet)" and both["weights"] == [0.75, 0.25]
     compared = [k for k in alone if k.startswith(("test/", "occluded/")) and not k.endswith("/loss")]
-    # Every metric, clean (26) and occluded (57), and on photos pixel acc and RMSE inside the crop (2 + 2).
-    assert len(compared) == (87 if resolution == "original" else 83)
+    # Every metric, clean (26) and occluded (26, their 25 drops, under the occluders 4 + 2 x 10 classes, on the
+    # visible pixels 4 + 4 clean), and on photos pixel acc and RMSE inside the crop (2 + 2).
+    assert len(compared) == (113 if resolution == "original" else 109)
     for key in compared:
         assert both[key] == pytest.approx(alone[key], abs=1e-6, nan_ok=True), key
 

@@ -25,8 +25,15 @@ PER_CLASS = [f"{m}/{c}" for m in ("iou", "f1") for c in CLASS_NAMES]
 TEST_KEYS = [f"{stage}/{k}" for stage in ("test", "occluded") for k in SCALARS + PER_CLASS]
 OCCLUSION_KEYS = [f"occluded/drop/{k}" for k in ["miou", "f1_fg", *PER_CLASS]] + [
     "occluded/inside/pixel_acc",
+    "occluded/inside/hallucinated",
+    "occluded/inside/not_face",
     "occluded/outside/miou",
     "occluded/outside/f1_fg",
+    "occluded/visible_clean/f1_fg",
+    # every default condition: the severity levels, the targeted and real occluders
+    *(f"occluded_severity/{c}/{k}" for c in ("0.1", "0.2", "0.3", "0.4", "0.5") for k in SCALARS),
+    *(f"occluded_severity/{c}/inside/hallucinated" for c in ("0.1", "0.2", "0.3", "0.4", "0.5")),
+    *(f"occluded_target/{part}/f1_fg" for part in ("eyes", "mouth", "nose")),
 ]
 
 
@@ -93,8 +100,12 @@ def assert_test_details(run_dir: Path, image_size: int) -> None:
         assert per_image[f"{stage}/pixels"].tolist() == [96 * 96] * 4
     pixels, squared_error = per_image["test/pixels"].sum(), per_image["test/squared_error"].sum()
     assert np.sqrt(squared_error / (11 * pixels)) == pytest.approx(metrics["test/rmse"], rel=1e-6)
-    inside, outside = per_image["occluded_inside/pixels"], per_image["occluded_outside/pixels"]
-    assert np.array_equal(inside + outside, per_image["occluded/pixels"]) and (inside > 0).all()
+    # Under the occluders, only the pixels that hide face or hair count; the visible rest is scored twice, of the
+    # occluded photo's prediction and of the clean one's.
+    inside, outside = per_image["occluded/inside/pixels"], per_image["occluded/outside/pixels"]
+    assert (inside > 0).all() and (inside + outside <= per_image["occluded/pixels"]).all()
+    assert np.array_equal(per_image["occluded/hidden/pixels"], inside)
+    assert np.array_equal(per_image["occluded/visible_clean/pixels"], outside)
     with np.load(run_dir / "samples.npz") as samples:
         assert samples["test/image"].shape == (4, image_size, image_size, 3)
         assert samples["occluded/prediction"].shape == samples["occluded/label"].shape == (4, image_size, image_size)

@@ -137,6 +137,51 @@ def test_an_architecture_whose_trials_all_fail_is_named_and_the_others_finish(tm
     assert len(trials(directory, "unet")) == 1 and run_metrics.stat().st_mtime_ns == stamp
 
 
+def test_an_occlusion_trained_arm_is_compared_and_a_new_test_protocol_rescores_without_retraining(tmp_path, tiny_root):
+    directory = tmp_path / "study"
+    occluded_test = [
+        "data.occluded_test.severities=[0.1]",
+        "data.occluded_test.targets=null",
+        "data.occluded_test.real=null",
+    ]
+    args = [
+        "study.models=[unet]",
+        "study.trials=1",
+        "study.seeds=1",
+        "study.ensembles=false",
+        "study.arms=[clean,occluded]",
+        *TINY,
+        *tiny_data(tiny_root),
+        *occluded_test,
+        f"hydra.sweep.dir={directory}",
+    ]
+    process = study(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output[-3000:]
+    clean, occluded = directory / "runs" / "unet-s1", directory / "runs" / "unet-occl-s1"
+    overrides = json.loads((occluded / "status.json").read_text())["overrides"]
+    assert "data.occlusion.p=0.5" in overrides and "seed=1" in overrides  # the same seed and settings, occluders on
+    assert "data.occlusion.p=0.5" not in json.loads((clean / "status.json").read_text())["overrides"]
+    report = (directory / "report.md").read_text()
+    assert "## Occlusion" in report and "| unet (occlusion-trained) - unet |" in report
+    assert (directory / "figures" / "severity_f1.png").is_file()
+    assert "occluded_severity/0.3/f1_fg" not in json.loads((clean / "metrics.json").read_text())
+
+    # Another test protocol: study.rescore tests the kept checkpoints again, trains nothing.
+    checkpoint = Path(json.loads((clean / "metrics.json").read_text())["best_checkpoint"])
+    stamp = checkpoint.stat().st_mtime_ns
+    rescored = [a for a in args if not a.startswith("data.occluded_test.severities")]
+    rescored += ["data.occluded_test.severities=[0.1,0.3]", "study.rescore=true"]
+    process = study(rescored, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output[-3000:]
+    for run in (clean, occluded):
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["occluded_severity/0.3/f1_fg"] is not None and metrics["val/f1_fg"] is not None
+        assert "test/f1_fg" in metrics and not (run / "rescoring").exists()
+    assert checkpoint.stat().st_mtime_ns == stamp and "Epoch" not in output  # tested again, not trained
+
+
 def test_the_real_face_study_command_scores_ensembles_in_the_datasets_classes(tmp_path, celebamask_small):
     """The README's real-face study, tiny: the experiment preset's data reaches the ensembles' evaluation too."""
     directory = tmp_path / "real"
@@ -154,4 +199,9 @@ def test_the_real_face_study_command_scores_ensembles_in_the_datasets_classes(tm
     assert process.returncode == 0, output[-3000:]
     ensemble = json.loads((directory / "ensembles" / "unet+pspnet-s1-fitted" / "metrics.json").read_text())
     assert ensemble["model"] == "unet+pspnet (fitted)" and ensemble["labels"]["name"] == "celebamask"
+    # Real eyeglasses and hats over the test faces; the data has no landmarks: YuNet realigns the occluded photos.
+    assert ensemble["occluded_real/f1_fg"] is not None and ensemble["natural/f1_fg"] is not None
+    aligned = json.loads((directory / "runs" / "unet-s1" / "confusion.json").read_text())["aligned_by"]
+    assert set(aligned["occluded_realigned"]) <= {"detector", "whole image"}
+    assert sum(aligned["occluded_realigned"].values()) == 4
     assert "| unet+pspnet (equal) | 1 |" in (directory / "report.md").read_text()

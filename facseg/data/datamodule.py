@@ -13,11 +13,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from facseg.data.conditions import build_conditions
 from facseg.data.crop import CropSettings
 from facseg.data.dataset import EpochShuffle, FaceSplit, Shard, collate
 from facseg.data.formats import SPLITS, open_layout
 from facseg.data.labels import LabelMap, LabelMapping
-from facseg.data.occlusion import KINDS, FixedOcclusion
+from facseg.data.occlusion import KINDS, RealOcclusion
 from facseg.data.prepare import CropCache, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
 from facseg.data.transforms import MEAN, STD, HorizontalFlipSwap, RandomOccluder, build_pipeline
@@ -29,9 +30,9 @@ class FaceDataModule(pl.LightningDataModule):
 
     `labels`: the dataset's class set (a LabelMap config; LaPa's by default). `target_labels`: another class set to
     train or score in, through the mapping the dataset's class set declares to it (facseg.evaluate sets it to a
-    checkpoint's classes); its labels then replace the dataset's everywhere. `occluded_test` (coverage, seed,
-    kinds, textured; null: off) adds a second test loader: the same test images, each with its fixed occluder
-    (facseg.data.occlusion.FixedOcclusion), scored as `occluded/...`. `scoring_settings` is what a checkpoint records
+    checkpoint's classes); its labels then replace the dataset's everywhere. `occluded_test` (null: off) adds a
+    test loader per occluded condition (facseg.data.conditions): the same test images, each with its fixed
+    occluder; `test_stages` names the test loaders in order. `scoring_settings` is what a checkpoint records
     of this data (crop, class set, normalisation): facseg.evaluate scores a checkpoint with its own.
     """
 
@@ -84,11 +85,11 @@ class FaceDataModule(pl.LightningDataModule):
             kinds = occlusion.get("kinds", KINDS)
             face = tuple(self.labels.ids(self.labels.face))
             self.augmentations.append(RandomOccluder(tuple(occlusion["coverage"]), kinds, occlusion["p"], face))
-        self.occluded_test = None
+        self.conditions, self.test_aliases = [], {}
         if occluded_test:
-            kinds = tuple(occluded_test.get("kinds", KINDS))
-            face = tuple(self.labels.ids(self.labels.face))
-            self.occluded_test = FixedOcclusion(**{**occluded_test, "kinds": kinds, "face": face})
+            self.conditions, self.test_aliases = build_conditions(
+                occluded_test, self.labels, self.settings, eval_resolution
+            )
         self.synthetic = SyntheticSpec(**synthetic) if synthetic else None
         self.pin_memory = pin_memory
         self.seed = seed
@@ -97,6 +98,11 @@ class FaceDataModule(pl.LightningDataModule):
     @property
     def classes(self) -> tuple[str, ...]:
         return self.labels.names
+
+    @property
+    def test_stages(self) -> list[str]:
+        """What each test loader is scored as: `test`, then each occluded condition's name."""
+        return ["test", *(c.name for c in self.conditions)]
 
     @property
     def layout(self):
@@ -116,6 +122,9 @@ class FaceDataModule(pl.LightningDataModule):
         build missing crop caches."""
         if self.synthetic is not None:
             ensure_synthetic(self.root, self.synthetic)
+        for condition in self.conditions:
+            if isinstance(condition.occlusion, RealOcclusion):
+                condition.occlusion.occluders.load()  # cut out once, into its cache, before workers start
         layout = self.layout
         layout.prepare()
         if self.cache_dir is not None:
@@ -125,23 +134,9 @@ class FaceDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         layout = self.layout
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test", "occluded")}.get(stage, SPLITS)
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
         for split in wanted:
             if split in self.splits:
-                continue
-            if split == "occluded":
-                if self.occluded_test is not None:
-                    test = self.splits["test"]
-                    self.splits[split] = FaceSplit(
-                        test.files,
-                        self.settings,
-                        test.transform,
-                        test.keep_original,
-                        test.cache,
-                        self.seed,
-                        self.occluded_test,
-                        self.mapping,
-                    )
                 continue
             cache = None
             if self.cache_dir is not None:
@@ -151,9 +146,15 @@ class FaceDataModule(pl.LightningDataModule):
             transform = build_pipeline(self.augmentations if split == "train" else (), self.mean, self.std)
             keep_original = split == "test" and self.eval_resolution == "original"
             files = layout.files(split)
+            visible = self.conditions if split == "test" else ()
             self.splits[split] = FaceSplit(
-                files, self.settings, transform, keep_original, cache, self.seed, mapping=self.mapping
+                files, self.settings, transform, keep_original, cache, self.seed, mapping=self.mapping, visible=visible
             )
+            if split == "test":
+                for condition in self.conditions:
+                    self.splits[condition.name] = FaceSplit(
+                        files, self.settings, transform, keep_original, cache, self.seed, condition, self.mapping
+                    )
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.splits[split]
@@ -182,7 +183,7 @@ class FaceDataModule(pl.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        """The test split; and its occluded copy, as a second loader, when `occluded_test` is set."""
-        if "occluded" in self.splits:
-            return [self._loader("test"), self._loader("occluded")]
+        """The test split; and with `occluded_test`, one loader per occluded condition after it (`test_stages`)."""
+        if self.conditions:
+            return [self._loader(stage) for stage in self.test_stages]
         return self._loader("test")

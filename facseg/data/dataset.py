@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import albumentations as A
@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
+from facseg.data.conditions import Condition, realigned_matrix
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
+from facseg.data.detect import FaceFinder
 from facseg.data.formats import SplitFiles
-from facseg.data.occlusion import FixedOcclusion
 from facseg.data.prepare import CropCache
 from facseg.data.transforms import seed_pipeline
 
@@ -22,9 +23,13 @@ class FaceSplit(Dataset):
 
     Each sample is a dict: `image` (3 x S x S float, normalised), `label` (S x S long), `index` (its place in the
     split); with `keep_original`, also `original_label` (H x W long, the label as published) and `matrix` (2 x 3,
-    photo -> crop), for scoring at the original resolution. With `occlusion`, every image carries its fixed occluder
-    (`occluder`, S x S bool, or `original_occluder`, H x W, when scored at the original resolution), labelled
-    background underneath. `mapping` turns the dataset's labels into another class set's (facseg.data.labels).
+    photo -> crop), for scoring at the original resolution. Under an occluded test `condition`
+    (facseg.data.conditions), every image carries its fixed occluder (`occluder`, S x S bool, or
+    `original_occluder`, H x W, when scored at the original resolution), labelled background underneath, and its
+    clean label (`clean_label` / `original_clean_label`), which says what the occluder hides. `visible`: conditions
+    whose occluders the clean images carry too (`occluder/<name>`, `original_occluder/<name>`), so that the clean
+    prediction is scored on the pixels each condition leaves visible. `mapping` turns the dataset's labels into
+    another class set's (facseg.data.labels).
     """
 
     def __init__(
@@ -35,8 +40,9 @@ class FaceSplit(Dataset):
         keep_original: bool = False,
         cache: CropCache | None = None,
         seed: int = 0,
-        occlusion: FixedOcclusion | None = None,
+        condition: Condition | None = None,
         mapping: Callable[[np.ndarray], np.ndarray] | None = None,
+        visible: Sequence[Condition] = (),
     ) -> None:
         self.files = files
         self.settings = settings
@@ -44,8 +50,10 @@ class FaceSplit(Dataset):
         self.keep_original = keep_original
         self.cache = cache
         self.seed = seed
-        self.occlusion = occlusion
+        self.condition = condition
         self.mapping = mapping
+        self.visible = list(visible)
+        self._finder = None  # YuNet, made in the process that uses it (OpenCV's detector does not pickle)
         if cache is not None and cache.names != self.names:
             raise ValueError(
                 f"the crop cache {cache.folder} lists other images than {files.images[0].parent}; "
@@ -59,13 +67,12 @@ class FaceSplit(Dataset):
     def __len__(self) -> int:
         return len(self.files.images)
 
-    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(crop image, crop label, photo->crop matrix, photo label, occluder mask), from the cache when there is one.
-
-        The photo label is None from the cache. With `occlusion`, the occluder is drawn at the resolution the image
-        is scored at (on the photo with `keep_original`, else on the crop) and its mask is that resolution's.
-        """
-        occluder = None
+    def crop(self, index: int) -> dict[str, Any]:
+        """`crop`, `crop_label`, `matrix` (photo -> crop), `label` (the photo's; None from the cache); under a
+        condition also `occluder` and `clean_label` at the resolution the image is scored at (the photo with
+        `keep_original`, else the crop), and `aligned_by` when the condition realigns."""
+        out: dict[str, Any] = {}
+        occlusion = None
         if self.cache is not None and not self.keep_original:
             (crop, crop_label, matrix), label = self.cache.get(index), None
             if self.mapping is not None:
@@ -74,28 +81,62 @@ class FaceSplit(Dataset):
             image, label = self.files.read(index)
             if self.mapping is not None:
                 label = self.mapping(label)
-            if self.occlusion is not None and self.keep_original:
-                occlusion = self.occlusion(index, label)
-                (image, label), occluder = occlusion.apply(image, label), occlusion.mask
-            matrix = crop_matrix(self.files.landmarks[index], image.shape[:2], self.settings)
+            landmarks = self.files.landmarks[index]
+            matrix = crop_matrix(landmarks, image.shape[:2], self.settings)
+            if self.condition is not None and self.keep_original:
+                occlusion = self.condition.occlusion(index, label, image)
+                out["clean_label"] = label
+                image, label = occlusion.apply(image, label)
+                if self.condition.realign:
+                    matrix, out["aligned_by"] = realigned_matrix(
+                        self.condition, index, image, occlusion.mask, landmarks, self.settings, self.finder
+                    )
+            elif self.keep_original:
+                out["visible"] = self._occluders(index, label, image)
             crop, crop_label = warp_to_crop(image, label, matrix, self.settings.image_size)
-        if self.occlusion is not None and not self.keep_original:
-            occlusion = self.occlusion(index, crop_label)
-            (crop, crop_label), occluder = occlusion.apply(crop, crop_label), occlusion.mask
-        return crop, crop_label, matrix, label, occluder
+        if self.condition is not None and not self.keep_original:
+            occlusion = self.condition.occlusion(index, crop_label, crop)
+            out["clean_label"] = crop_label
+            crop, crop_label = occlusion.apply(crop, crop_label)
+        elif not self.keep_original:
+            out["visible"] = self._occluders(index, crop_label, crop)
+        if occlusion is not None:
+            out["occluder"] = occlusion.mask
+        return {**out, "crop": crop, "crop_label": crop_label, "matrix": matrix, "label": label}
+
+    @property
+    def finder(self):
+        if self._finder is None:
+            self._finder = FaceFinder(self.settings.image_size, self.settings.margin, align=self.settings.align)
+        return self._finder
+
+    def _occluders(self, index: int, label: np.ndarray, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Each `visible` condition's occluder mask for this clean image (drawn once per occluder generator)."""
+        drawn: dict[int, np.ndarray] = {}
+        for condition in self.visible:
+            key = id(condition.occlusion)
+            if key not in drawn:
+                drawn[key] = condition.occlusion(index, label, image).mask
+        return {condition.name: drawn[id(condition.occlusion)] for condition in self.visible}
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """`key`: an index, or (epoch, index) from EpochShuffle, which fixes the sample's augmentation."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        crop, crop_label, matrix, original, occluder = self.crop(index)
+        found = self.crop(index)
         seed_pipeline(self.transform, self.seed, epoch, index)
-        out = self.transform(image=crop, mask=crop_label)
+        out = self.transform(image=found["crop"], mask=found["crop_label"])
         sample = {"image": out["image"], "label": out["mask"].long(), "index": index}
+        prefix = "original_" if self.keep_original else ""
         if self.keep_original:
-            sample["original_label"] = torch.from_numpy(original).long()
-            sample["matrix"] = torch.from_numpy(matrix)
-        if self.occlusion is not None:
-            sample["original_occluder" if self.keep_original else "occluder"] = torch.from_numpy(occluder)
+            sample["original_label"] = torch.from_numpy(found["label"]).long()
+            sample["matrix"] = torch.from_numpy(found["matrix"])
+        if "occluder" in found:
+            sample[f"{prefix}occluder"] = torch.from_numpy(found["occluder"])
+            sample[f"{prefix}clean_label"] = torch.from_numpy(found["clean_label"]).long()
+        for name, mask in found.get("visible", {}).items():
+            sample[f"{prefix}occluder/{name}"] = torch.from_numpy(mask)
+        if "aligned_by" in found:
+            sample["aligned_by"] = found["aligned_by"]
         return sample
 
 
@@ -147,8 +188,8 @@ class Shard(Sampler):
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack the crops; keep original-resolution labels (each its own size) as a list."""
-    ragged = {"original_label", "original_occluder"}
+    """Stack the crops; keep original-resolution labels and masks (each its own size) as lists."""
+    ragged = {key for key in samples[0] if key.startswith("original_")}
     batch = default_collate([{k: v for k, v in s.items() if k not in ragged} for s in samples])
     for key in ragged & samples[0].keys():
         batch[key] = [s[key] for s in samples]

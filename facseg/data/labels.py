@@ -33,6 +33,8 @@ class LabelMap:
     flip_pairs: tuple[tuple[str, str], ...] = ()
     mean_f1: tuple[str, ...] = ()  # the classes the headline mean F1 averages
     face: tuple[str, ...] = ()  # the face's classes, hair and background out: what occluder coverage counts
+    parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # eyes, mouth, nose: what targeted occluders hide
+    occluders: tuple[str, ...] = ()  # classes that are occluding objects (eyeglasses, hats): the natural subset
     published: dict[str, Any] = field(default_factory=dict)  # benchmark, results {method: mean F1 %}, note
     mappings: dict[str, dict[str, Any]] = field(default_factory=dict)  # target class set name -> mapping spec
 
@@ -44,9 +46,10 @@ class LabelMap:
             raise ValueError(f"{where}: class names repeat: {list(self.names)}")
         if len(self.colours) != len(self.names):
             raise ValueError(f"{where}: {len(self.colours)} colours for {len(self.names)} classes")
-        for key in ("flip_pairs", "mean_f1", "face"):
+        for key in ("flip_pairs", "mean_f1", "face", "parts", "occluders"):
             value = getattr(self, key)
-            named = [n for pair in value for n in pair] if key == "flip_pairs" else list(value)
+            named = [n for group in value for n in group] if key == "flip_pairs" else list(value)
+            named = [n for part in value.values() for n in part] if key == "parts" else named
             unknown = [n for n in named if n not in self.names]
             if unknown:
                 raise ValueError(f"{where}: {key} names unknown classes {unknown}; the classes are {list(self.names)}")
@@ -64,6 +67,8 @@ class LabelMap:
             flip_pairs=tuple(tuple(p) for p in plain.get("flip_pairs") or ()),
             mean_f1=tuple(plain.get("mean_f1") or (n for n in plain["names"] if n != "background")),
             face=tuple(plain.get("face") or ()),
+            parts={k: tuple(v) for k, v in (plain.get("parts") or {}).items()},
+            occluders=tuple(plain.get("occluders") or ()),
             published=dict(plain.get("published") or {}),
             mappings=dict(plain.get("mappings") or {}),
         )
@@ -86,6 +91,8 @@ class LabelMap:
             "flip_pairs": [list(p) for p in self.flip_pairs],
             "mean_f1": list(self.mean_f1),
             "face": list(self.face),
+            "parts": {k: list(v) for k, v in self.parts.items()},
+            "occluders": list(self.occluders),
             "published": self.published,
             "mappings": self.mappings,
         }

@@ -1,7 +1,10 @@
-"""Occluders: objects pasted over a face, sized to cover an exact fraction of it, from a seeded generator.
+"""Occluders: objects pasted over a face, from a seeded generator, labelled background underneath.
 
-Kinds: `ellipse` and `polygon` (cups, phones, stickers), `hand` (a palm and five fingers, in skin tones), `bar`
-(a glasses' frame, a microphone, a strap). Each is filled with a solid colour or a texture (noise or stripes).
+Drawn (`draw_occluder`): `ellipse` and `polygon` (cups, phones, stickers), `hand` (a palm and five fingers, in skin
+tones), `bar` (a glasses' frame, a microphone, a strap), each filled with a solid colour or a texture (noise or
+stripes), sized to hide an exact fraction of the face, at a random place or centred on a part (the eyes, the
+mouth, the nose). Real (`RealOccluders`): eyeglasses and hats cut out of CelebAMask-HQ training photos with their
+exact masks, pasted with feathered edges and the face's brightness; an occluder family that training never draws.
 
 Ground truth under an occluder is background. LaPa labels what is visible: a hand over a mouth is not "lips" in its
 annotations, so a parser is scored on not hallucinating parts it cannot see, and a model that paints a mouth
@@ -14,13 +17,21 @@ hides.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facseg.data.labels import BACKGROUND
+from facseg.data.formats import open_layout
+from facseg.data.labels import BACKGROUND, LabelMap
+from facseg.io import write_npz
+
+log = logging.getLogger(__name__)
 
 KINDS = ("ellipse", "polygon", "hand", "bar")
 LAPA_FACE = (1, 2, 3, 4, 5, 6, 7, 8, 9)  # LaPa's face classes, the default (a FaceDataModule passes its class set's)
@@ -87,16 +98,30 @@ class Occlusion:
     fill: np.ndarray  # H x W x 3 float: what it looks like
     kind: str
     coverage: float  # the fraction of face pixels it hides, as achieved
+    alpha: np.ndarray | None = None  # H x W float opacity (feathered edges); None: opaque on `mask`
 
     def apply(self, image: np.ndarray, label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The occluded image, and the label with the occluder's pixels set to background."""
-        image = image.copy()
-        image[self.mask] = self.fill[self.mask].astype(image.dtype)
+        if self.alpha is None:
+            image = image.copy()
+            image[self.mask] = self.fill[self.mask].astype(image.dtype)
+        else:
+            alpha = self.alpha[..., None]
+            image = np.clip(image * (1 - alpha) + self.fill * alpha, 0, 255).round().astype(image.dtype)
         if label is None:
             return image, None
         label = label.copy()
         label[self.mask] = BACKGROUND
         return image, label
+
+
+def _principal_angle(ys: np.ndarray, xs: np.ndarray) -> float:
+    """The angle of a pixel set's long axis (of both eyes together: the eye line), in [-pi/2, pi/2)."""
+    if len(xs) < 2:
+        return 0.0
+    xs, ys = xs - xs.mean(), ys - ys.mean()
+    angle = 0.5 * np.arctan2(2 * (xs * ys).mean(), (xs * xs).mean() - (ys * ys).mean())
+    return float(angle)
 
 
 def draw_occluder(
@@ -106,13 +131,15 @@ def draw_occluder(
     kinds: Sequence[str] = KINDS,
     textured: float = 0.5,
     face: Sequence[int] = LAPA_FACE,
+    centre_on: Sequence[int] = (),
 ) -> Occlusion:
-    """An occluder hiding `coverage` of the face (the `face` class ids) in `label`, to the pixel, at a random place,
-    angle and kind.
+    """An occluder hiding `coverage` of the face (the `face` class ids) in `label`, to the pixel.
 
-    The outline's centre is drawn inside the face; its scale is found by bisection, as the hidden fraction grows
-    with the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability
-    of a textured rather than a solid fill.
+    At a random place and angle; with `centre_on` (class ids, e.g. both eyes), centred on those classes' pixels and
+    turned along their long axis (a bar then lies across both eyes, a hand's fingers point up over the mouth), a
+    random place if the image has none of them. Its scale is found by bisection, as the hidden fraction grows with
+    the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability of a
+    textured rather than a solid fill.
     """
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")
@@ -123,25 +150,42 @@ def draw_occluder(
         face = np.ones(label.shape, bool)
     kind = str(kinds[rng.integers(len(kinds))])
     polygons = _outline(kind, rng)
-    pick = rng.integers(len(xs))
-    centre = np.array([xs[pick], ys[pick]], float)
-    angle = rng.uniform(-np.pi / 4, np.pi / 4) + (np.pi / 2 if kind == "bar" and rng.random() < 0.3 else 0.0)
+    target_ys, target_xs = np.nonzero(np.isin(label, centre_on)) if len(centre_on) else ((), ())
+    if len(target_xs):
+        centre = np.array([np.mean(target_xs), np.mean(target_ys)])
+        angle = _principal_angle(target_ys, target_xs) + rng.uniform(-np.pi / 18, np.pi / 18)
+    else:
+        pick = rng.integers(len(xs))
+        centre = np.array([xs[pick], ys[pick]], float)
+        angle = rng.uniform(-np.pi / 4, np.pi / 4) + (np.pi / 2 if kind == "bar" and rng.random() < 0.3 else 0.0)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     face_size = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
     textured_fill = rng.random() < textured
     fill = _fill(kind, label.shape, rng, textured_fill)
 
     target = round(coverage * face.sum())
-    canvas = np.zeros(label.shape, np.uint8)
+    height, width = label.shape
 
-    def render(scale: float) -> np.ndarray:
-        canvas[:] = 0
-        points = [np.round(centre + scale * face_size * p @ rotation.T).astype(np.int32) for p in polygons]
-        cv2.fillPoly(canvas, points, 1)
-        return canvas.astype(bool)
+    def render(scale: float) -> tuple[np.ndarray, tuple[slice, slice]]:
+        """The outline at this scale, drawn in its own bounding window only (a photo's other pixels stay 0)."""
+        points = [centre + scale * face_size * p @ rotation.T for p in polygons]
+        low = np.floor(np.min([p.min(0) for p in points], 0)).astype(int).clip(0, [width - 1, height - 1])
+        high = np.ceil(np.max([p.max(0) for p in points], 0)).astype(int).clip(0, [width - 1, height - 1]) + 1
+        window = (slice(low[1], high[1]), slice(low[0], high[0]))
+        canvas = np.zeros((high[1] - low[1], high[0] - low[0]), np.uint8)
+        for p in points:  # one by one: their union (fillPoly of several polygons leaves holes where they overlap)
+            cv2.fillPoly(canvas, [np.round(p - low).astype(np.int32)], 1)
+        return canvas.astype(bool), window
 
     def hidden(scale: float) -> int:
-        return int(np.count_nonzero(render(scale) & face))
+        drawn, window = render(scale)
+        return int(np.count_nonzero(drawn & face[window]))
+
+    def full(scale: float) -> np.ndarray:
+        drawn, window = render(scale)
+        mask = np.zeros(label.shape, bool)
+        mask[window] = drawn
+        return mask
 
     low, high = 0.0, 1.0
     while hidden(high) < target and high < 64:
@@ -151,8 +195,8 @@ def draw_occluder(
         low, high = (middle, high) if hidden(middle) < target else (low, middle)
     # A straight edge gains a whole row of pixels at once: complete the count with the face pixels of the next
     # ring nearest the centre, so that the occluder hides the asked fraction to the pixel.
-    mask = render(low) if target > 0 else np.zeros(label.shape, bool)
-    ring_ys, ring_xs = np.nonzero(render(high) & ~mask & face)
+    mask = full(low) if target > 0 else np.zeros(label.shape, bool)
+    ring_ys, ring_xs = np.nonzero(full(high) & ~mask & face)
     need = target - int(np.count_nonzero(mask & face))
     if need > 0:
         nearest = np.argsort(np.hypot(ring_xs - centre[0], ring_ys - centre[1]), kind="stable")[:need]
@@ -163,10 +207,10 @@ def draw_occluder(
 
 @dataclass(frozen=True)
 class FixedOcclusion:
-    """The occluded test split: image `index` gets the same occluder in every run, every model, every process.
+    """An occluded test condition: image `index` gets the same occluder in every run, every model, every process.
 
     Seeded by (seed, index) alone and independent of the run's seed, so that models trained with different seeds
-    are scored on identical occluded photos.
+    are scored on identical occluded photos. `centre_on`: class ids to centre the occluder on (targeted occlusion).
     """
 
     coverage: float = 0.2
@@ -174,12 +218,162 @@ class FixedOcclusion:
     kinds: tuple[str, ...] = KINDS
     textured: float = 0.5
     face: tuple[int, ...] = LAPA_FACE
+    centre_on: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown or not self.kinds:
             raise ValueError(f"occluder kinds {list(self.kinds)}: expected some of {', '.join(KINDS)}")
 
-    def __call__(self, index: int, label: np.ndarray) -> Occlusion:
+    def __call__(self, index: int, label: np.ndarray, image: np.ndarray | None = None) -> Occlusion:
         rng = np.random.default_rng([self.seed, index])
-        return draw_occluder(label, self.coverage, rng, self.kinds, self.textured, self.face)
+        return draw_occluder(label, self.coverage, rng, self.kinds, self.textured, self.face, self.centre_on)
+
+
+# -- real occluders ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cutout:
+    """One real occluding object: its pixels and exact mask, and where the face it was worn on lay (its own
+    frame: the bounding box of the object)."""
+
+    rgb: np.ndarray  # h x w x 3 uint8
+    mask: np.ndarray  # h x w bool
+    face_centre: np.ndarray  # (x, y) of the source face's pixels, in the cut-out's frame
+    face_width: float  # the source face's width (its face classes' extent), in pixels
+    luminance: float  # the source face's mean luminance, 0-255
+    kind: str  # the class it was labelled as (eye_g, hat)
+    source: str  # the training photo it comes from
+
+
+def _luminance(image: np.ndarray, where: np.ndarray) -> float:
+    return float((image[where].astype(np.float64) @ [0.299, 0.587, 0.114]).mean()) if where.any() else 128.0
+
+
+class RealOccluders:
+    """Eyeglasses and hats (`classes`) cut out of the training split of a CelebAMask-HQ copy at `root`, never its
+    other splits. Built once and cached in `cache_dir` (a file named after the source's training photos), so that
+    every run, process and worker reads the same cut-outs in the same order."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        classes: Sequence[str] = ("eye_g", "hat"),
+        cache_dir: Path | str | None = None,
+        composed_dir: Path | str | None = None,
+    ) -> None:
+        self.labels = LabelMap.named("celebamask")
+        unknown = [c for c in classes if c not in self.labels.names]
+        if unknown or not classes:
+            raise ValueError(f"real occluder classes {list(classes)}: expected some of {list(self.labels.names)}")
+        self.root, self.classes = Path(root), tuple(classes)
+        self.layout = open_layout(self.root, "celebamask", len(self.labels), composed_dir)
+        self.files = self.layout.files("train")
+        key = hashlib.sha256(json.dumps([str(self.root.resolve()), self.classes, self.files.names]).encode())
+        self.cache = Path(cache_dir) / f"cutouts-{key.hexdigest()[:16]}.npz" if cache_dir else None
+        self._cutouts: list[Cutout] | None = None
+
+    def load(self) -> list[Cutout]:
+        """The cut-outs: from the cache, or cut out now (and cached)."""
+        if self._cutouts is None:
+            if self.cache is not None and self.cache.is_file():
+                self._cutouts = _read_cutouts(self.cache)
+            else:
+                self._cutouts = self.build()
+                if self.cache is not None:
+                    self.cache.parent.mkdir(parents=True, exist_ok=True)
+                    _write_cutouts(self.cache, self._cutouts)
+            if not self._cutouts:
+                raise ValueError(f"no {' or '.join(self.classes)} in the training split of {self.root}")
+        return self._cutouts
+
+    def build(self) -> list[Cutout]:
+        log.info(
+            "cutting %s out of the %d training photos of %s", "/".join(self.classes), len(self.files.names), self.root
+        )
+        self.layout.prepare()  # the official release's label maps composed, once
+        face_ids = self.labels.ids(self.labels.face)
+        out = []
+        for index, name in enumerate(self.files.names):
+            image, label = self.files.read(index)
+            face = np.isin(label, face_ids)
+            if face.sum() < 100:
+                continue
+            face_ys, face_xs = np.nonzero(face)
+            for kind in self.classes:
+                mask = label == self.labels.names.index(kind)
+                if mask.sum() < 0.005 * mask.size:  # a few stray pixels are no object
+                    continue
+                ys, xs = np.nonzero(mask)
+                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+                out.append(
+                    Cutout(
+                        rgb=image[y0:y1, x0:x1].copy(),
+                        mask=mask[y0:y1, x0:x1].copy(),
+                        face_centre=np.array([face_xs.mean() - x0, face_ys.mean() - y0]),
+                        face_width=float(face_xs.max() - face_xs.min() + 1),
+                        luminance=_luminance(image, face),
+                        kind=kind,
+                        source=name,
+                    )
+                )
+        return out
+
+
+def _write_cutouts(path: Path, cutouts: list[Cutout]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    for i, c in enumerate(cutouts):
+        arrays[f"{i}/rgb"], arrays[f"{i}/mask"] = c.rgb, c.mask
+        arrays[f"{i}/face"] = np.array([*c.face_centre, c.face_width, c.luminance])
+        arrays[f"{i}/names"] = np.array([c.kind, c.source])
+    write_npz(path, {"count": np.array(len(cutouts)), **arrays})
+
+
+def _read_cutouts(path: Path) -> list[Cutout]:
+    with np.load(path) as data:
+        out = []
+        for i in range(int(data["count"])):
+            x, y, width, luminance = data[f"{i}/face"]
+            kind, source = (str(s) for s in data[f"{i}/names"])
+            out.append(Cutout(data[f"{i}/rgb"], data[f"{i}/mask"], np.array([x, y]), width, luminance, kind, source))
+        return out
+
+
+@dataclass(frozen=True)
+class RealOcclusion:
+    """The real-occluder test condition: image `index` wears cut-out number (seed, index)'s draw, placed as it was
+    worn (its source face's centre and width onto this face's, with a little jitter), its brightness scaled to this
+    face's, its edges feathered over `feather` of the face's width. The scored mask is where it is at least half
+    opaque; coverage is what it hides of the face, as it falls (a hat may hide hair only)."""
+
+    occluders: RealOccluders
+    seed: int = 0
+    face: tuple[int, ...] = LAPA_FACE
+    feather: float = 0.01
+    min_hidden: float = 0.02  # redraw (up to `tries` times) an object that hides less face or hair than this
+    tries: int = 10
+
+    def __call__(self, index: int, label: np.ndarray, image: np.ndarray | None = None) -> Occlusion:
+        rng = np.random.default_rng([self.seed, index, 1])
+        cutouts = self.occluders.load()
+        face = face_mask(label, self.face)
+        ys, xs = np.nonzero(face) if face.any() else np.mgrid[: label.shape[0], : label.shape[1]].reshape(2, -1)
+        width = xs.max() - xs.min() + 1
+        size = (label.shape[1], label.shape[0])
+        for _ in range(self.tries):  # a hat worn above a photo's top edge hides nothing: draw another
+            cutout = cutouts[rng.integers(len(cutouts))]
+            scale = width / cutout.face_width * rng.uniform(0.95, 1.05)
+            centre = np.array([xs.mean(), ys.mean()]) + rng.uniform(-0.03, 0.03, 2) * width
+            matrix = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
+            matrix[:, 2] = centre - scale * cutout.face_centre
+            opacity = cv2.warpAffine(cutout.mask.astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR)
+            if np.count_nonzero((opacity >= 0.5) & (label != BACKGROUND)) >= self.min_hidden * face.sum():
+                break
+        sigma = max(0.5, self.feather * width)
+        alpha = cv2.GaussianBlur(opacity, (0, 0), sigma)
+        mask = alpha >= 0.5
+        brightness = 1.0
+        if image is not None:
+            brightness = float(np.clip(_luminance(image, face) / max(cutout.luminance, 1.0), 0.6, 1.6))
+        fill = cv2.warpAffine(cutout.rgb, matrix, size, flags=cv2.INTER_LINEAR).astype(np.float32) * brightness
+        coverage = np.count_nonzero(mask & face) / max(1, face.sum())
+        return Occlusion(mask=mask, fill=np.clip(fill, 0, 255), kind=cutout.kind, coverage=float(coverage), alpha=alpha)
