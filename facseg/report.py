@@ -421,6 +421,16 @@ def occlusion_section(
     ]
     for label in stats.groups:
         lines.append(_row([label, *(stats.cell(label, c, "f1_fg", 100, 1) for c in columns)]))
+    lines += [
+        "",
+        "Drop from clean (mean F1 points, clean minus occluded, on the same images and seeds): how much each "
+        "condition costs each configuration, with its interval; overlapping intervals do not establish which "
+        "configuration is more robust.",
+        "",
+        *_header(["model", *(condition_title(c) for c in conditions)]),
+    ]
+    for label in stats.groups:
+        lines.append(_row([label, *(stats.cell(label, "test", "f1_fg", 100, 1, minus=c) for c in conditions)]))
     levels = severity_levels(stats)
     if levels:
         lines += [
@@ -459,7 +469,7 @@ def occlusion_section(
                     ]
                 )
             )
-    hidden_classes = [c for c in scored_classes(jobs)]
+    hidden_classes = scored_classes(jobs)
     lines += [
         "",
         "Hallucination per hidden class, *random* condition: of each class's pixels under the occluders, the share "
