@@ -68,6 +68,8 @@ class TestEvaluator(pl.Callback):
     data module: `test_stages`, what each test loader is (`test`, then the occluded conditions), and `test_aliases`.
     """
 
+    __test__ = False  # a callback, not a pytest test class (its name starts with Test)
+
     def __init__(self, output_dir: Path | str | None = None, num_samples: int = 4) -> None:
         self.output_dir = Path(output_dir) if output_dir else None
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B

@@ -27,6 +27,14 @@ def study(args, cwd, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, env=env, text=True, start_new_session=True, **kwargs)
 
 
+def finished(args, cwd, returncode: int = 0) -> str:
+    """The study run to its end in a subprocess; its output, once its exit status is the expected one."""
+    process = study(args, cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == returncode, output[-3000:]
+    return output
+
+
 def trials(directory, model):
     path = directory / "search" / model / "trials.json"
     return json.loads(path.read_text()) if path.is_file() else []
@@ -117,9 +125,7 @@ def test_an_architecture_whose_trials_all_fail_is_named_and_the_others_finish(tm
         *tiny_data(tiny_root),
         f"hydra.sweep.dir={directory}",
     ]
-    process = study(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.communicate(timeout=600)[0]
-    assert process.returncode == 1, output[-3000:]  # something failed, and the command says so
+    output = finished(args, tmp_path, returncode=1)  # something failed, and the command says so
     assert "failed: segnet (every trial)" in output
     assert (
         trials(directory, "segnet")[0]["state"] == "failed"
@@ -155,9 +161,7 @@ def test_an_occlusion_trained_arm_is_compared_and_a_new_test_protocol_rescores_w
         *occluded_test,
         f"hydra.sweep.dir={directory}",
     ]
-    process = study(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.communicate(timeout=600)[0]
-    assert process.returncode == 0, output[-3000:]
+    finished(args, tmp_path)
     clean, occluded = directory / "runs" / "unet-s1", directory / "runs" / "unet-occl-s1"
     overrides = json.loads((occluded / "status.json").read_text())["overrides"]
     assert "data.occlusion.p=0.5" in overrides and "seed=1" in overrides  # the same seed and settings, occluders on
@@ -172,9 +176,7 @@ def test_an_occlusion_trained_arm_is_compared_and_a_new_test_protocol_rescores_w
     stamp = checkpoint.stat().st_mtime_ns
     rescored = [a for a in args if not a.startswith("data.occluded_test.severities")]
     rescored += ["data.occluded_test.severities=[0.1,0.3]", "study.rescore=true"]
-    process = study(rescored, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.communicate(timeout=600)[0]
-    assert process.returncode == 0, output[-3000:]
+    output = finished(rescored, tmp_path)
     for run in (clean, occluded):
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["occluded_severity/0.3/f1_fg"] is not None and metrics["val/f1_fg"] is not None
@@ -194,9 +196,7 @@ def test_the_real_face_study_command_scores_ensembles_in_the_datasets_classes(tm
         *TINY,
         f"hydra.sweep.dir={directory}",
     ]
-    process = study(args, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.communicate(timeout=600)[0]
-    assert process.returncode == 0, output[-3000:]
+    finished(args, tmp_path)
     ensemble = json.loads((directory / "ensembles" / "unet+pspnet-s1-fitted" / "metrics.json").read_text())
     assert ensemble["model"] == "unet+pspnet (fitted)" and ensemble["labels"]["name"] == "celebamask"
     # Real eyeglasses and hats over the test faces; the data has no landmarks: YuNet realigns the occluded photos.
