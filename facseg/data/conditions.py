@@ -42,10 +42,6 @@ class Condition:
     seed: int = 0
 
 
-def coverage_name(coverage: float) -> str:
-    return f"{coverage:g}"
-
-
 def build_conditions(
     spec: dict[str, Any], labels: LabelMap, settings: CropSettings, eval_resolution: str
 ) -> tuple[list[Condition], dict[str, str]]:
@@ -62,7 +58,7 @@ def build_conditions(
     primary = FixedOcclusion(coverage=coverage, **common)
     conditions, aliases = [Condition("occluded", primary)], {}
     for level in spec.get("severities") or ():
-        name = f"occluded_severity/{coverage_name(level)}"
+        name = f"occluded_severity/{float(level):g}"
         if float(level) == coverage:
             aliases[name] = "occluded"
         else:
