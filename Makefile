@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test demo report evaluate acceptance bench bench-gpu bench-test bench-data lint format train sweep study real-faces clean
+.PHONY: help install install-browser test demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 
 bench-test: ## seconds of one run's test: the primary occluded condition only vs every default condition
 	$(BIN)/python benchmarks/bench_test.py $(ARGS)
+
+bench-ensembles: ## seconds to score a study's ensembles in one test pass vs one pass each (untrained nets)
+	$(BIN)/python benchmarks/bench_ensembles.py $(ARGS)
 
 bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)

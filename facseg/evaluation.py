@@ -12,26 +12,30 @@ through the crop and back (the crop's label, warped onto the photo as a predicti
 perfect hard prediction, per class (a reference, not a bound: soft scores warped back can do better at boundaries).
 The module's test_step returns its members' crop logits
 (one member but for an Ensemble); scored at the original resolution, each member's logits are warped back onto the
-photo (facseg.warp, batched, on the module's device) and only then combined, so a single net and an ensemble go
-through the same warp of the same quantity. Per stage the evaluator keeps the pooled metrics, one confusion matrix
+photo (facseg.warp, batched, on the module's device) and only then combined (the weighted mean of their softmax
+probabilities), so a single net and an ensemble go through the same warp of the same quantity. Several evaluators
+can score ensembles of the module's members in one test pass, sharing each batch's member probabilities. Per stage the evaluator keeps the pooled metrics, one confusion matrix
 per image, the first images as samples, and writes confusion.json, per_image.npz and samples.npz (facseg.results)
 and the W&B media.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torchmetrics import MeanMetric
 
 from facseg.data.labels import BACKGROUND, IGNORE
 from facseg.io import json_number, write_json, write_npz
 from facseg.loggers import is_wandb
 from facseg.metrics import Scored, SegmentationMetrics
+from facseg.models.ensemble import normalised_weights
 from facseg.results import CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE
 from facseg.stats import metrics as metrics_table
 from facseg.warp import CERTAIN, warp_to_photos
@@ -39,11 +43,6 @@ from facseg.warp import CERTAIN, warp_to_photos
 # What metrics.json keeps of a test: the clean split, every occluded condition, the ceiling, the natural subsets.
 RESULT_PREFIXES = ("test/", "occluded", "ceiling/", "natural")
 SCALARS = ("miou", "f1_fg", "pixel_acc", "rmse")
-
-
-def logged_results(trainer: pl.Trainer) -> dict[str, float | None]:
-    """Every test-stage value the last trainer.test logged (metrics and losses), as JSON numbers."""
-    return {k: json_number(v) for k, v in trainer.callback_metrics.items() if k.startswith(RESULT_PREFIXES)}
 
 
 def _padded(tensors: list[torch.Tensor], height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -60,19 +59,91 @@ def occluded_stages(condition: str) -> list[str]:
     return [condition, *(f"{condition}/{part}" for part in ("inside", "hidden", "outside", "visible_clean", "crop"))]
 
 
-class TestEvaluator(pl.Callback):
-    """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written).
+@dataclass
+class MemberProbabilities:
+    """A test batch's members' softmax probabilities, M x N x C x ...: on the crop and, when it is scored on the
+    photos, warped back onto them (each member's logits warped, then softmax), with the masks of the photos' own
+    pixels and of those the crop covers."""
 
-    What it needs of the module (FaceSegModule): test_step returns M x N x C x S x S member logits, `combine` turns
-    members into scores, `loss`, its class set `label_map` and `hparams.normalisation` from the checkpoint. Of the
-    data module: `test_stages`, what each test loader is (`test`, then the occluded conditions), and `test_aliases`.
+    crop: torch.Tensor
+    photo: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
+    covered: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, members: torch.Tensor, batch: dict[str, Any]) -> MemberProbabilities:
+        probs = cls(members.float().softmax(2))
+        if "original_label" in batch:
+            sizes = [tuple(label.shape) for label in batch["original_label"]]
+            for i, logits in enumerate(members):  # one member at a time: the photos are the big tensors
+                warped, probs.valid, probs.covered = warp_to_photos(logits, batch["matrix"], sizes)
+                if probs.photo is None:
+                    probs.photo = warped.new_empty(len(members), *warped.shape)
+                torch.softmax(warped, 1, out=probs.photo[i])
+        return probs
+
+    def mean(self, where: str, members: list[int], weights: torch.Tensor) -> torch.Tensor:
+        """The members' weighted mean probability, N x C x ..., on the crop or the photo."""
+        probs = self.crop if where == "crop" else self.photo
+        if len(members) == 1:
+            return probs[members[0]]
+        out = probs[members[0]] * weights[0].item()
+        for member, weight in zip(members[1:], weights[1:].tolist()):  # in place: no M x N x C x H x W copy
+            out.add_(probs[member], alpha=weight)
+        return out
+
+
+class SharedBatch:
+    """The current test batch's MemberProbabilities, worked out once for all the evaluators given this object
+    (facseg.evaluate.score: one evaluator per ensemble of the same checkpoints, in one test pass)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[int, int] | None = None
+        self.probs: MemberProbabilities | None = None
+
+    def __call__(self, key: tuple[int, int], members: torch.Tensor, batch: dict[str, Any]) -> MemberProbabilities:
+        if key != self.key:
+            self.clear()  # the last batch's freed first
+            self.key, self.probs = key, MemberProbabilities.of(members, batch)
+        return self.probs
+
+    def clear(self) -> None:
+        self.key, self.probs = None, None
+
+
+class TestEvaluator(pl.Callback):
+    """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written); `members`
+    and `weights`: score the weighted mean probability of these members of the module's (None: all, equal
+    weights); `log`: log the results through the module (else they are only in `results`); `shared`: the
+    SharedBatch of the evaluators that score the same test pass; `loss`: the loss reported (None: the module's).
+
+    What it needs of the module (FaceSegModule): test_step returns M x N x C x S x S member logits, `loss`, its
+    class set `label_map` and `hparams.normalisation` from the checkpoint. Of the data module: `test_stages`, what
+    each test loader is (`test`, then the occluded conditions), and `test_aliases`.
     """
 
     __test__ = False  # a callback, not a pytest test class (its name starts with Test)
 
-    def __init__(self, output_dir: Path | str | None = None, num_samples: int = 4) -> None:
+    def __init__(
+        self,
+        output_dir: Path | str | None = None,
+        num_samples: int = 4,
+        members: list[int] | None = None,
+        weights: list[float] | None = None,
+        log: bool = True,
+        shared: SharedBatch | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.output_dir = Path(output_dir) if output_dir else None
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B
+        # An ensemble of some of the module's members, so that one test pass scores several ensembles of the same
+        # nets (one evaluator each; none logs through the module, or they would log the same keys).
+        self.members = members
+        self.weights = normalised_weights(weights, len(members)) if members is not None else None
+        self.log = log
+        self.shared = shared or SharedBatch()
+        self.loss = loss  # None: the module's (an ensemble's: its first member's, whose dice weight it has)
+        self.losses: dict[str, MeanMetric] = {}
         self.classes: list[str] = []
         self.stages: list[str] = ["test"]  # by test loader index
         self.aliases: dict[str, str] = {}
@@ -97,6 +168,7 @@ class TestEvaluator(pl.Callback):
         self.natural = labels.ids(labels.occluders)  # classes that are occluders: the naturally occluded subset
         scored = ["test", "test/crop", "ceiling", *(s for c in self.conditions for s in occluded_stages(c))]
         self.metrics = {s: SegmentationMetrics(labels, per_image=True).to(pl_module.device) for s in scored}
+        self.losses = {s: MeanMetric(nan_strategy="disable").to(pl_module.device) for s in self.stages}
         if self.natural:  # their mean F1 over the classes both subsets have: the occluders' own left out
             faces = replace(labels, mean_f1=tuple(c for c in labels.mean_f1 if c not in labels.occluders))
             for stage in ("natural", "natural_clear"):
@@ -114,30 +186,34 @@ class TestEvaluator(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        stage, members = self.stages[dataloader_idx], outputs
-        crop_scores = pl_module.combine(members)
-        loss = pl_module.loss(crop_scores, batch["label"])
-        pl_module.log(f"{stage}/loss", loss, sync_dist=True, add_dataloader_idx=False, batch_size=len(crop_scores))
+        stage = self.stages[dataloader_idx]
+        if self.members is None:
+            self.members, self.weights = list(range(len(outputs))), normalised_weights(None, len(outputs))
+        probs = self.shared((dataloader_idx, batch_idx), outputs, batch)
+        crop = probs.mean("crop", self.members, self.weights)
+        # One net's own logits; an ensemble's log mean probability (what the loss and the samples take).
+        crop_scores = outputs[self.members[0]] if len(self.members) == 1 else crop.clamp_min(1e-12).log()
+        # The batch's loss once per image: the mean over images. (MeanMetric's `weight` is dropped when
+        # nan_strategy="disable", torchmetrics 1.9; "disable" keeps a NaN loss visible.)
+        loss = (self.loss or pl_module.loss)(crop_scores, batch["label"])
+        self.losses[stage].update(loss.expand(len(crop_scores)))
         index = batch["index"]
-        if "original_label" in batch:
+        if probs.photo is not None:
             # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
-            labels = batch["original_label"]
-            sizes = [tuple(label.shape) for label in labels]
-            m, n = members.shape[:2]
-            warped, valid, covered = warp_to_photos(members.flatten(0, 1), batch["matrix"].repeat(m, 1, 1), sizes * m)
-            scores, valid, covered = pl_module.combine(warped.unflatten(0, (m, n))), valid[:n], covered[:n]
-            target = _padded(labels, *valid.shape[1:], scores.device)
-            scored = Scored.of(scores)
+            valid, covered = probs.valid, probs.covered
+            scored = Scored.of_probs(probs.mean("photo", self.members, self.weights))
+            target = _padded(batch["original_label"], *valid.shape[1:], valid.device)
             self.metrics[f"{stage}/crop"].update(scored, target, covered, index)
             if stage == "test":
+                sizes = [tuple(label.shape) for label in batch["original_label"]]
                 self._score_ceiling(batch, sizes, target, valid, len(pl_module.label_map))
 
             def photo(key: str) -> torch.Tensor:
-                return _padded(batch[f"original_{key}"], *valid.shape[1:], scores.device)
+                return _padded(batch[f"original_{key}"], *valid.shape[1:], valid.device)
 
         else:
             target = batch["label"]
-            scored, valid = Scored.of(crop_scores), torch.ones_like(target, dtype=torch.bool)
+            scored, valid = Scored.of_probs(crop), torch.ones_like(target, dtype=torch.bool)
 
             def photo(key: str) -> torch.Tensor:
                 return batch[key]
@@ -204,7 +280,8 @@ class TestEvaluator(pl.Callback):
         (`C/outside/...`) and the clean one (`C/visible_clean/...`): their gap is what the occluder costs on what
         stays visible."""
         clean = self._compute("test")
-        out = {f"test/{k}": v for k, v in clean.items()}
+        out = {f"{stage}/loss": loss.compute() for stage, loss in self.losses.items() if loss.update_called}
+        out.update({f"test/{k}": v for k, v in clean.items()})
         for condition in self.conditions:
             if not self.metrics[condition].update_called:
                 continue
@@ -238,7 +315,15 @@ class TestEvaluator(pl.Callback):
             kept = ("miou", "f1_fg", "iou", "f1")  # pixel accuracy and RMSE of one-hot scores say nothing
             out.update({f"ceiling/{k}": v for k, v in ceiling.items() if k.split("/")[0] in kept})
         self.results = out
-        pl_module.log_dict(out, add_dataloader_idx=False)
+        self.shared.clear()
+        for loss in self.losses.values():
+            loss.reset()
+        if self.log:
+            pl_module.log_dict(out, add_dataloader_idx=False)
+
+    def numbers(self) -> dict[str, float | None]:
+        """The last test's results as JSON numbers (NaN as None)."""
+        return {k: json_number(v) for k, v in self.results.items()}
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:

@@ -43,9 +43,12 @@ class Scored:
 
     @classmethod
     def of(cls, logits: torch.Tensor) -> Scored:
-        probs = logits.float().softmax(1)  # float32 whatever the logits' precision (bf16 under mixed precision)
+        return cls.of_probs(logits.float().softmax(1))  # float32 whatever the logits' precision (bf16 under AMP)
+
+    @classmethod
+    def of_probs(cls, probs: torch.Tensor) -> Scored:
         # max(1).indices = argmax(1), first index on ties; 7x faster on the CPU (torch 2.14, NCHW)
-        return cls(logits.max(1).indices, probs, probs.square().sum(1))
+        return cls(probs.max(1).indices, probs, probs.square().sum(1))
 
 
 class SegmentationMetrics(Metric):

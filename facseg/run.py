@@ -29,7 +29,7 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.config_checks import check_config
 from facseg.ddp import end_ddp_job
 from facseg.device_pool import claim_device
-from facseg.evaluation import TestEvaluator, logged_results
+from facseg.evaluation import TestEvaluator
 from facseg.io import write_json
 from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.cost import model_cost
@@ -124,11 +124,11 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
                     "seed": cfg.seed,
                     "best_checkpoint": best_path,
                     cfg.optimized_metric: best_score,
-                    **(logged_results(trainer) if cfg.test else {}),
+                    **(evaluator.numbers() if cfg.test else {}),
                 },
             )
             if cfg.test:  # the whole table of every condition is in metrics.json; the headline here
-                results = trainer.callback_metrics
+                results = evaluator.results
                 summary = [
                     f"{k} {100 * float(results[k]):.1f}" for k in ("test/f1_fg", "occluded/f1_fg") if k in results
                 ]

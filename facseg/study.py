@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg import report as reporting
 from facseg.data.labels import IGNORE
-from facseg.evaluate import checkpoint_settings, data_config, evaluate, load
+from facseg.evaluate import Scoring, checkpoint_settings, data_config, load, score
 from facseg.evaluation import RESULT_PREFIXES
 from facseg.io import write_json
 from facseg.models.ensemble import fit_weights
@@ -207,7 +207,7 @@ class Study:
         old = read_metrics(output_dir)
         scratch = output_dir / "rescoring"
         shutil.rmtree(scratch, ignore_errors=True)
-        self.evaluate(scratch, model, [Path(old["best_checkpoint"])], None)
+        self.score([Scoring(model, (old["best_checkpoint"],), None, scratch)])
         new = read_metrics(scratch)
         kept = {k: v for k, v in old.items() if not k.startswith(RESULT_PREFIXES)}
         for name in (CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE):
@@ -251,25 +251,40 @@ class Study:
         ]
 
     def score_ensembles(self, models: list[str]) -> None:
+        """The ensembles not scored yet (or scored under another test protocol), all in one test pass: each member
+        checkpoint predicts once for every ensemble it is in. Weights that cannot be fitted fail their ensemble;
+        a failing pass fails the ones it scores; either is named in the report and the rest go on."""
         todo = [
             e
             for e in self.ensembles(models)
             if read_status(e[2])["status"] != "ok" or (self.settings.rescore and not self.tested_now(e[2]))
         ]
         fitted = sorted({p for label, members, _ in todo if label.endswith("(fitted)") for p in members})
-        log_probs: dict[Path, torch.Tensor] | None = None  # every fitted member's validation pixels, read once
+        log_probs = self.validation_log_probs(fitted) if fitted else {}  # read once for every fitted ensemble
+        scorings = []
         for label, members, output_dir in todo:
             try:
-                weights = None
-                if label.endswith("(fitted)"):
-                    log_probs = log_probs or self.validation_log_probs(fitted)
-                    weights = fit_weights(torch.stack([log_probs[p] for p in members]))
-                self.evaluate(output_dir, label, members, weights)
-                write_json(output_dir / STATUS_FILE, {"status": "ok", "test_protocol": self.test_protocol})
-            except Exception as e:  # named in the report; the other ensembles go on
-                log.error("ensemble %s failed: %s", label, e)
-                output_dir.mkdir(parents=True, exist_ok=True)
-                write_json(output_dir / STATUS_FILE, failed_status(e))
+                fit = label.endswith("(fitted)")
+                weights = fit_weights(torch.stack([log_probs[p] for p in members])) if fit else None
+                scorings.append(Scoring(label, tuple(str(p) for p in members), weights, output_dir))
+            except Exception as e:
+                self.ensemble_failed(label, output_dir, e)
+        if not scorings:
+            return
+        try:
+            self.score(scorings)
+        except Exception as e:
+            for scoring in scorings:
+                self.ensemble_failed(scoring.name, scoring.output_dir, e)
+            return
+        for scoring in scorings:
+            write_json(scoring.output_dir / STATUS_FILE, {"status": "ok", "test_protocol": self.test_protocol})
+
+    @staticmethod
+    def ensemble_failed(label: str, output_dir: Path, error: Exception) -> None:
+        log.error("ensemble %s failed: %s", label, error)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_json(output_dir / STATUS_FILE, failed_status(error))
 
     def evaluate_config(self, overrides: list[str]) -> DictConfig:
         """facseg.evaluate's config with the study's data (as the runs were trained: an experiment preset's too),
@@ -281,15 +296,14 @@ class Study:
             cfg.data = OmegaConf.create(OmegaConf.to_container(self.cfg.data, resolve=True))
         return cfg
 
-    def evaluate(self, output_dir: Path, label: str, members: list[Path], weights: list[float] | None) -> None:
-        paths = [str(p) for p in members]
-        cfg = self.evaluate_config([f"ckpt_paths=[{','.join(paths)}]", f"group={self.name}"])
+    def score(self, scorings: list[Scoring]) -> None:
+        """Checkpoints and ensembles scored in one test pass (facseg.evaluate.score), with the study's W&B group."""
+        cfg = self.evaluate_config([f"group={self.name}"])
         with open_dict(cfg):
-            cfg.name, cfg.weights, cfg.seed = label, weights, self.cfg.seed
-            cfg.paths.output_dir = str(output_dir)
+            cfg.seed = self.cfg.seed
             if "wandb" in (cfg.get("logger") or {}):
                 cfg.logger.wandb.job_type = "study"
-        evaluate(cfg)
+        score(cfg, scorings)
 
     @torch.no_grad()
     def validation_log_probs(self, paths: list[Path]) -> dict[Path, torch.Tensor]:

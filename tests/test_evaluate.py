@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from facseg.data.labels import IGNORE
-from facseg.evaluate import evaluate
+from facseg.evaluate import Scoring, evaluate, score
 from facseg.evaluation import TestEvaluator
 from facseg.models.module import FaceSegModule
 from facseg.run import train
@@ -68,6 +68,48 @@ def test_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(tmp_path, ti
     assert len(compared) == (113 if resolution == "original" else 109)
     for key in compared:
         assert both[key] == pytest.approx(alone[key], abs=1e-6, nan_ok=True), key
+
+
+def test_one_pass_scores_each_checkpoint_and_ensemble_as_its_own_evaluation(tmp_path, tiny_root, trained):
+    """A study scores its ensembles in one test pass, each checkpoint predicting once: every scoring's results,
+    files and W&B run must be those of its own evaluation."""
+    best, data = trained["best_checkpoint"], tiny_data(tiny_root)
+    other = str(tmp_path / "other.ckpt")  # a second net: the same weights, shifted, and another loss
+    checkpoint = torch.load(best, weights_only=True)
+    checkpoint["state_dict"] = {
+        k: v + 0.01 * v.std() if v.is_floating_point() and v.numel() > 1 else v
+        for k, v in checkpoint["state_dict"].items()
+    }
+    checkpoint["hyper_parameters"]["dice_weight"] += 2.0  # an ensemble's loss is its first member's
+    torch.save(checkpoint, other)
+    scorings = [
+        Scoring(None, (best,), None, tmp_path / "a"),
+        Scoring("pair", (other, best), (0.3, 0.7), tmp_path / "pair"),
+        Scoring(None, (other,), None, tmp_path / "b"),
+    ]
+    together = score(compose_evaluate(data, tmp_path, wandb=True), scorings)
+    alone = [
+        evaluate(compose_evaluate([f"ckpt_path={best}", *data], tmp_path / "a-alone")),
+        evaluate(
+            compose_evaluate(
+                [f"ckpt_paths=[{other},{best}]", "weights=[3,7]", "name=pair", *data], tmp_path / "pair-alone"
+            )
+        ),
+        evaluate(compose_evaluate([f"ckpt_path={other}", *data], tmp_path / "b-alone")),
+    ]
+    assert together[0]["test/miou"] != together[2]["test/miou"]  # two different nets
+    for scoring, one, reference in zip(scorings, together, alone):
+        assert json.loads((scoring.output_dir / "metrics.json").read_text()) == one
+        assert one.keys() == reference.keys()
+        for key, value in reference.items():
+            if isinstance(value, float):
+                assert one[key] == pytest.approx(value, abs=1e-6), (scoring.name, key)
+            else:
+                assert one[key] == value, (scoring.name, key)
+        (log,) = scoring.output_dir.glob("wandb/offline-run-*/run-*.wandb")
+        assert wandb_log.run_info(log).display_name == one["model"]
+        assert wandb_log.summary(log)["occluded/f1_fg"] == pytest.approx(one["occluded/f1_fg"])
+        assert wandb_log.config(log)["checkpoints"] == list(scoring.checkpoints)
 
 
 def test_settings_that_contradict_the_checkpoint_are_refused(tmp_path, tiny_root, trained):

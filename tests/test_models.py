@@ -10,7 +10,7 @@ from torch import nn
 
 from facseg.data.labels import LabelMap
 from facseg.models.cost import parameters, used_parameters
-from facseg.models.ensemble import Ensemble, Mirrored, with_flip_tta
+from facseg.models.ensemble import Ensemble, Mirrored
 from facseg.models.factory import available_architectures, build_net
 from facseg.models.module import FaceSegModule
 from facseg.models.pspnet import PSPNet
@@ -170,6 +170,5 @@ def test_flip_tta_swaps_left_and_right_back():
     images, mirror = torch.randn(2, 3, 8, 8), torch.from_numpy(LAPA.mirror())
     net = HalvesNet()
     assert torch.equal(Mirrored(net, mirror)(images), net(images))
-    both = with_flip_tta(net, mirror)
+    both = Ensemble([net, Mirrored(net, mirror)])  # flip test-time augmentation's two views
     assert torch.equal(both(images).argmax(1), net(images).argmax(1))
-    assert len(with_flip_tta(Ensemble([net, net], [3, 1]), mirror).nets) == 4  # each member's two views

@@ -6,8 +6,20 @@ import torch
 from torch import nn
 
 
+def normalised_weights(weights: list[float] | None, members: int) -> torch.Tensor:
+    """An ensemble's weights (None: equal) as a tensor summing to 1; raises unless there is one non-negative weight
+    per member, not all zero."""
+    weights = torch.tensor(weights if weights is not None else [1.0] * members, dtype=torch.float32)
+    if len(weights) != members or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"weights={weights.tolist()}: expected {members} non-negative weights, not all zero")
+    return weights / weights.sum()
+
+
 def combine(member_logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """M x N x C x ... member logits -> N x C x ...: the log of their weighted mean probability (weights sum to 1)."""
+    """M x N x C x ... member logits -> N x C x ...: the log of their weighted mean probability (weights sum to 1);
+    one member's own logits (the same probabilities)."""
+    if len(member_logits) == 1:
+        return member_logits[0]
     probs = member_logits.float().softmax(2)
     mean = (weights.to(probs.device).view(-1, *[1] * (probs.dim() - 1)) * probs).sum(0)
     return mean.clamp_min(1e-12).log()
@@ -21,27 +33,21 @@ def mirror_prediction(logits: torch.Tensor, class_mirror: torch.Tensor) -> torch
 class Ensemble(nn.Module):
     """`forward`: log of the weighted mean of the members' softmax probabilities (logits whose softmax is that mean).
 
-    `member_logits` and `combine` split it in two, so that an evaluator can warp each member's logits to the photo
+    `member_logits` gives each member's own, so that an evaluator can warp each member's logits to the photo
     exactly as it warps a single net's before averaging: an ensemble of a net with itself then scores as the net.
     """
 
     def __init__(self, nets: list[nn.Module], weights: list[float] | None = None) -> None:
         super().__init__()
         self.nets = nn.ModuleList(nets)
-        weights = torch.tensor(weights if weights is not None else [1.0] * len(nets), dtype=torch.float32)
-        if len(weights) != len(nets) or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"weights={weights.tolist()}: expected {len(nets)} non-negative weights, not all zero")
-        self.register_buffer("weights", weights / weights.sum())
+        self.register_buffer("weights", normalised_weights(weights, len(nets)))
 
     def member_logits(self, images: torch.Tensor) -> torch.Tensor:
         """M x N x C x H x W: every member's logits."""
         return torch.stack([net(images) for net in self.nets])
 
-    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
-        return combine(member_logits, self.weights)
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.combine(self.member_logits(images))
+        return combine(self.member_logits(images), self.weights)
 
 
 class Mirrored(nn.Module):
@@ -54,14 +60,6 @@ class Mirrored(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return mirror_prediction(self.net(images.flip(-1)), self.class_mirror)
-
-
-def with_flip_tta(net: nn.Module, class_mirror: torch.Tensor) -> Ensemble:
-    """Flip test-time augmentation: each net (each member of an Ensemble) also sees the mirrored image, and the
-    two views' probabilities are averaged with equal weight."""
-    nets, weights = (list(net.nets), net.weights.tolist()) if isinstance(net, Ensemble) else ([net], [1.0])
-    views = [view for member in nets for view in (member, Mirrored(member, class_mirror))]
-    return Ensemble(views, [w for w in weights for _ in range(2)])
 
 
 def fit_weights(target_log_probs: torch.Tensor, steps: int = 100) -> list[float]:

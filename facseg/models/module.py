@@ -83,10 +83,6 @@ class FaceSegModule(pl.LightningModule):
             return self.net.member_logits(self._memory_format(images))
         return self(images)[None]
 
-    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
-        """M x N x C x ... -> N x C x ...: the net's logits, or an Ensemble's log mean probability."""
-        return self.net.combine(member_logits) if isinstance(self.net, Ensemble) else member_logits[0]
-
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = self.cross_entropy(logits, labels)
         if self.dice is not None:
