@@ -81,6 +81,20 @@ def test_bench_test_times_both_protocols_in_a_tiny_smoke_mode(tiny_root):
     assert re.search(r"every condition\s+1[01] test loaders", result.stdout) and "ratio" in result.stdout
 
 
+def test_bench_ensembles_scores_alike_in_one_pass_and_one_pass_each_in_a_tiny_smoke_mode(tiny_root):
+    overrides = [*tiny_data(tiny_root), "data.image_size=64"]
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_ensembles.py", "--seeds", "1", "--batches", "1", *overrides],
+        cwd=facseg.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "8 ensembles of 3 checkpoints" in result.stdout, result.stdout
+    assert "the same mean F1 both ways: True" in result.stdout and "ratio" in result.stdout
+
+
 def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
     """Every code path of `make bench` (Lightning vs plain loop, the four inference variants, peak memory, NCHW vs
     channels_last steps), tiny."""
