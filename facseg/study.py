@@ -265,7 +265,7 @@ class Study:
         for label, members, output_dir in todo:
             try:
                 fit = label.endswith("(fitted)")
-                weights = fit_weights(torch.stack([log_probs[p] for p in members])) if fit else None
+                weights = tuple(fit_weights(torch.stack([log_probs[p] for p in members]))) if fit else None
                 scorings.append(Scoring(label, tuple(str(p) for p in members), weights, output_dir))
             except Exception as e:
                 self.ensemble_failed(label, output_dir, e)

@@ -16,10 +16,7 @@ def normalised_weights(weights: list[float] | None, members: int) -> torch.Tenso
 
 
 def combine(member_logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """M x N x C x ... member logits -> N x C x ...: the log of their weighted mean probability (weights sum to 1);
-    one member's own logits (the same probabilities)."""
-    if len(member_logits) == 1:
-        return member_logits[0]
+    """M x N x C x ... member logits -> N x C x ...: the log of their weighted mean probability (weights sum to 1)."""
     probs = member_logits.float().softmax(2)
     mean = (weights.to(probs.device).view(-1, *[1] * (probs.dim() - 1)) * probs).sum(0)
     return mean.clamp_min(1e-12).log()
