@@ -300,8 +300,9 @@ def _p(p: float) -> str:
 
 def differences_section(jobs: list[Job], stats: Statistics | None = None, compared: list[str] | None = None) -> str:
     """Markdown: the mean F1 difference A - B (points), its 95 % interval and the paired permutation p-value, for
-    every pair of the `compared` configurations (default: all) and of every other configuration against the best
-    of them; then per class for the pairs of `compared`, Holm-corrected across the classes."""
+    every pair of the `compared` configurations (default: all), of every other configuration against the best of
+    them and of one built from a compared one (a seed ensemble `unet x5 seeds`, an arm `unet (...)`) against that
+    one too; then per class for the pairs of `compared`, Holm-corrected across the classes."""
     stats = stats or Statistics(jobs)
     if stats.boot is None:
         return ""
@@ -310,7 +311,9 @@ def differences_section(jobs: list[Job], stats: Statistics | None = None, compar
     pairs = [(a, b) for i, a in enumerate(compared) for b in compared[i + 1 :]]
     if compared:
         best = max(compared, key=lambda label: (stats.estimate(label, "test", "f1_fg") or Estimate(-1, 0, 0, 0)).mean)
-        pairs += [(label, best) for label in labels if label not in compared]
+        for label in [label for label in labels if label not in compared]:
+            own = [base for base in compared if label.startswith(f"{base} ") and base != best]
+            pairs += [(label, best), *((label, base) for base in own)]
     if not pairs:
         return ""
     lines = _header(["A", "B", "mean F1 A - B", "95 % interval", "p"])

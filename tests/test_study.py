@@ -109,6 +109,8 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
         assert row in report
     assert "| unet x2 seeds (equal) | 1 |" in report and "*ceiling: truth through the crop*" in report
     assert "**unet - segnet**, F1 per class" in report and "p (Holm)" in report
+    for model in MODELS:  # each seed ensemble paired with its own architecture (and with the best one)
+        assert re.search(rf"^\| {model} x2 seeds \(equal\) \| {model} \| [+-]\d", report, re.M)
     assert "## Tuning: the same budget for each architecture" in report and re.search(
         r"Time on cpu \(\d+ threads\)", report
     )
