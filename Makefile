@@ -60,7 +60,7 @@ sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
 
 STUDY ?= logs/studies/architecture-comparison
-study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; about 97 min on 2 cores)
+study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; about 87 min on 2 cores)
 	$(BIN)/python -m facseg.study hydra.sweep.dir=$(STUDY) $(ARGS)
 
 demo: ## the local demo page: ARGS="models=[A.ckpt,B.ckpt]" (http://127.0.0.1:7860)

@@ -27,13 +27,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.data.labels import LabelMap
-from facseg.evaluation import SharedBatch, TestEvaluator
+from facseg.evaluation import RESULT_PREFIXES, SharedBatch, TestEvaluator
 from facseg.io import write_json
 from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.ensemble import Ensemble, Mirrored, normalised_weights
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
-from facseg.results import METRICS_FILE
+from facseg.results import METRICS_FILE, WANDB_ID_FILE, read_metrics
 
 SETTINGS = ("crop", "labels", "normalisation")  # what a checkpoint records of the data it was trained on
 CHECKPOINT_KEYS = ("ckpt_path", "ckpt_paths", "weights", "name")  # the command line's; a scoring logs its own
@@ -85,18 +85,24 @@ def data_config(data: DictConfig, settings: dict[str, Any], source: str) -> Dict
 class Scoring:
     """One thing a test pass scores: a checkpoint, or an ensemble of checkpoints with weights (None: equal), and the
     folder that gets its metrics.json, confusion.json, per_image.npz, samples.npz and W&B run. `name`: what it is
-    called there (None: the model, or ensemble(unet+segnet+...))."""
+    called there (None: the model, or ensemble(unet+segnet+...)). `into_run`: `output_dir` is the training run
+    (facseg.run) of the one checkpoint: its metrics.json keeps the run's own keys and gets the test results
+    (replacing an earlier test's), and they are logged to the run's own W&B run, not to a new one."""
 
     name: str | None
     checkpoints: tuple[str, ...]
     weights: tuple[float, ...] | None
     output_dir: Path
+    into_run: bool = False
 
 
-def make_loggers(cfg: DictConfig, name: str, models: list[str], output_dir: Path) -> list:
+def make_loggers(cfg: DictConfig, name: str, models: list[str], output_dir: Path, run_id: str | None = None) -> list:
     """The configured loggers, writing in `output_dir`; the W&B run named after what is scored and tagged with its
-    models and data."""
-    wandb_run = {"name": name, "tags": [*dict.fromkeys(models), cfg.data.name, *cfg.tags]}
+    models and data, or with `run_id`, that (training) run continued."""
+    if run_id:
+        wandb_run = {"id": run_id, "resume": "allow"}
+    else:
+        wandb_run = {"name": name, "tags": [*dict.fromkeys(models), cfg.data.name, *cfg.tags]}
     configs = (cfg.get("logger") or {}).values()
     return [hydra.utils.instantiate(c, save_dir=str(output_dir), **(wandb_run if is_wandb(c) else {})) for c in configs]
 
@@ -163,24 +169,36 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
             "tta": cfg.tta,
             **evaluator.numbers(),
         }
+        if s.into_run:  # the run's own keys (its model, seed, validation score, checkpoint) and the new results
+            run = read_metrics(s.output_dir) or {}
+            metrics = {
+                **{k: v for k, v in run.items() if not k.startswith(RESULT_PREFIXES)},
+                **{k: v for k, v in metrics.items() if k.startswith(RESULT_PREFIXES)},
+            }
         if trainer.is_global_zero:
-            log_run(cfg, metrics, names, settings, evaluator)
+            log_run(cfg, metrics, names, settings, evaluator, s.into_run)
             write_json(s.output_dir / METRICS_FILE, metrics)
         out.append(metrics)
     return out
 
 
-def log_run(cfg: DictConfig, metrics: dict, names: list[str], settings: dict, evaluator: TestEvaluator) -> None:
-    """The scoring's own logger runs (W&B: an offline or live run): the config, what was scored, results, media."""
+def log_run(
+    cfg: DictConfig, metrics: dict, names: list[str], settings: dict, evaluator: TestEvaluator, into_run: bool
+) -> None:
+    """The scoring's own logger runs (W&B: an offline or live run): the config, what was scored, results, media.
+    `into_run`: the training run's W&B run continued with the results (its config is the training's, kept)."""
     label = metrics["model"]
-    loggers = make_loggers(cfg, f"{label} tta={cfg.tta}" if cfg.tta else label, names, evaluator.output_dir)
+    id_file = evaluator.output_dir / WANDB_ID_FILE
+    run_id = id_file.read_text().strip() if into_run and id_file.is_file() else None
+    loggers = make_loggers(cfg, f"{label} tta={cfg.tta}" if cfg.tta else label, names, evaluator.output_dir, run_id)
     if not loggers:
         return
     try:
         logged = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in CHECKPOINT_KEYS}
-        scored = {key: metrics[key] for key in ("model", "checkpoints", "weights")}
+        scored = {key: metrics.get(key) for key in ("model", "checkpoints", "weights")}
         for logger in loggers:
-            logger.log_hyperparams(redact({**logged, **scored, "checkpoint_settings": settings}))
+            if not into_run:
+                logger.log_hyperparams(redact({**logged, **scored, "checkpoint_settings": settings}))
             logger.log_metrics({k: v for k, v in evaluator.numbers().items() if v is not None}, step=0)
             logger.save()
         evaluator.log_media(loggers)

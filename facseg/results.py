@@ -8,6 +8,7 @@ A run (or job) directory holds:
   and the image `names`: what intervals over images and paired tests resample.
 - `samples.npz`: the first test images as crops, with truth and prediction, clean and occluded (`STAGE/KEY`).
 - `cost.json`: parameters, GFLOPs and inference latency of the net (timings vary; metrics.json stays exact).
+- `wandb_id.txt`: the id of the run's W&B run, which a resumed run (and a study's later test) continues.
 
 A sweep directory holds one such directory per job (Hydra names them NUM_NAME) and `summary.json`.
 """
@@ -23,6 +24,7 @@ import numpy as np
 
 METRICS_FILE, STATUS_FILE, SUMMARY_FILE = "metrics.json", "status.json", "summary.json"
 CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE, COST_FILE = "confusion.json", "per_image.npz", "samples.npz", "cost.json"
+WANDB_ID_FILE = "wandb_id.txt"
 
 
 def read_json(path: Path) -> Any | None:

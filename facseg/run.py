@@ -35,7 +35,7 @@ from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
 from facseg.redact import redact
-from facseg.results import COST_FILE, METRICS_FILE, STATUS_FILE, failed_status
+from facseg.results import COST_FILE, METRICS_FILE, STATUS_FILE, WANDB_ID_FILE, failed_status
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """A W&B run keeps its id in its run directory, so that a resumed run continues it rather than adding one."""
     if not is_wandb(logger_cfg):
         return {}
-    id_file = output_dir / "wandb_id.txt"
+    id_file = output_dir / WANDB_ID_FILE
     if not id_file.is_file():
         id_file.write_text(secrets.token_hex(6))
     return {"id": id_file.read_text().strip(), "resume": "allow"}

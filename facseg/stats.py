@@ -17,8 +17,10 @@ Every metric here is computed as the literature computes it, from a confusion ma
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,6 +41,14 @@ class Runs:
     @property
     def seeds(self) -> int:
         return len(self.confusion)
+
+    @cached_property
+    def fingerprint(self) -> int:
+        """A number that identifies these results: what seeds their own random draws (facseg.stats.Bootstrap)."""
+        digest = hashlib.sha256()
+        for array in (self.confusion, self.squared_error, self.pixels):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return int.from_bytes(digest.digest()[:8], "little")
 
     @classmethod
     def stack(cls, per_seed: Sequence[dict[str, np.ndarray]], stage: str) -> Runs:
@@ -96,17 +106,20 @@ def value(table: dict[str, np.ndarray], key: str, classes: Sequence[str]) -> np.
 
 
 class Bootstrap:
-    """Shared random draws, so that every interval of one report resamples the same images (paired throughout)."""
+    """Shared image draws, so that every interval of one report resamples the same images (paired throughout). The
+    seed draws and permutations of a configuration (or pair) come from a generator of its own, seeded by its
+    results: an interval does not depend on which other rows a report has, or in which order they come."""
 
     def __init__(self, images: int, seed: int = 0, replicates: int = REPLICATES) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.replicates = replicates
         # Image weights: how often each test image is drawn in each replicate (B x N).
-        self.weights = self.rng.multinomial(images, np.full(images, 1 / images), size=replicates).astype(np.float64)
+        rng = np.random.default_rng(seed)
+        self.weights = rng.multinomial(images, np.full(images, 1 / images), size=replicates).astype(np.float64)
         self._tables: dict[int, tuple[Runs, dict[str, np.ndarray]]] = {}
 
-    def seed_draws(self, seeds: int) -> np.ndarray:
-        return self.rng.integers(0, seeds, size=(self.replicates, seeds))
+    def rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *keys])
 
     def replicate_tables(self, runs: Runs, mean_f1: Sequence[int]) -> dict[str, np.ndarray]:
         """Per replicate and seed (B x S ...), the metrics of the image-weighted pooled matrices (kept per `runs`)."""
@@ -123,9 +136,12 @@ class Bootstrap:
         self._tables[id(runs)] = (runs, table)  # the runs kept alive, so that their id is not reused
         return table
 
-    def seed_mean(self, per_seed: np.ndarray) -> np.ndarray:
-        """B x S replicate values -> B: each replicate's mean over a draw of the seeds (with replacement)."""
-        return _nanmean(np.take_along_axis(per_seed, self.seed_draws(per_seed.shape[1]), axis=1))
+    def seed_mean(self, per_seed: np.ndarray, *keys: int) -> np.ndarray:
+        """B x S replicate values -> B: each replicate's mean over a draw of the seeds (with replacement), drawn by
+        `keys` (the same keys, the same draws: for every metric of one configuration)."""
+        seeds = per_seed.shape[1]
+        draws = self.rng(*keys).integers(0, seeds, size=(self.replicates, seeds))
+        return _nanmean(np.take_along_axis(per_seed, draws, axis=1))
 
 
 @dataclass
@@ -160,7 +176,7 @@ def interval(
     if minus is not None:
         full = full - full_values(minus, mean_f1, classes, key)
         per_seed = per_seed - value(boot.replicate_tables(minus, mean_f1), key, classes)
-    samples = boot.seed_mean(per_seed)
+    samples = boot.seed_mean(per_seed, runs.fingerprint)
     finite = full[np.isfinite(full)]
     mean = float(finite.mean()) if len(finite) else float("nan")
     return Estimate(mean, *_percentiles(samples), seeds=len(finite))
@@ -188,7 +204,8 @@ def paired(
     tables = [boot.replicate_tables(runs, mean_f1) for runs in (a, b)]
     # Each image's seed-averaged matrices: what the permutation swaps.
     mean_a, mean_b = a.confusion.mean(0), b.confusion.mean(0)
-    flips = boot.rng.integers(0, 2, size=(permutations, len(mean_a))).astype(np.float64)
+    pair = (a.fingerprint, b.fingerprint)  # the two sides' seeds drawn independently, and the flips, by the pair
+    flips = boot.rng(*pair, 2).integers(0, 2, size=(permutations, len(mean_a))).astype(np.float64)
     c = mean_a.shape[-1]
     gap = (mean_b - mean_a).reshape(len(mean_a), c * c)
     permuted_a = (mean_a.sum(0).reshape(-1) + flips @ gap).reshape(permutations, c, c)
@@ -198,7 +215,7 @@ def paired(
     out = []
     for key in keys:
         full = [np.nanmean(full_values(runs, mean_f1, classes, key)) for runs in (a, b)]
-        samples = [boot.seed_mean(value(table, key, classes)) for table in tables]
+        samples = [boot.seed_mean(value(table, key, classes), *pair, side) for side, table in enumerate(tables)]
         statistic = value(observed[0], key, classes) - value(observed[1], key, classes)
         null_statistics = value(null[0], key, classes) - value(null[1], key, classes)
         if np.isfinite(statistic):

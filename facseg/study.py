@@ -43,14 +43,9 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg import report as reporting
 from facseg.data.labels import IGNORE
 from facseg.evaluate import Scoring, checkpoint_settings, data_config, load, score
-from facseg.evaluation import RESULT_PREFIXES
 from facseg.io import write_json
 from facseg.models.ensemble import fit_weights
 from facseg.results import (
-    CONFUSION_FILE,
-    METRICS_FILE,
-    PER_IMAGE_FILE,
-    SAMPLES_FILE,
     STATUS_FILE,
     failed_status,
     read_json,
@@ -175,18 +170,17 @@ class Study:
         return dict(known[arm] for arm in self.settings.arms)
 
     def retrain(self, model: str, chosen: dict[str, Any], arm: str) -> None:
+        """The architecture's seeds trained (or resumed) with its chosen settings; tested later, in the test pass."""
         for seed in self.seeds():
             output_dir = self.run_dir(model, seed, arm)
             try:
                 if read_status(output_dir)["status"] != "ok":
-                    self.train_job(output_dir, model, seed, chosen["params"], self.arms()[arm], keep_best=True)
-                    self.mark_tested(output_dir)
-                elif self.settings.rescore and not self.tested_now(output_dir):
-                    self.rescore(output_dir, model)
+                    extra = [*self.arms()[arm], "test=false"]
+                    self.train_job(output_dir, model, seed, chosen["params"], extra, keep_best=True)
             except Exception as e:  # recorded in the run's status.json; the report names it
                 log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
 
-    # -- rescoring --------------------------------------------------------------------------------------------
+    # -- 3. the test pass ------------------------------------------------------------------------------------
     @property
     def test_protocol(self) -> str:
         """A fingerprint of how runs are tested (the occluded conditions, the scoring resolution): study.rescore
@@ -195,28 +189,23 @@ class Study:
         spec = {"occluded_test": data.get("occluded_test"), "eval_resolution": data.get("eval_resolution")}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
-    def tested_now(self, output_dir: Path) -> bool:
-        return read_status(output_dir).get("test_protocol") == self.test_protocol
+    @staticmethod
+    def untested(output_dir: Path) -> bool:
+        """A run trained and not tested yet (runs tested before the protocol's fingerprint was kept count as
+        tested)."""
+        status = read_status(output_dir)
+        tested = "test_protocol" in status or "test/f1_fg" in (read_metrics(output_dir) or {})
+        return status["status"] == "ok" and not tested
+
+    def to_test(self, output_dir: Path) -> bool:
+        """Whether a finished run or ensemble is tested now: never tested, or tested under another test protocol
+        and study.rescore asks for it."""
+        status = read_status(output_dir)
+        other_protocol = status["status"] == "ok" and status.get("test_protocol") != self.test_protocol
+        return self.untested(output_dir) or (self.settings.rescore and other_protocol)
 
     def mark_tested(self, output_dir: Path) -> None:
         write_json(output_dir / STATUS_FILE, {**read_status(output_dir), "test_protocol": self.test_protocol})
-
-    def rescore(self, output_dir: Path, model: str) -> None:
-        """A finished run tested again, from its kept checkpoint, with today's test protocol: its test results
-        (metrics.json's test values, confusion.json, per_image.npz, samples.npz) replaced, the rest kept."""
-        old = read_metrics(output_dir)
-        scratch = output_dir / "rescoring"
-        shutil.rmtree(scratch, ignore_errors=True)
-        self.score([Scoring(model, (old["best_checkpoint"],), None, scratch)])
-        new = read_metrics(scratch)
-        kept = {k: v for k, v in old.items() if not k.startswith(RESULT_PREFIXES)}
-        for name in (CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE):
-            (scratch / name).replace(output_dir / name)
-        write_json(
-            output_dir / METRICS_FILE, {**kept, **{k: v for k, v in new.items() if k.startswith(RESULT_PREFIXES)}}
-        )
-        shutil.rmtree(scratch)
-        self.mark_tested(output_dir)
 
     def run_dir(self, model: str, seed: int, arm: str = "") -> Path:
         return self.dir / "runs" / f"{model}{arm and f'-{arm}'}-s{seed}"
@@ -225,7 +214,6 @@ class Study:
     def arm_label(model: str, arm: str) -> str:
         return f"{model} (occlusion-trained)" if arm else model
 
-    # -- 3. ensembles -----------------------------------------------------------------------------------------
     def ensembles(self, models: list[str]) -> list[tuple[str, list[Path], Path]]:
         """(label, member checkpoints, output folder) of every ensemble, equal and fitted weights: each
         architecture's seeds, then the architectures together, one ensemble per seed."""
@@ -250,18 +238,21 @@ class Study:
             for weighting in ("equal", "fitted")
         ]
 
-    def score_ensembles(self, models: list[str]) -> None:
-        """The ensembles not scored yet (or scored under another test protocol), all in one test pass: each member
-        checkpoint predicts once for every ensemble it is in. Weights that cannot be fitted fail their ensemble;
-        a failing pass fails the ones it scores; either is named in the report and the rest go on."""
-        todo = [
-            e
-            for e in self.ensembles(models)
-            if read_status(e[2])["status"] != "ok" or (self.settings.rescore and not self.tested_now(e[2]))
+    def test_pass(self, models: list[str], arm: str, ensembles: bool) -> None:
+        """The arm's runs not tested yet and, with `ensembles`, the ensembles not scored yet, all in one test pass
+        (facseg.evaluate.score): each checkpoint predicts each test batch once, for its own run's results and for
+        every ensemble it is in. Weights that cannot be fitted fail their ensemble; a failing pass fails the
+        ensembles it scores and leaves its runs untested; either is named in the report and the rest go on."""
+        runs = [(m, self.run_dir(m, s, arm)) for m in models for s in self.seeds()]
+        scorings = [
+            Scoring(model, (read_metrics(path)["best_checkpoint"],), None, path, into_run=True)
+            for model, path in runs
+            if self.to_test(path)
         ]
+        todo = [e for e in self.ensembles(models) if read_status(e[2])["status"] != "ok" or self.to_test(e[2])]
+        todo = todo if ensembles else []
         fitted = sorted({p for label, members, _ in todo if label.endswith("(fitted)") for p in members})
         log_probs = self.validation_log_probs(fitted) if fitted else {}  # read once for every fitted ensemble
-        scorings = []
         for label, members, output_dir in todo:
             try:
                 fit = label.endswith("(fitted)")
@@ -272,13 +263,20 @@ class Study:
         if not scorings:
             return
         try:
-            self.score(scorings)
+            results = self.score(scorings)
         except Exception as e:
+            log.error("the test pass failed: %s", e)
             for scoring in scorings:
-                self.ensemble_failed(scoring.name, scoring.output_dir, e)
+                if not scoring.into_run:
+                    self.ensemble_failed(scoring.name, scoring.output_dir, e)
             return
-        for scoring in scorings:
-            write_json(scoring.output_dir / STATUS_FILE, {"status": "ok", "test_protocol": self.test_protocol})
+        for scoring, metrics in zip(scorings, results):
+            if scoring.into_run:
+                self.mark_tested(scoring.output_dir)
+                headline = [f"{k} {100 * metrics[k]:.1f}" for k in ("test/f1_fg", "occluded/f1_fg") if metrics.get(k)]
+                log.info("%s: mean F1 %s", scoring.output_dir.name, ", ".join(headline))
+            else:
+                write_json(scoring.output_dir / STATUS_FILE, {"status": "ok", "test_protocol": self.test_protocol})
 
     @staticmethod
     def ensemble_failed(label: str, output_dir: Path, error: Exception) -> None:
@@ -296,14 +294,14 @@ class Study:
             cfg.data = OmegaConf.create(OmegaConf.to_container(self.cfg.data, resolve=True))
         return cfg
 
-    def score(self, scorings: list[Scoring]) -> None:
+    def score(self, scorings: list[Scoring]) -> list[dict]:
         """Checkpoints and ensembles scored in one test pass (facseg.evaluate.score), with the study's W&B group."""
         cfg = self.evaluate_config([f"group={self.name}"])
         with open_dict(cfg):
             cfg.seed = self.cfg.seed
             if "wandb" in (cfg.get("logger") or {}):
                 cfg.logger.wandb.job_type = "study"
-        score(cfg, scorings)
+        return score(cfg, scorings)
 
     @torch.no_grad()
     def validation_log_probs(self, paths: list[Path]) -> dict[Path, torch.Tensor]:
@@ -345,15 +343,11 @@ class Study:
                 if model not in chosen:
                     chosen[model] = self.timed("search", self.search, model)
                     write_json(self.dir / CHOSEN_FILE, chosen)
-            arms = list(self.arms())
-            for arm in arms[:1]:  # the first arm, then its ensembles, then the other arms
-                for model in [m for m in models if chosen[m] is not None]:
+            trained = [m for m in models if chosen[m] is not None]
+            for n, arm in enumerate(self.arms()):  # the first arm with the ensembles, then the other arms
+                for model in trained:
                     self.timed("retrain", self.retrain, model, chosen[model], arm)
-            if self.settings.ensembles:
-                self.timed("ensembles", self.score_ensembles, models)
-            for arm in arms[1:]:
-                for model in [m for m in models if chosen[m] is not None]:
-                    self.timed("retrain", self.retrain, model, chosen[model], arm)
+                self.timed("test", self.test_pass, trained, arm, n == 0 and self.settings.ensembles)
         report = self.timed("report", self.write_report, models, chosen)
         total = sum(self.state["seconds"].values())
         print(f"study finished in {total / 60:.1f} minutes ({self.durations()}): {report}")
@@ -361,6 +355,7 @@ class Study:
         folders = [self.run_dir(m, s, a) for m in models if chosen[m] for a in self.arms() for s in self.seeds()]
         folders += [path for _, _, path in self.ensembles(models)] if self.settings.ensembles else []
         failed += [path.name for path in folders if read_status(path)["status"] != "ok" and path.is_dir()]
+        failed += [f"{path.name} (untested)" for path in folders if self.untested(path)]
         if failed:  # the others finished and are in the report; the command still says that something failed
             log.error("failed: %s (the report names the errors; rerun the command to retry them)", ", ".join(failed))
             sys.exit(1)
@@ -374,10 +369,16 @@ class Study:
         for arm in self.arms():
             for model in models:
                 for seed in self.seeds():
-                    if self.run_dir(model, seed, arm).is_dir():
-                        job = reporting.load_job(self.run_dir(model, seed, arm))
-                        job.label = self.arm_label(model, arm)
-                        jobs.append(job)
+                    path = self.run_dir(model, seed, arm)
+                    if self.untested(path):  # its test pass failed: named, as a failed run is
+                        error = "trained, not tested: the test pass failed (see study.log); rerun to test it"
+                        job = reporting.Job(name=path.name, path=path, status="failed", label="", error=error)
+                    elif path.is_dir():
+                        job = reporting.load_job(path)
+                    else:
+                        continue
+                    job.label = self.arm_label(model, arm)
+                    jobs.append(job)
         for _, _, path in self.ensembles(models):
             if path.is_dir():
                 job = reporting.load_job(path)

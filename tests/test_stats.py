@@ -66,6 +66,18 @@ def test_paired_differences_find_a_real_gap_and_no_gap_between_equals():
     assert gap.difference > 0.05 and gap.low > 0 and gap.p < 0.01
 
 
+def test_an_interval_does_not_depend_on_what_else_the_report_computed():
+    rng = np.random.default_rng(3)
+    a, b = runs(per_image(rng, 30, 0.7), per_image(rng, 30, 0.75)), runs(per_image(rng, 30, 0.8))
+    alone = interval(Bootstrap(30, replicates=300), a, FOREGROUND, CLASSES, "f1_fg")
+    boot = Bootstrap(30, replicates=300)
+    paired(boot, b, a, FOREGROUND, CLASSES, ["f1_fg"], permutations=300)
+    interval(boot, b, FOREGROUND, CLASSES, "f1/a")
+    assert interval(boot, a, FOREGROUND, CLASSES, "f1_fg") == alone
+    first = paired(Bootstrap(30, replicates=300), a, b, FOREGROUND, CLASSES, ["f1_fg"], permutations=300)
+    assert paired(boot, a, b, FOREGROUND, CLASSES, ["f1_fg"], permutations=300) == first
+
+
 def test_holm_adjusts_in_step_down_order():
     assert holm([0.01, 0.04, 0.03, float("nan")])[:3] == pytest.approx([0.03, 0.06, 0.06])
 

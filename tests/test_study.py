@@ -97,9 +97,14 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
             ]
             with np.load(run / "per_image.npz") as arrays:
                 assert arrays["test/confusion"].shape == (4, 11, 11)  # one matrix per test image
-    # Each job is a W&B run of job_type `study`, grouped under the study's name.
-    (log,) = (directory / "runs" / "unet-s1").glob("wandb/offline-run-*/run-*.wandb")
-    assert (wandb_log.run_info(log).job_type, wandb_log.run_info(log).run_group) == ("study", "study")
+    # Each job is a W&B run of job_type `study`, grouped under the study's name; a run's test, in the study's one
+    # test pass, continues the run's own W&B run (the same id), with its training config kept.
+    trained, tested = sorted((directory / "runs" / "unet-s1").glob("wandb/offline-run-*/run-*.wandb"))
+    for log in (trained, tested):
+        assert (wandb_log.run_info(log).job_type, wandb_log.run_info(log).run_group) == ("study", "study")
+    assert wandb_log.run_info(tested).run_id == wandb_log.run_info(trained).run_id
+    assert "test/f1_fg" in wandb_log.summary(tested) and "trainer" in wandb_log.config(trained)
+    assert "test/f1_fg" not in wandb_log.summary(trained)
     ensembles = sorted(p.name for p in (directory / "ensembles").iterdir())
     assert len(ensembles) == 3 * 2 + 2 * 2 and "unet+segnet+pspnet-s1-fitted" in ensembles
     fitted = json.loads((directory / "ensembles" / "unet+segnet+pspnet-s1-fitted" / "metrics.json").read_text())
@@ -172,6 +177,17 @@ def test_an_occlusion_trained_arm_is_compared_and_a_new_test_protocol_rescores_w
     assert "## Occlusion" in report and "| unet (occlusion-trained) - unet |" in report
     assert (directory / "figures" / "severity_f1.png").is_file()
     assert "occluded_severity/0.3/f1_fg" not in json.loads((clean / "metrics.json").read_text())
+
+    # A study killed in its test pass: the run trained but untested is named, then tested by the same command.
+    metrics = json.loads((occluded / "metrics.json").read_text())
+    trained = {k: v for k, v in metrics.items() if not k.startswith(("test/", "occluded", "ceiling/"))}
+    (occluded / "metrics.json").write_text(json.dumps(trained))
+    status = json.loads((occluded / "status.json").read_text())
+    (occluded / "status.json").write_text(json.dumps({k: v for k, v in status.items() if k != "test_protocol"}))
+    output = finished([*args, "study.report_only=true"], tmp_path, returncode=1)
+    assert "unet-occl-s1 (untested)" in output and "trained, not tested" in (directory / "report.md").read_text()
+    output = finished(args, tmp_path)
+    assert "Epoch" not in output and json.loads((occluded / "metrics.json").read_text()) == metrics
 
     # Another test protocol: study.rescore tests the kept checkpoints again, trains nothing.
     checkpoint = Path(json.loads((clean / "metrics.json").read_text())["best_checkpoint"])
