@@ -18,7 +18,7 @@ install: ## create .venv (when absent) and install facseg editable with its dev 
 install-browser: ## Chromium and its driver, for the demo page's browser test (Debian or Ubuntu, as root; CI runs it)
 	apt-get update -qq && apt-get install -y -qq chromium chromium-driver
 
-test: ## run the test suite (about 9 minutes on 2 CPU cores)
+test: ## run the test suite (about 12 minutes on 2 CPU cores)
 	$(BIN)/python -m pytest $(ARGS)
 
 report: ## report.md + figures of a sweep: ARGS=logs/multiruns/DIR (default: the newest sweep)
