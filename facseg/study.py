@@ -249,8 +249,11 @@ class Study:
             for model, path in runs
             if self.to_test(path)
         ]
-        todo = [e for e in self.ensembles(models) if read_status(e[2])["status"] != "ok" or self.to_test(e[2])]
-        todo = todo if ensembles else []
+        todo = (
+            [e for e in self.ensembles(models) if read_status(e[2])["status"] != "ok" or self.to_test(e[2])]
+            if ensembles
+            else []
+        )
         fitted = sorted({p for label, members, _ in todo if label.endswith("(fitted)") for p in members})
         log_probs = self.validation_log_probs(fitted) if fitted else {}  # read once for every fitted ensemble
         for label, members, output_dir in todo:
@@ -371,7 +374,7 @@ class Study:
                 for seed in self.seeds():
                     path = self.run_dir(model, seed, arm)
                     if self.untested(path):  # its test pass failed: named, as a failed run is
-                        error = "trained, not tested: the test pass failed (see study.log); rerun to test it"
+                        error = "trained, not tested: its test pass failed or was cut short (study.log); rerun"
                         job = reporting.Job(name=path.name, path=path, status="failed", label="", error=error)
                     elif path.is_dir():
                         job = reporting.load_job(path)
