@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data lint format train sweep study real-faces clean
+.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -18,7 +18,10 @@ install: ## create .venv (when absent) and install facseg editable with its dev 
 install-browser: ## Chromium and its driver, for the demo page's browser test (Debian or Ubuntu, as root; CI runs it)
 	apt-get update -qq && apt-get install -y -qq chromium chromium-driver
 
-test: ## run the test suite (about 12 minutes on 2 CPU cores)
+test: ## the fast lane: unit tests and quick integration tests, after every change (a few minutes on 2 CPU cores)
+	$(BIN)/python -m pytest -m "not slow and not acceptance" $(ARGS)
+
+test-all: ## every test but the acceptance run: the fast lane and the slow end-to-end tests (CI runs it)
 	$(BIN)/python -m pytest $(ARGS)
 
 report: ## report.md + figures of a sweep: ARGS=logs/multiruns/DIR (default: the newest sweep)

@@ -17,9 +17,9 @@ import hydra
 from hydra import compose, initialize_config_dir
 
 import facseg
+from facseg.data.cache import build_cache
 from facseg.data.crop import CropSettings
 from facseg.data.formats import LaPaLayout
-from facseg.data.prepare import build_cache
 from facseg.data.synthetic import SyntheticSpec, generate
 
 

@@ -1,4 +1,4 @@
-"""What scoring a study's ensembles costs: seconds of facseg.evaluate.score for a study's ensembles (each
+"""What scoring a study's ensembles costs: seconds of facseg.scoring.onepass.score for a study's ensembles (each
 architecture's seeds, the architectures together per seed; equal and fitted weights) in one test pass, beside one
 pass per ensemble (how the study scored them before). Untrained matched nets (the time does not depend on the
 weights), the default synthetic test split, every default occluded condition; `--batches` test batches per loader.
@@ -22,8 +22,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 import facseg
-from facseg.evaluate import Scoring, score
 from facseg.models.module import FaceSegModule
+from facseg.scoring.onepass import Scoring, score
 
 MODELS = ("unet", "segnet", "pspnet")
 
@@ -34,7 +34,7 @@ def checkpoint(model: str, seed: int, overrides: list[str], folder: Path) -> str
         cfg = compose("train", overrides=[f"model={model}", *overrides])
     torch.manual_seed(seed)
     datamodule = hydra.utils.instantiate(cfg.data)
-    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.scoring_settings)
+    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.recorded_settings)
     path = folder / f"{model}-s{seed}.ckpt"
     contents = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
     torch.save({**contents, "pytorch-lightning_version": pl.__version__}, path)

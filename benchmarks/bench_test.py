@@ -18,8 +18,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import facseg
-from facseg.evaluation import TestEvaluator
 from facseg.models.module import FaceSegModule
+from facseg.scoring.evaluator import TestEvaluator
 
 PRIMARY_ONLY = [
     "data.occluded_test.severities=[]",

@@ -1,9 +1,15 @@
-"""facseg: face parsing experiments on LaPa with PyTorch Lightning and Hydra."""
+"""facseg: face parsing experiments on LaPa with PyTorch Lightning and Hydra.
+
+The folders are the stages a run passes through: data/ (datasets, crops, occluders), models/ (the nets and the one
+LightningModule), scoring/ (test-time scoring at the photo's resolution), study/ (the fair comparison), report/
+(offline statistics, tables and figures), runtime/ (plumbing every command shares). The modules beside them are the
+commands: run, evaluate, predict, export, demo (and cli, the `facseg` command).
+"""
 
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from facseg.runtime import resolvers
 
 # albumentations asks PyPI for a newer version on import: a network call that stalls on offline compute nodes.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -14,52 +20,4 @@ CONFIG_DIR = PACKAGE_DIR / "conf"  # the configs ship inside the package (the ch
 # working directory; the working directory, when it is installed from a wheel.
 PROJECT_ROOT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else Path.cwd()
 
-# `${facseg_root:}` in the configs: see PROJECT_ROOT.
-OmegaConf.register_new_resolver("facseg_root", lambda: str(PROJECT_ROOT), replace=True)
-
-
-def _sweep_name() -> str | None:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return Path(HydraConfig.get().sweep.dir).name
-    return None
-
-
-def _swept(keys_to_skip: tuple[str, ...]) -> list[str]:
-    """The overrides of this job whose values the sweep varies (say `optimizer.lr=0.001`), but for `keys_to_skip`.
-
-    A sweep's own overrides (multirun.yaml, written before its first job) name what varies: its sweep overrides
-    (`a=1,2`, `choice(...)`, `range(...)`, ...) and a search's parameters.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return []
-    sweep = Path(HydraConfig.get().sweep.dir) / "multirun.yaml"
-    if not sweep.is_file():
-        return []
-    hydra_cfg = OmegaConf.load(sweep).hydra
-    parser = OverridesParser.create()
-    varied = {o.key_or_group for o in parser.parse_overrides(list(hydra_cfg.overrides.task)) if o.is_sweep_override()}
-    varied |= set(hydra_cfg.sweeper.get("params") or {})
-    job = parser.parse_overrides(OmegaConf.to_container(HydraConfig.get().overrides.task))
-    return [o.input_line for o in job if o.key_or_group in varied - set(keys_to_skip)]
-
-
-def _run_name(model: str, seed: int) -> str:
-    """`<model>-s<seed>`, then whatever else this sweep varies: one name per point of a comparison."""
-    return " ".join([f"{model}-s{seed}", *_swept(("model", "seed"))])
-
-
-def _run_tags(model: str, data: str, seed: int, tags: list) -> list[str]:
-    return [model, data, f"seed{seed}", *tags]
-
-
-# `${sweep_name:}`: the default group of a sweep's W&B runs; `${run_name:...}`, `${run_tags:...}`: each run's.
-OmegaConf.register_new_resolver("sweep_name", _sweep_name, replace=True)
-OmegaConf.register_new_resolver("run_name", _run_name, replace=True)
-OmegaConf.register_new_resolver("run_tags", _run_tags, replace=True)
+resolvers.register(PROJECT_ROOT)  # the configs' ${facseg_root:}, ${sweep_name:}, ${run_name:...}, ${run_tags:...}

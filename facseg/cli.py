@@ -19,13 +19,13 @@ import sys
 # command -> the module whose main() it runs; the Hydra ones parse sys.argv themselves, the others take argv.
 COMMANDS = {
     "run": "facseg.run",
-    "study": "facseg.study",
+    "study": "facseg.study.__main__",
     "evaluate": "facseg.evaluate",
     "predict": "facseg.predict",
     "export": "facseg.export",
     "report": "facseg.report",
     "check": "facseg.data.check",
-    "prepare": "facseg.data.prepare",
+    "prepare": "facseg.data.cache",
     "demo": "facseg.demo",
 }
 ARGPARSE = {"report", "check", "prepare"}

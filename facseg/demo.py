@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.inference import Parser, ensemble, load_parser
+from facseg.models.inference import Parser, ensemble, load_parser
 from facseg.predict import FaceFinder, overlay, parse_photo
 
 AREA_HEADERS = ["class", "pixels", "% of non-background"]

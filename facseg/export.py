@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.inference import METADATA_KEY, load_parser, metadata
+from facseg.models.inference import METADATA_KEY, load_parser, metadata
 from facseg.models.module import FaceSegModule
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}

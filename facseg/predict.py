@@ -32,9 +32,9 @@ import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.data.crop import warp_to_crop
 from facseg.data.detect import Face, FaceFinder
 from facseg.data.formats import read_image
-from facseg.inference import Parser, load_parser
-from facseg.io import write_bytes, write_json
-from facseg.warp import warp_to_photos
+from facseg.models.inference import Parser, load_parser
+from facseg.runtime.atomic import write_bytes, write_json
+from facseg.scoring.warp import warp_to_photos
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ A run whose output directory already holds `checkpoints/last.ckpt` resumes from 
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 import warnings
 from dataclasses import asdict
@@ -26,16 +25,15 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import facseg  # noqa: F401  (registers the config resolvers)
-from facseg.config_checks import check_config
-from facseg.ddp import end_ddp_job
-from facseg.device_pool import claim_device
-from facseg.evaluation import TestEvaluator
-from facseg.io import write_json
-from facseg.loggers import finish_wandb, is_wandb
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
-from facseg.redact import redact
-from facseg.results import COST_FILE, METRICS_FILE, STATUS_FILE, WANDB_ID_FILE, failed_status
+from facseg.runtime.config_checks import check_config
+from facseg.runtime.ddp import end_ddp_job
+from facseg.runtime.device_pool import claim_device
+from facseg.runtime.loggers import finish_wandb, is_wandb
+from facseg.runtime.record import METRICS_FILE, failed_status, wandb_run_id, write_cost, write_metrics, write_status
+from facseg.runtime.redact import redact
+from facseg.scoring.evaluator import TestEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +77,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     datamodule = hydra.utils.instantiate(cfg.data)
     module = FaceSegModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
-        **datamodule.scoring_settings,
+        **datamodule.recorded_settings,
         dice_weight=cfg.loss.dice_weight,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
@@ -112,9 +110,9 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         if trainer.is_global_zero:
             # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
             net = module.net.to(trainer.strategy.root_device)
-            write_json(output_dir / COST_FILE, model_cost(net, datamodule.settings.image_size))
-            write_json(
-                output_dir / METRICS_FILE,
+            write_cost(output_dir, model_cost(net, datamodule.settings.image_size))
+            write_metrics(
+                output_dir,
                 {
                     "model": cfg.model.name,
                     "data": cfg.data.name,
@@ -154,14 +152,11 @@ def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """A W&B run keeps its id in its run directory, so that a resumed run continues it rather than adding one."""
     if not is_wandb(logger_cfg):
         return {}
-    id_file = output_dir / WANDB_ID_FILE
-    if not id_file.is_file():
-        id_file.write_text(secrets.token_hex(6))
-    return {"id": id_file.read_text().strip(), "resume": "allow"}
+    return {"id": wandb_run_id(output_dir, create=True), "resume": "allow"}
 
 
 def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
-    """train(), with its outcome recorded in status.json for the sweep summary (facseg.sweep) and the study.
+    """train(), with its outcome recorded in status.json for the sweep summary (facseg.runtime.sweep) and the study.
 
     `overrides`: what set this job apart, as recorded; default: the Hydra job's own overrides.
     """
@@ -175,10 +170,10 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
         value = train(cfg)
     except Exception as e:
         if rank_zero_only.rank == 0:
-            write_json(output_dir / STATUS_FILE, redact(failed_status(e, overrides=overrides)))
+            write_status(output_dir, redact(failed_status(e, overrides=overrides)))
         raise  # a sweep's launcher catches it and runs the other jobs
     if rank_zero_only.rank == 0:
-        write_json(output_dir / STATUS_FILE, {"status": "ok", "overrides": overrides})
+        write_status(output_dir, {"status": "ok", "overrides": overrides})
     return value
 
 

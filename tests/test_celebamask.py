@@ -12,19 +12,19 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from facseg.data import celebamask
+from facseg.data.cache import main as prepare_main
 from facseg.data.check import check_dataset
 from facseg.data.check import main as check_main
 from facseg.data.datamodule import FaceDataModule
-from facseg.data.formats import open_layout
 from facseg.data.labels import LabelMap, LabelMapping
-from facseg.data.prepare import main as prepare_main
+from facseg.data.layouts import open_layout
 from facseg.data.transforms import HorizontalFlipSwap
 from facseg.predict import predict
-from facseg.results import read_arrays
 from facseg.run import train
-from tests.conftest import CELEBAMASK_MINI as MINI
-from tests.conftest import CONF_DIR, TINY, compose_train
-from tests.conftest import celebamask_ids as ids
+from facseg.runtime.record import read_arrays
+from tests.helpers import CELEBAMASK_MINI as MINI
+from tests.helpers import CONF_DIR, TINY, compose_train
+from tests.helpers import celebamask_ids as ids
 
 pytestmark = pytest.mark.skipif(not MINI.is_dir(), reason=f"{MINI} is absent: the real-face tests need it")
 CELEBAMASK, LAPA = LabelMap.named("celebamask"), LabelMap.named("lapa")
@@ -188,7 +188,7 @@ def test_datamodule_reads_celebamask_in_its_own_classes(celebamask_small):
     dm.setup("test")
     sample = dm.splits["test"][0]
     assert sample["original_label"].shape == (512, 512)  # scored at the label maps' 512 px
-    assert dm.classes == CELEBAMASK.names and dm.scoring_settings["labels"]["name"] == "celebamask"
+    assert dm.classes == CELEBAMASK.names and dm.recorded_settings["labels"]["name"] == "celebamask"
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +209,7 @@ def real_run(celebamask_small, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_a_short_run_on_16_real_faces_learns_above_chance(real_run, celebamask_small):
     """Chance is the best constant prediction, the majority class everywhere. (One epoch does not lift a
     from-scratch net past it: pixel accuracy 0.39 against 0.36, measured; hence 5 epochs.)"""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facseg.data.check import check_dataset, main
-from tests.conftest import REAL_SAMPLES
+from tests.helpers import REAL_SAMPLES
 
 
 @pytest.fixture

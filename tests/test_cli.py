@@ -12,6 +12,8 @@ import pytest
 
 import facseg
 
+pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
+
 FACSEG = Path(sys.executable).parent / "facseg"  # the console script `make install` put beside this Python
 
 

@@ -8,7 +8,9 @@ import sys
 import pytest
 
 import facseg
-from tests.conftest import TINY, subprocess_env, tiny_data
+from tests.helpers import TINY, subprocess_env, tiny_data
+
+pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
 ROOT = facseg.PROJECT_ROOT
 

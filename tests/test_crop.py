@@ -8,8 +8,8 @@ from facseg.data.formats import read_landmarks
 from facseg.data.labels import BACKGROUND, LabelMap
 from facseg.data.landmarks import ALIGNMENT_POINTS
 from facseg.data.synthetic import render_face
-from facseg.warp import warp_to_photos
-from tests.conftest import REAL_SAMPLES
+from facseg.scoring.warp import warp_to_photos
+from tests.helpers import REAL_SAMPLES
 
 CLASS_NAMES = LabelMap.named("lapa").names
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from facseg.data.cache import main as prepare
 from facseg.data.datamodule import FaceDataModule
-from facseg.data.prepare import main as prepare
 
 
 def datamodule(root, **kwargs) -> FaceDataModule:
@@ -62,7 +62,7 @@ def test_crop_cache_is_built_used_and_refused_when_stale(tmp_path, copy):
     label.write_bytes(label.read_bytes() + b"\0")
     with pytest.raises(
         ValueError,
-        match=r"does not match the train split .*\(fingerprint differ\).*facseg.data.prepare .* --format lapa",
+        match=r"does not match the train split .*\(fingerprint differ\).*facseg.data.cache .* --format lapa",
     ):
         datamodule(copy, cache_dir=str(cache_dir)).setup("fit")
 

@@ -5,12 +5,14 @@ import json
 import pytest
 import pytorch_lightning as pl
 
-from facseg import evaluation
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.models.module import FaceSegModule
+from facseg.scoring import evaluator
 from tests import wandb_log
-from tests.conftest import run_facseg
+from tests.helpers import run_facseg
+
+pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
 # 5 test and 3 val images: 2 processes with padding would score one image of each twice.
 SPEC = SyntheticSpec(train=8, val=3, test=5, size=96, seed=1)
@@ -51,7 +53,7 @@ def single_process_test(run_dir, root) -> dict:
     # The occluded split as conf/data/lapa.yaml sets it: its shards are pooled too.
     datamodule = FaceDataModule(root=str(root), image_size=64, batch_size=2, occluded_test={"coverage": 0.2})
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[evaluation.TestEvaluator()]
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[evaluator.TestEvaluator()]
     )
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("/loss")}

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from facseg.run import train
-from tests.conftest import compose_train, tiny_data
+from tests.helpers import compose_train, tiny_data
 
 SMALL = ["data.image_size=64", "data.batch_size=4", "trainer.enable_progress_bar=false"]
 
@@ -29,6 +29,7 @@ def test_fast_dev_run_ends_with_a_test_of_the_weights_as_they_are(tmp_path, tiny
     assert (tmp_path / "per_image.npz").is_file()  # one test batch scored, and its files written
 
 
+@pytest.mark.slow
 def test_overfitting_two_batches_fits_them(tmp_path, tiny_root):
     run_preset("overfit", tmp_path, tiny_root)
     train_miou = epochs_logged(tmp_path, "train/miou")
@@ -36,12 +37,14 @@ def test_overfitting_two_batches_fits_them(tmp_path, tiny_root):
     assert len(train_miou) == 150 and train_miou[-1] > 0.9
 
 
+@pytest.mark.slow
 def test_limit_runs_a_few_batches_of_each_stage(tmp_path, tiny_root):
     run_preset("limit", tmp_path, tiny_root)
     assert len(epochs_logged(tmp_path, "val/miou")) == 3
     assert list((tmp_path / "checkpoints").glob("best-*.ckpt"))
 
 
+@pytest.mark.slow
 def test_profiler_writes_where_the_time_goes(tmp_path, tiny_root):
     run_preset("profiler", tmp_path, tiny_root)
     fit, test = ((tmp_path / f"{stage}-profile.txt").read_text() for stage in ("fit", "test"))

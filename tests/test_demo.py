@@ -16,11 +16,12 @@ import pytest
 from facseg.data.formats import read_image
 from facseg.demo import Demo
 from facseg.predict import FaceFinder, overlay, parse_photo
-from tests.conftest import REAL_SAMPLES, subprocess_env
+from tests.helpers import REAL_SAMPLES, subprocess_env
 
 PHOTO = REAL_SAMPLES / "celebamask-hq" / "images" / "0.jpg"
 
 
+@pytest.mark.slow
 def test_the_page_shows_what_predict_writes_and_an_ensemble_of_a_model_with_itself_is_the_model(
     checkpoint, tiny_root, tmp_path
 ):

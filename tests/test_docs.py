@@ -29,7 +29,7 @@ HYDRA_CONFIGS = {
     "facseg.export": "export",
     "facseg.demo": "demo",
 }
-ARGPARSE_MODULES = {"facseg.report", "facseg.data.check", "facseg.data.prepare", "facseg.data.synthetic"}
+ARGPARSE_MODULES = {"facseg.report", "facseg.data.check", "facseg.data.cache", "facseg.data.synthetic"}
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -144,3 +144,14 @@ def test_local_links_resolve(page):
             assert anchor in {github_anchor(h) for h in headings}, (
                 f"{page.relative_to(ROOT)}: {target}: no such heading"
             )
+
+
+def test_configuration_page_lists_every_config_group():
+    groups = {
+        str(path.relative_to(facseg.CONFIG_DIR))
+        for path in facseg.CONFIG_DIR.rglob("*")
+        if path.is_dir() and path.name != "__pycache__"
+    }
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [group for group in sorted(groups) if f"`{group}/`" not in page]
+    assert len(groups) > 15 and not missing, f"docs/configuration.md lacks {missing}"

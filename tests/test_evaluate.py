@@ -11,13 +11,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from facseg.data.labels import IGNORE
-from facseg.evaluate import Scoring, evaluate, score
-from facseg.evaluation import TestEvaluator
+from facseg.evaluate import evaluate
 from facseg.models.module import FaceSegModule
 from facseg.run import train
-from facseg.warp import CERTAIN
+from facseg.scoring.evaluator import TestEvaluator
+from facseg.scoring.onepass import Scoring, score
+from facseg.scoring.warp import CERTAIN
 from tests import wandb_log
-from tests.conftest import CONF_DIR, TINY, compose_train, tiny_data
+from tests.helpers import CONF_DIR, TINY, compose_train, tiny_data
 
 
 def compose_evaluate(overrides, output_dir, wandb=False):
@@ -36,6 +37,7 @@ def trained(tmp_path_factory, tiny_root):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_evaluate_scores_with_the_checkpoints_own_settings(tmp_path, tiny_root, trained):
     """Trained on 64 px crops; the data config's default is 128 px: the checkpoint's 64 px must win, silently."""
     overrides = [f"ckpt_path={trained['best_checkpoint']}", *tiny_data(tiny_root), "group=rescored"]
@@ -55,6 +57,7 @@ def test_evaluate_scores_with_the_checkpoints_own_settings(tmp_path, tiny_root, 
     assert (tmp_path / "per_image.npz").is_file() and (tmp_path / "confusion.json").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolution", ["original", "crop"])
 def test_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(tmp_path, tiny_root, trained, resolution):
     """Each member's logits go through the same warp back to the photo as a single net's, then are averaged."""
@@ -70,6 +73,7 @@ def test_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(tmp_path, ti
         assert both[key] == pytest.approx(alone[key], abs=1e-6, nan_ok=True), key
 
 
+@pytest.mark.slow
 def test_one_pass_scores_each_checkpoint_and_ensemble_as_its_own_evaluation(tmp_path, tiny_root, trained):
     """A study scores its ensembles in one test pass, each checkpoint predicting once: every scoring's results,
     files and W&B run must be those of its own evaluation."""
@@ -140,6 +144,7 @@ def test_bad_requests_are_named(tmp_path, tiny_root, trained):
         evaluate(compose_evaluate([*tiny_data(tiny_root)], tmp_path))
 
 
+@pytest.mark.slow
 def test_flip_tta_is_an_ensemble_of_two_views(tmp_path, tiny_root, trained):
     best, data = trained["best_checkpoint"], tiny_data(tiny_root)
     alone = evaluate(compose_evaluate([f"ckpt_path={best}", *data], tmp_path / "alone"))
@@ -152,6 +157,7 @@ def test_flip_tta_is_an_ensemble_of_two_views(tmp_path, tiny_root, trained):
         evaluate(compose_evaluate([f"ckpt_path={best}", *data, "tta=rotate"], tmp_path / "bad"))
 
 
+@pytest.mark.slow
 def test_a_lapa_class_model_is_scored_on_celebamask_through_the_declared_mapping(tmp_path, trained, celebamask_small):
     """LaPa's classes on real CelebAMask-HQ faces: eyes and brows by position, ears as skin, glasses not scored."""
     overrides = [f"ckpt_path={trained['best_checkpoint']}", "data=celebamask", f"data.root={celebamask_small}"]
@@ -170,10 +176,11 @@ class Oracle(FaceSegModule):
         return (one_hot * 2 * CERTAIN - CERTAIN)[None]
 
 
+@pytest.mark.slow
 def test_the_ceiling_is_what_a_perfect_crop_prediction_scores(tmp_path, tiny_root):
     cfg = compose_train([*TINY, *tiny_data(tiny_root)], tmp_path)
     datamodule = hydra.utils.instantiate(cfg.data)
-    oracle = Oracle(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.scoring_settings)
+    oracle = Oracle(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.recorded_settings)
     evaluator = TestEvaluator()
     trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[evaluator], enable_progress_bar=False)
     trainer.test(oracle, datamodule=datamodule)

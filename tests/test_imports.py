@@ -1,20 +1,27 @@
-"""Light modules stay light: the crop cache needs neither Lightning nor albumentations, reports need no torch."""
+"""The floor plan holds: light modules stay light, no import cycle (imports inside functions count), stage folders
+with thin commands beside them, no module over 400 lines, none named like a standard-library module."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import subprocess_env
+import facseg
+from tests.helpers import subprocess_env
+
+PACKAGE = Path(facseg.__file__).parent
+ROOT = PACKAGE.parent
 
 
 @pytest.mark.parametrize(
     ("module", "absent"),
     [
-        ("facseg.data.prepare", ["pytorch_lightning", "albumentations", "torch"]),
+        ("facseg.data.cache", ["pytorch_lightning", "albumentations", "torch"]),
         ("facseg.data.check", ["pytorch_lightning", "albumentations", "torch"]),
         ("facseg.report", ["torch", "pytorch_lightning"]),
-        ("facseg.results", ["torch"]),
+        ("facseg.runtime.record", ["torch"]),
     ],
 )
 def test_module_does_not_import(module, absent):
@@ -22,3 +29,62 @@ def test_module_does_not_import(module, absent):
     result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "", f"import {module} loads {result.stdout.strip()}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def facseg_imports(path: Path, modules: set[str]) -> set[str]:
+    """The facseg modules `path` imports anywhere in it (functions too): `from facseg.a import b` is facseg.a.b
+    when that is a module, else facseg.a."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("facseg"):
+            for alias in node.names:
+                child = f"{node.module}.{alias.name}"
+                found.add(child if child in modules else node.module)
+    return found & modules
+
+
+def test_no_import_cycle():
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py") if "conf" not in p.relative_to(PACKAGE).parts}
+    graph = {name: facseg_imports(path, set(paths)) - {name} for name, path in paths.items()}
+    # A package's __init__ runs before its modules: importing facseg.a.b imports facseg.a and facseg too.
+    for name in graph:
+        parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        graph[name] = {m for m in graph[name] if m not in parents}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycle = [*trail[trail.index(target) :], target] if target in trail else [name, target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, [*trail, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_floor_plan_stage_folders_and_thin_commands():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "cli"))
+    assert len(top) <= 10, f"{len(top)} modules directly in facseg/: {top}"
+    stages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} - {"conf"}
+    assert stages == {"data", "models", "scoring", "study", "report", "runtime"}
+
+
+def test_no_module_over_400_lines_or_named_like_the_standard_library():
+    for folder in ("facseg", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            lines = len(path.read_text().splitlines())
+            assert lines <= 400, f"{path.relative_to(ROOT)}: {lines} lines"
+            if path.stem not in ("__init__", "__main__"):
+                assert path.stem not in sys.stdlib_module_names, f"{path.relative_to(ROOT)} shadows the stdlib's"

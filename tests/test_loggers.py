@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from facseg.loggers import WandbLogger, wandb_offline, wandb_reachable
-from tests.conftest import TINY, run_facseg, tiny_data
+from facseg.runtime.loggers import WandbLogger, wandb_offline, wandb_reachable
+from tests.helpers import TINY, run_facseg, tiny_data
 
 
 @pytest.mark.parametrize(
@@ -63,6 +63,7 @@ class Refusing(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["unreachable", "refusing"])
 def test_an_online_run_that_cannot_start_goes_on_offline(tmp_path, tiny_root, server):
     """WANDB_MODE=online with a key: a server that cannot be reached (told in 5 s) or that refuses the key (W&B's

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facseg.metrics import SegmentationMetrics
+from facseg.scoring.metrics import SegmentationMetrics
 
 NAMES = ["background", "a", "b"]
 

@@ -15,7 +15,7 @@ from facseg.models.factory import available_architectures, build_net
 from facseg.models.module import FaceSegModule
 from facseg.models.pspnet import PSPNet
 from facseg.models.segnet import SegNet
-from tests.conftest import CONF_DIR
+from tests.helpers import CONF_DIR
 
 LAPA = LabelMap.named("lapa")
 CLASS_NAMES = LAPA.names

@@ -10,13 +10,13 @@ from facseg.data.conditions import Condition, realigned_matrix
 from facseg.data.crop import CropSettings, crop_matrix
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.detect import FaceFinder
-from facseg.data.formats import open_layout
 from facseg.data.labels import BACKGROUND, LabelMap
+from facseg.data.layouts import open_layout
 from facseg.data.occlusion import FixedOcclusion, Occlusion, RealOccluders, RealOcclusion, face_mask
-from facseg.evaluation import TestEvaluator
 from facseg.models.module import FaceSegModule
-from facseg.stats import metrics
-from tests.conftest import CELEBAMASK_MINI
+from facseg.scoring.confusion import metrics
+from facseg.scoring.evaluator import TestEvaluator
+from tests.helpers import CELEBAMASK_MINI
 
 LAPA = LabelMap.named("lapa")
 FACE = tuple(LAPA.ids(LAPA.face))

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from facseg.device_pool import claim_device
-from tests.conftest import TINY, run_facseg, tiny_data
+from facseg.runtime.device_pool import claim_device
+from tests.helpers import TINY, run_facseg, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweepers]'")
 
@@ -36,6 +36,7 @@ def test_no_device_is_ever_shared(tmp_path):
     assert {device for device, _, _ in spans} == {0, 1}
 
 
+@pytest.mark.slow
 def test_parallel_sweep_runs_every_point(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
     args = [

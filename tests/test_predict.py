@@ -12,12 +12,12 @@ from hydra import compose, initialize_config_dir
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.labels import LabelMap
 from facseg.export import _export_onnx, export
-from facseg.inference import load_parser
 from facseg.models.factory import build_net
+from facseg.models.inference import load_parser
 from facseg.models.module import FaceSegModule
 from facseg.predict import predict
-from facseg.warp import warp_to_photos
-from tests.conftest import CONF_DIR, REAL_SAMPLES
+from facseg.scoring.warp import warp_to_photos
+from tests.helpers import CONF_DIR, REAL_SAMPLES
 
 
 def compose_cli(name, overrides):
@@ -61,6 +61,7 @@ def test_landmark_aligned_prediction_is_the_test_steps_prediction(checkpoint, ti
         assert overlay.shape == (*predicted.shape, 3)
 
 
+@pytest.mark.slow
 def test_whole_image_mode_and_onnx_runtime_give_the_same_maps(checkpoint, onnx_model, tiny_root, tmp_path):
     images = tiny_root / "test" / "images"
     run_predict(checkpoint, images, tmp_path / "torch", "detect=false")
@@ -122,6 +123,7 @@ def test_outputs_are_never_overwritten_and_bad_files_are_named(checkpoint, tiny_
         run_predict(checkpoint, tmp_path / "nowhere", out)
 
 
+@pytest.mark.slow
 def test_export_parity_is_printed_and_bounded(checkpoint, onnx_model, tmp_path, capsys):
     script = export(
         compose_cli("export", [f"ckpt_path={checkpoint}", "format=torchscript", f"output={tmp_path / 'model.pt'}"])
@@ -147,6 +149,7 @@ def test_export_parity_is_printed_and_bounded(checkpoint, onnx_model, tmp_path, 
         export(compose_cli("export", [f"ckpt_path={checkpoint}", "format=tflite"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", [{"arch": "segnet", "width": 0.125}, {"arch": "pspnet", "encoder": "resnet18"}])
 def test_every_architecture_exports_to_onnx(arch, tmp_path):
     """SegNet's unpooling and PSPNet's adaptive pooling need the dynamo exporter (the TorchScript one refuses)."""
@@ -248,12 +251,13 @@ def test_a_photo_without_a_face_is_named_and_parsed_whole(checkpoint, tmp_path):
     assert summary["photos_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_the_command_lines_as_documented(checkpoint, tiny_root, tmp_path):
     """python -m facseg.export, then python -m facseg.predict on its ONNX file: as the README types them."""
     import subprocess
     import sys
 
-    from tests.conftest import subprocess_env
+    from tests.helpers import subprocess_env
 
     def cli(module, *args):
         result = subprocess.run(

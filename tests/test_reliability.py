@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from facseg.config_checks import ConfigError
-from facseg.io import write_json
 from facseg.run import train
+from facseg.runtime.atomic import write_json
+from facseg.runtime.config_checks import ConfigError
 from tests import wandb_log
-from tests.conftest import TINY, compose_train, run_facseg, subprocess_env, tiny_data
+from tests.helpers import TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
 # Three epochs of two batches: step 3 is the middle of the second epoch.
 RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0"]
@@ -32,6 +32,7 @@ def uninterrupted(tmp_path_factory, tiny_root):
     return final_metrics(run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninterrupted, sig):
     run_dir = tmp_path / "run"
@@ -67,6 +68,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     assert len(runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_process_group_saves_mid_epoch_and_ends_the_sweep(tmp_path, tiny_root):
     """SLURM's pre-emption and `timeout` signal every process of the job: the DataLoader workers die too, and their
     death may reach the trainer before its own SIGTERM handling. The run still saves where it stopped, and the
@@ -93,6 +95,7 @@ def test_sigterm_to_the_process_group_saves_mid_epoch_and_ends_the_sweep(tmp_pat
     assert not (sweep / "1_unet").exists()  # the sweep ended with the interrupted job
 
 
+@pytest.mark.slow
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
     result = run_facseg(
@@ -134,6 +137,7 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path, tiny_root):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_no_secret_from_the_environment_lands_in_any_file(tmp_path, tiny_root):
     secrets = {"WANDB_API_KEY": "fake0wandb0key0123456789", "HF_TOKEN": "hf_fake0token0abcdef"}
     run_dir = tmp_path / "run"
@@ -173,6 +177,7 @@ def test_result_files_are_replaced_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
+@pytest.mark.slow
 def test_explicit_checkpoint_resumes_another_directory(tmp_path, tiny_root):
     base = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0"]
     train(compose_train(base, tmp_path / "first"))  # one epoch

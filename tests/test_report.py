@@ -11,7 +11,9 @@ from nbclient import NotebookClient
 
 import facseg
 from facseg.report import load_sweep, main, write_report
-from tests.conftest import TINY, run_facseg, tiny_data
+from tests.helpers import TINY, run_facseg, tiny_data
+
+pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
 NOTEBOOK = facseg.PROJECT_ROOT / "notebooks" / "compare_models.ipynb"
 

@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 import facseg
 from facseg.data.labels import LabelMap
 from facseg.models.module import FaceSegModule
-from facseg.results import read_arrays
 from facseg.run import train
+from facseg.runtime.record import read_arrays
 from tests import wandb_log
-from tests.conftest import TINY, compose_train, run_facseg, subprocess_env, tiny_data
+from tests.helpers import TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
 CLASS_NAMES = LabelMap.named("lapa").names
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
@@ -114,6 +114,7 @@ def assert_test_details(run_dir: Path, image_size: int) -> None:
     assert cost["params"] > 1e5 and cost["gflops"] > 0 and cost["ms_per_image"] > 0
 
 
+@pytest.mark.slow
 def test_speed_knobs_train_on_the_cpu(tmp_path, tiny_root):
     """bf16 autocast (what experiment=lapa turns on for GPUs) on the CPU, and channels_last (the default) off."""
     cfg = compose_train(
@@ -129,6 +130,7 @@ def test_speed_knobs_train_on_the_cpu(tmp_path, tiny_root):
     assert "channels_last" not in module.hparams  # how a run ran, not what the net is
 
 
+@pytest.mark.slow
 def test_real_lapa_config_trains_from_the_crop_cache(tmp_path, tiny_root):
     cache = tmp_path / "cache"
     cfg = compose_train(
@@ -182,6 +184,7 @@ runpy.run_module("facseg.run", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.slow
 def test_multirun_over_the_three_models(tmp_path, tiny_root):
     """The README's main job, in a real subprocess, on tiny data and with the network blocked."""
     sweep = tmp_path / "sweep"
@@ -228,6 +231,7 @@ def test_multirun_over_the_three_models(tmp_path, tiny_root):
     assert not (tmp_path / "multirun").exists() and not (facseg.PROJECT_ROOT / "multirun").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, tiny_root):
     """seed=0 included: the whole run, augmentations too, repeats exactly on the CPU."""
     overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", "seed=0", "trainer.limit_train_batches=1.0"]
@@ -245,6 +249,7 @@ def learning_rates(run_dir: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows if r[k]] for k in rows[0] if k.startswith("lr-")}
 
 
+@pytest.mark.slow
 def test_optimizer_and_schedule_come_from_config_and_are_logged_every_step(tmp_path, tiny_root):
     base = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
     # The default: AdamW at 3e-3, linear warm-up (here over half of the 4 steps), then a cosine to 0.
@@ -258,6 +263,7 @@ def test_optimizer_and_schedule_come_from_config_and_are_logged_every_step(tmp_p
     assert "optimizer" not in hparams and "scheduler" not in hparams  # how it was trained, not what it is
 
 
+@pytest.mark.slow
 def test_wandb_runs_are_named_grouped_and_keep_the_best_validation(tmp_path, tiny_root):
     """A study's W&B runs: named by model, seed and what the sweep varies, in the study's group, with its tags."""
     sweep = tmp_path / "sweep"

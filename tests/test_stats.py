@@ -1,12 +1,13 @@
-"""Intervals and paired tests (facseg.stats): the numbers a comparison's reading rests on."""
+"""Intervals and paired tests (facseg.report.bootstrap): the numbers a comparison's reading rests on."""
 
 import numpy as np
 import pytest
 import torch
 
-from facseg.metrics import SegmentationMetrics
 from facseg.models.ensemble import fit_weights
-from facseg.stats import Bootstrap, Runs, holm, interval, metrics, paired
+from facseg.report.bootstrap import Bootstrap, Runs, holm, interval, paired
+from facseg.scoring.confusion import metrics
+from facseg.scoring.metrics import SegmentationMetrics
 
 CLASSES = ["background", "a", "b"]
 FOREGROUND = [1, 2]

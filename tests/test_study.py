@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import facseg
 from tests import wandb_log
-from tests.conftest import TINY, subprocess_env, tiny_data
+from tests.helpers import TINY, subprocess_env, tiny_data
+
+pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
 ROOT = facseg.PROJECT_ROOT
 

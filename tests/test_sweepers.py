@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import TINY, run_facseg, tiny_data
+from tests.helpers import TINY, run_facseg, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweepers]'")
 
@@ -17,6 +17,7 @@ def run(args, cwd):
     return run_facseg(["-m", *args], cwd, timeout=900)
 
 
+@pytest.mark.slow
 def test_optuna_search_tolerates_failed_trials_and_writes_the_best(tmp_path, tiny_root):
     sweep = tmp_path / "search"
     # image_size 100 fails the config guard: some trials fail, the search goes on. Sampler seed 1 draws both sizes
@@ -48,6 +49,7 @@ def test_optuna_search_tolerates_failed_trials_and_writes_the_best(tmp_path, tin
     assert best["best_value"] == pytest.approx(max(scores))
 
 
+@pytest.mark.slow
 def test_sweep_through_the_submitit_local_launcher(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
     submitit = f"hydra.launcher.submitit_folder={tmp_path / 'submitit'}"
@@ -73,7 +75,7 @@ def test_slurm_preset_asks_for_one_task_per_gpu_and_reads_site_settings():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from tests.conftest import CONF_DIR
+    from tests.helpers import CONF_DIR
 
     overrides = [
         "hydra/launcher=slurm",

@@ -8,7 +8,7 @@ from facseg.data.formats import read_landmarks
 from facseg.data.labels import LabelMap
 from facseg.data.landmarks import landmark_flip_permutation
 from facseg.data.transforms import HorizontalFlipSwap, build_pipeline
-from tests.conftest import REAL_SAMPLES
+from tests.helpers import REAL_SAMPLES
 
 CLASS_NAMES = LabelMap.named("lapa").names
 

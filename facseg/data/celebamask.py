@@ -196,7 +196,7 @@ class OfficialLayout:
         if not manifest.is_file():
             raise FileNotFoundError(
                 f"{self.root}'s label maps are not composed yet (expected in {self.composed}): the data module's "
-                f"prepare step composes them, or `python -m facseg.data.prepare {self.root} CACHE --format celebamask`"
+                f"prepare step composes them, or `python -m facseg.data.cache {self.root} CACHE --format celebamask`"
             )
         ids = read_split(self.root)[split]
         images = [self.root / PHOTOS / f"{i}.jpg" for i in ids]

@@ -25,8 +25,9 @@ import numpy as np
 from PIL import Image
 
 from facseg.data import celebamask
-from facseg.data.formats import FORMATS, LABEL_MODES, SPLITS, MalformedLandmarks, read_landmarks
+from facseg.data.formats import LABEL_MODES, SPLITS, MalformedLandmarks, read_landmarks
 from facseg.data.labels import LabelMap
+from facseg.data.layouts import FORMATS
 
 
 @dataclass

@@ -13,13 +13,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from facseg.data.cache import CropCache, build_cache
 from facseg.data.conditions import build_conditions
 from facseg.data.crop import CropSettings
 from facseg.data.dataset import EpochShuffle, FaceSplit, Shard, collate
-from facseg.data.formats import SPLITS, open_layout
+from facseg.data.formats import SPLITS
 from facseg.data.labels import LabelMap, LabelMapping
+from facseg.data.layouts import open_layout
 from facseg.data.occlusion import KINDS, RealOcclusion
-from facseg.data.prepare import CropCache, build_cache
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
 from facseg.data.transforms import MEAN, STD, HorizontalFlipSwap, RandomOccluder, build_pipeline
 
@@ -32,7 +33,7 @@ class FaceDataModule(pl.LightningDataModule):
     train or score in, through the mapping the dataset's class set declares to it (facseg.evaluate sets it to a
     checkpoint's classes); its labels then replace the dataset's everywhere. `occluded_test` (null: off) adds a
     test loader per occluded condition (facseg.data.conditions): the same test images, each with its fixed
-    occluder; `test_stages` names the test loaders in order. `scoring_settings` is what a checkpoint records
+    occluder; `test_stages` names the test loaders in order. `recorded_settings` is what a checkpoint records
     of this data (crop, class set, normalisation): facseg.evaluate scores a checkpoint with its own.
     """
 
@@ -109,7 +110,7 @@ class FaceDataModule(pl.LightningDataModule):
         return open_layout(self.root, self.format, len(self.dataset_labels), self.composed_dir)
 
     @property
-    def scoring_settings(self) -> dict[str, Any]:
+    def recorded_settings(self) -> dict[str, Any]:
         """What a net trained on this data must be scored with: the crop, the class names, the normalisation."""
         return {
             "crop": asdict(self.settings),

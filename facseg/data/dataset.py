@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
+from facseg.data.cache import CropCache
 from facseg.data.conditions import Condition, realigned_matrix
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
 from facseg.data.detect import FaceFinder
 from facseg.data.formats import SplitFiles
-from facseg.data.prepare import CropCache
 from facseg.data.transforms import seed_pipeline
 
 
@@ -57,7 +57,7 @@ class FaceSplit(Dataset):
         if cache is not None and cache.names != self.names:
             raise ValueError(
                 f"the crop cache {cache.folder} lists other images than {files.images[0].parent}; "
-                "rebuild it with `python -m facseg.data.prepare`"
+                "rebuild it with `python -m facseg.data.cache`"
             )
 
     @property

@@ -4,9 +4,9 @@
     data.format=celebamask   CelebAMask-HQ as released, or as its preprocessing scripts write it (see
                              facseg.data.celebamask)
 
-`open_layout` gives a dataset's Layout; `Layout.files(split)` its SplitFiles; `SplitFiles.read(i)` one photo and its
-label map, at the label map's resolution. Every reader raises an error that names the file and what was expected.
-NumPy, Pillow and OpenCV only.
+facseg.data.layouts.open_layout gives a dataset's Layout; `Layout.files(split)` its SplitFiles; `SplitFiles.read(i)`
+one photo and its label map, at the label map's resolution. Every reader raises an error that names the file and what
+was expected. NumPy, Pillow and OpenCV only.
 """
 
 from __future__ import annotations
@@ -92,21 +92,6 @@ class LaPaLayout:
                 f"data.root={self.root} is not a LaPa-format folder: missing {', '.join(missing)}. Expected {LAYOUT}; "
                 f"LaPa is published at {LAPA_URL}."
             )
-
-
-FORMATS = ("lapa", "celebamask")
-
-
-def open_layout(root: Path | str, format: str = "lapa", num_classes: int = 11, composed_dir: Path | str | None = None):
-    """The Layout of the dataset at `root` in `format` (data.format); CelebAMask-HQ's two layouts are told apart by
-    their folders. `composed_dir`: where the label maps composed from the official release's part masks go."""
-    if format == "lapa":
-        return LaPaLayout(Path(root), num_classes)
-    if format == "celebamask":
-        from facseg.data.celebamask import celebamask_layout
-
-        return celebamask_layout(Path(root), num_classes, composed_dir)
-    raise ValueError(f"data.format={format}: expected one of {', '.join(FORMATS)}")
 
 
 def split_files(root: Path | str, split: str, num_classes: int = 11) -> SplitFiles:

@@ -27,9 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facseg.data.formats import open_layout
 from facseg.data.labels import BACKGROUND, LabelMap
-from facseg.io import write_npz
+from facseg.data.layouts import open_layout
+from facseg.runtime.atomic import write_npz
 
 log = logging.getLogger(__name__)
 

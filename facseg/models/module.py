@@ -1,5 +1,5 @@
 """FaceSegModule: the one LightningModule, whatever net the config names. It trains and predicts; test-time scoring
-is facseg.evaluation's."""
+is facseg.scoring's."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from torch import nn
 
 from facseg.data.labels import IGNORE, LabelMap
 from facseg.data.transforms import MEAN, STD
-from facseg.metrics import SegmentationMetrics
 from facseg.models.ensemble import Ensemble
 from facseg.models.factory import build_net
+from facseg.scoring.metrics import SegmentationMetrics
 
 
 class FaceSegModule(pl.LightningModule):
@@ -146,7 +146,7 @@ class FaceSegModule(pl.LightningModule):
         self.log_dict({f"{stage}/{k}": v for k, v in values.items() if keys is None or k in keys})
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """The members' crop logits; facseg.evaluation.TestEvaluator scores them."""
+        """The members' crop logits; facseg.scoring.evaluator.TestEvaluator scores them."""
         return self.member_logits(batch["image"])
 
     def configure_optimizers(self) -> dict[str, Any]:

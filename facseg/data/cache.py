@@ -1,6 +1,6 @@
 """The crop cache: every photo aligned and cropped once, at the training resolution.
 
-    python -m facseg.data.prepare ROOT CACHE_DIR [--format lapa|celebamask] [--image-size 512] [--no-align]
+    python -m facseg.data.cache ROOT CACHE_DIR [--format lapa|celebamask] [--image-size 512] [--no-align]
                                   [--margin 0.6] [--workers N]
 
 Decoding a 1-2 megapixel JPEG and warping it costs tens of milliseconds, every epoch, for every image: that is what
@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
-from facseg.data.formats import FORMATS, SPLITS, Layout, SplitFiles, open_layout
+from facseg.data.formats import SPLITS, Layout, SplitFiles
 from facseg.data.labels import LabelMap
+from facseg.data.layouts import FORMATS, open_layout
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class CropCache:
         found = {k: manifest.get(k) for k in expected}
         if found != expected:
             differs = [k for k in expected if found[k] != expected[k]]
-            rebuild = f"python -m facseg.data.prepare {root} {cache_dir} --format {layout.format} --force"
+            rebuild = f"python -m facseg.data.cache {root} {cache_dir} --format {layout.format} --force"
             raise ValueError(
                 f"the crop cache {folder} does not match the {split} split of {root} ({', '.join(differs)} differ): "
                 f"delete it, or rebuild it with `{rebuild}`"

@@ -1,4 +1,4 @@
-"""Result files, written so that a kill never leaves a half-written one behind."""
+"""Atomic file writes: a kill never leaves a half-written file behind (the run record, reports, caches, outputs)."""
 
 from __future__ import annotations
 

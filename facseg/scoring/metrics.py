@@ -32,7 +32,7 @@ PER_IMAGE = ("index", "confusion", "squared_error", "pixels")
 
 
 @dataclass
-class Scored:
+class Prediction:
     """A batch's predictions, worked out once for every metric that scores it (the evaluator scores one batch on
     several sets of pixels): the arg-max class, the softmax probabilities and each pixel's sum of squared
     probabilities, from which any target's squared error follows: sum_c (p_c - [c = t])^2 = sum_c p_c^2 - 2 p_t + 1."""
@@ -42,11 +42,11 @@ class Scored:
     square_sum: torch.Tensor  # N x H x W
 
     @classmethod
-    def of(cls, logits: torch.Tensor) -> Scored:
+    def of(cls, logits: torch.Tensor) -> Prediction:
         return cls.of_probs(logits.float().softmax(1))  # float32 whatever the logits' precision (bf16 under AMP)
 
     @classmethod
-    def of_probs(cls, probs: torch.Tensor) -> Scored:
+    def of_probs(cls, probs: torch.Tensor) -> Prediction:
         # max(1).indices = argmax(1), first index on ties; 7x faster on the CPU (torch 2.14, NCHW)
         return cls(probs.max(1).indices, probs, probs.square().sum(1))
 
@@ -74,14 +74,14 @@ class SegmentationMetrics(Metric):
 
     def update(
         self,
-        logits: torch.Tensor | Scored,
+        logits: torch.Tensor | Prediction,
         target: torch.Tensor,
         where: torch.Tensor | None = None,
         index: torch.Tensor | None = None,
     ) -> None:
-        """logits: N x C x H x W (or their Scored); target: N x H x W class ids; where: N x H x W bool, the pixels to
-        score (all); index: the N images' places in the split (needed with `per_image`)."""
-        scored = logits if isinstance(logits, Scored) else Scored.of(logits)
+        """logits: N x C x H x W (or their Prediction); target: N x H x W class ids; where: N x H x W bool, the
+        pixels to score (all); index: the N images' places in the split (needed with `per_image`)."""
+        scored = logits if isinstance(logits, Prediction) else Prediction.of(logits)
         if scored.probs.shape[1] != self.num_classes or scored.pred.shape[-2:] != target.shape[-2:]:
             raise ValueError(
                 f"logits {tuple(scored.probs.shape)} do not match {self.num_classes} classes and target "

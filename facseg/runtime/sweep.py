@@ -1,9 +1,9 @@
 """Sweeps that survive a failed job: each job records its outcome, the sweep summarises them and fails loudly.
 
-A failing job writes its error and traceback to its `status.json` (facseg.run) and raises; Hydra's launchers catch
-a job's exception and run the other jobs. After every job, `summary.json` in the sweep directory is rewritten with
-every job so far (overrides, status, error, test metrics) and a failure is logged with the job's name. Hydra's
-basic sweeper then exits non-zero; a search (Optuna) records the trial as failed and goes on.
+A failing job writes its error and traceback to its `status.json` (facseg.run, through facseg.runtime.record) and
+raises; Hydra's launchers catch a job's exception and run the other jobs. After every job, `summary.json` in the sweep
+directory is rewritten with every job so far (overrides, status, error, test metrics) and a failure is logged with the
+job's name. Hydra's basic sweeper then exits non-zero; a search (Optuna) records the trial as failed and goes on.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from facseg.io import write_json
-from facseg.results import SUMMARY_FILE, job_dirs, read_metrics, read_status
+from facseg.runtime.record import job_dirs, read_metrics, read_status, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class SweepSummary(Callback):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarise(sweep_dir)
-        write_json(sweep_dir / SUMMARY_FILE, summary)
+        write_summary(sweep_dir, summary)
         if job_return.status == JobStatus.FAILED:
             name = Path(config.hydra.runtime.output_dir).name
             error = next((j.get("error") for j in summary["jobs"] if j["job"] == name), None)

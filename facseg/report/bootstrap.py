@@ -1,7 +1,7 @@
 """Intervals and paired tests for segmentation metrics, from one confusion matrix per test image and seed.
 
 Every metric here is computed as the literature computes it, from a confusion matrix pooled over the test images
-(facseg.metrics), so resampling happens on the images, not on per-image scores:
+(facseg.scoring.confusion), so resampling happens on the images, not on per-image scores:
 
 - `Runs`: one configuration's seeds, each seed's per-image matrices (S x N x C x C) and squared errors, on the
   same N test images (per_image.npz of each run).
@@ -24,7 +24,7 @@ from functools import cached_property
 
 import numpy as np
 
-from facseg.data.labels import BACKGROUND
+from facseg.scoring.confusion import metrics, nanmean, value
 
 REPLICATES = 2000  # bootstrap replicates: percentiles at 2.5 % and 97.5 % settle to ~0.1 point
 PERMUTATIONS = 2000
@@ -44,7 +44,7 @@ class Runs:
 
     @cached_property
     def fingerprint(self) -> int:
-        """A number that identifies these results: what seeds their own random draws (facseg.stats.Bootstrap)."""
+        """A number that identifies these results: what seeds their own random draws (Bootstrap)."""
         digest = hashlib.sha256()
         for array in (self.confusion, self.squared_error, self.pixels):
             digest.update(np.ascontiguousarray(array).tobytes())
@@ -59,50 +59,6 @@ class Runs:
                 for key in ("confusion", "squared_error", "pixels")
             )
         )
-
-
-def metrics(confusion: np.ndarray, mean_f1: Sequence[int], squared_error=None, pixels=None) -> dict[str, np.ndarray]:
-    """The metrics of pooled matrices `...` x C x C (any leading shape): `f1`, `iou` (... x C), `f1_fg`, `miou`,
-    `pixel_acc`, and `rmse` when the squared error and pixel count are given. NaN where a class is absent.
-
-    Of an occluder's hidden pixels scored against the clean truth (what the occluder hides; facseg.evaluation): the
-    share predicted as the class they hide, `hallucinated`, and as background, `not_face`, over the non-background
-    truth, and per class (`hallucinated_class`, `not_face_class`, ... x C: of each hidden class's pixels)."""
-    true_positive = np.diagonal(confusion, axis1=-2, axis2=-1)
-    in_target, in_pred = confusion.sum(-1), confusion.sum(-2)
-    hidden = in_target[..., 1:].sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = true_positive / (in_target + in_pred - true_positive)
-        f1 = 2 * true_positive / (in_target + in_pred)
-        out = {
-            "f1": f1,
-            "iou": iou,
-            "f1_fg": _nanmean(f1[..., list(mean_f1)]),
-            "miou": _nanmean(iou),
-            "pixel_acc": true_positive.sum(-1) / confusion.sum((-2, -1)),
-            "hallucinated": true_positive[..., 1:].sum(-1) / hidden,
-            "not_face": confusion[..., 1:, BACKGROUND].sum(-1) / hidden,
-            "hallucinated_class": true_positive / in_target,
-            "not_face_class": confusion[..., :, BACKGROUND] / in_target,
-        }
-        if squared_error is not None:
-            out["rmse"] = np.sqrt(squared_error / (pixels * confusion.shape[-1]))
-    return out
-
-
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    counted = np.isfinite(values)
-    with np.errstate(invalid="ignore"):
-        return np.where(counted, values, 0).sum(-1) / counted.sum(-1)
-
-
-def value(table: dict[str, np.ndarray], key: str, classes: Sequence[str]) -> np.ndarray:
-    """`f1_fg`, `miou`, `pixel_acc`, `rmse`, `hallucinated`, `not_face`, or per class `f1/<class>`, `iou/<class>`,
-    `hallucinated/<class>`, `not_face/<class>` from `metrics`' output."""
-    if "/" in key:
-        name, cls = key.split("/", 1)
-        return table.get(f"{name}_class", table.get(name))[..., list(classes).index(cls)]
-    return table[key]
 
 
 class Bootstrap:
@@ -141,7 +97,7 @@ class Bootstrap:
         `keys` (the same keys, the same draws: for every metric of one configuration)."""
         seeds = per_seed.shape[1]
         draws = self.rng(*keys).integers(0, seeds, size=(self.replicates, seeds))
-        return _nanmean(np.take_along_axis(per_seed, draws, axis=1))
+        return nanmean(np.take_along_axis(per_seed, draws, axis=1))
 
 
 @dataclass

@@ -11,19 +11,18 @@ and almost always right, which flatters the whole-photo figures. `ceiling/...` s
 through the crop and back (the crop's label, warped onto the photo as a prediction is): what the crop size costs a
 perfect hard prediction, per class (a reference, not a bound: soft scores warped back can do better at boundaries).
 The module's test_step returns its members' crop logits (one member but for an Ensemble); scored at the original
-resolution, each member's logits are warped back onto the photo (facseg.warp, batched, on the module's device) and
-only then combined (the weighted mean of their softmax probabilities), so a single net and an ensemble go through
-the same warp of the same quantity. Several evaluators can score ensembles of the module's members in one test
-pass, sharing each batch's member probabilities. Per stage the evaluator keeps the pooled metrics, one confusion
-matrix per image, the first images as samples, and writes confusion.json, per_image.npz and samples.npz
-(facseg.results) and the W&B media.
+resolution, each member's logits are warped back onto the photo (facseg.scoring.warp, batched, on the module's
+device) and only then combined (the weighted mean of their softmax probabilities), so a single net and an ensemble
+go through the same warp of the same quantity. Several evaluators can score ensembles of the module's members in
+one test pass, sharing each batch's member probabilities (facseg.scoring.probabilities). Per stage the evaluator
+keeps the pooled metrics, one confusion matrix per image, the first images as samples, and writes confusion.json,
+per_image.npz and samples.npz (facseg.runtime.record) and the W&B media (facseg.scoring.media).
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,15 @@ import torch
 from torchmetrics import MeanMetric
 
 from facseg.data.labels import BACKGROUND, IGNORE
-from facseg.io import json_number, write_json, write_npz
-from facseg.loggers import is_wandb
-from facseg.metrics import Scored, SegmentationMetrics
 from facseg.models.ensemble import normalised_weights
-from facseg.results import CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE
-from facseg.stats import metrics as metrics_table
-from facseg.warp import CERTAIN, warp_to_photos
+from facseg.runtime.atomic import json_number
+from facseg.runtime.record import write_test_files
+from facseg.scoring.confusion import metrics as metrics_table
+from facseg.scoring.media import log_media
+from facseg.scoring.metrics import Prediction, SegmentationMetrics
+from facseg.scoring.probabilities import SharedBatch
+from facseg.scoring.warp import CERTAIN, warp_to_photos
 
-# What metrics.json keeps of a test: the clean split, every occluded condition, the ceiling, the natural subsets.
-RESULT_PREFIXES = ("test/", "occluded", "ceiling/", "natural")
 SCALARS = ("miou", "f1_fg", "pixel_acc", "rmse")
 
 
@@ -58,74 +56,6 @@ def occluded_stages(condition: str) -> list[str]:
     hair (against the occluded truth, background, and against the clean truth: what they hide), on the pixels left
     visible (the occluded prediction, and the clean prediction on the same pixels), and inside the crop."""
     return [condition, *(f"{condition}/{part}" for part in ("inside", "hidden", "outside", "visible_clean", "crop"))]
-
-
-@dataclass
-class MemberProbabilities:
-    """A test batch's members' softmax probabilities, M x N x C x ...: on the crop and, when it is scored on the
-    photos, warped back onto them (each member's logits warped, then softmax), with the masks of the photos' own
-    pixels and of those the crop covers."""
-
-    crop: torch.Tensor
-    photo: torch.Tensor | None = None
-    valid: torch.Tensor | None = None
-    covered: torch.Tensor | None = None
-
-    @classmethod
-    def of(cls, members: torch.Tensor, batch: dict[str, Any]) -> MemberProbabilities:
-        probs = cls(members.float().softmax(2))
-        if "original_label" in batch:
-            sizes = [tuple(label.shape) for label in batch["original_label"]]
-            for i, logits in enumerate(members):  # one member at a time: the photos are the big tensors
-                warped, probs.valid, probs.covered = warp_to_photos(logits, batch["matrix"], sizes)
-                if probs.photo is None:
-                    probs.photo = warped.new_empty(len(members), *warped.shape)
-                torch.softmax(warped, 1, out=probs.photo[i])
-        return probs
-
-    def mean(self, where: str, members: list[int], weights: torch.Tensor) -> torch.Tensor:
-        """The members' weighted mean probability, N x C x ..., on the crop or the photo."""
-        probs = self.crop if where == "crop" else self.photo
-        if len(members) == 1:
-            return probs[members[0]]
-        out = probs[members[0]] * weights[0].item()
-        for member, weight in zip(members[1:], weights[1:].tolist()):  # in place: no M x N x C x H x W copy
-            out.add_(probs[member], alpha=weight)
-        return out
-
-
-def trim_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class SharedBatch:
-    """The current test batch's MemberProbabilities, worked out once for all the evaluators given this object
-    (facseg.evaluate.score: one evaluator per ensemble of the same checkpoints, in one test pass).
-
-    `trim`: trim the heap as each batch's probabilities are freed. Scoring 16 ensembles in one pass, the photo-sized
-    tensors made and freed every batch fragment glibc's heap: 10.2 GB resident after 44 batches without, 2.9 GB
-    with, 5 % slower (docs/performance.md).
-    """
-
-    def __init__(self, trim: bool = False) -> None:
-        self.key: tuple[int, int] | None = None
-        self.probs: MemberProbabilities | None = None
-        self.trim = trim
-
-    def __call__(self, key: tuple[int, int], members: torch.Tensor, batch: dict[str, Any]) -> MemberProbabilities:
-        if key != self.key:
-            self.clear()  # the last batch's freed first
-            self.key, self.probs = key, MemberProbabilities.of(members, batch)
-        return self.probs
-
-    def clear(self) -> None:
-        self.key, self.probs = None, None
-        if self.trim:
-            trim_heap()
 
 
 class TestEvaluator(pl.Callback):
@@ -218,7 +148,7 @@ class TestEvaluator(pl.Callback):
         if probs.photo is not None:
             # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
             valid, covered = probs.valid, probs.covered
-            scored = Scored.of_probs(probs.mean("photo", self.members, self.weights))
+            scored = Prediction.of_probs(probs.mean("photo", self.members, self.weights))
             target = _padded(batch["original_label"], *valid.shape[1:], valid.device)
             self.metrics[f"{stage}/crop"].update(scored, target, covered, index)
             if stage == "test":
@@ -230,7 +160,7 @@ class TestEvaluator(pl.Callback):
 
         else:
             target = batch["label"]
-            scored, valid = Scored.of_probs(crop), torch.ones_like(target, dtype=torch.bool)
+            scored, valid = Prediction.of_probs(crop), torch.ones_like(target, dtype=torch.bool)
 
             def photo(key: str) -> torch.Tensor:
                 return batch[key]
@@ -349,55 +279,10 @@ class TestEvaluator(pl.Callback):
             self.log_media(trainer.loggers)
 
     def write(self, output_dir: Path) -> None:
-        """confusion.json, per_image.npz and samples.npz in `output_dir`."""
-        output_dir.mkdir(parents=True, exist_ok=True)
-        pooled = {stage: self.confusion[stage].tolist() for stage in self.stages if stage in self.confusion}
-        write_json(output_dir / CONFUSION_FILE, {"classes": self.classes, **pooled, "aligned_by": self.aligned_by})
-        per_image = {"names": np.array(self.names), "classes": np.array(self.classes)}
-        for stage, arrays in self.per_image.items():
-            for key, value in arrays.items():
-                # Counts in the narrowest integer type that holds them: a LaPa split is 2,000 matrices.
-                narrow = value.astype(np.min_scalar_type(value.max(initial=0))) if value.dtype.kind == "i" else value
-                per_image[f"{stage}/{key}"] = narrow
-        write_npz(output_dir / PER_IMAGE_FILE, per_image)
-        write_npz(
-            output_dir / SAMPLES_FILE, {f"{s}/{k}": v for s, kept in self.samples.items() for k, v in kept.items()}
-        )
+        """confusion.json, per_image.npz and samples.npz in `output_dir` (facseg.runtime.record)."""
+        pooled = {stage: self.confusion[stage] for stage in self.stages if stage in self.confusion}
+        write_test_files(output_dir, self.classes, pooled, self.aligned_by, self.names, self.per_image, self.samples)
 
     def log_media(self, loggers: list) -> None:
-        """Per-class table, confusion matrices and samples for the W&B run (offline or live) of this job, if any."""
-        runs = [logger.experiment for logger in loggers if is_wandb(logger)]
-        if not runs:
-            return
-        import wandb
-
-        results = {k: json_number(v) for k, v in self.results.items()}
-        names = self.classes
-        stages = self.stages[:2]  # clean and the primary occluded condition
-        columns = ["class"] + [f"{stage}/{m}" for stage in stages for m in ("iou", "f1")]
-        rows = [[c, *(results.get(f"{stage}/{m}/{c}") for stage in stages for m in ("iou", "f1"))] for c in names]
-        media: dict[str, Any] = {"test/per_class": wandb.Table(columns=columns, data=rows)}
-        for stage in stages:
-            if stage in self.confusion:
-                cells = [[names[i], names[j], int(n)] for (i, j), n in np.ndenumerate(self.confusion[stage])]
-                media[f"{stage}/confusion_matrix"] = wandb.plot_table(
-                    "wandb/confusion_matrix/v1",
-                    wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=cells),
-                    {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},
-                    {"title": f"{stage} confusion matrix (pixels)"},
-                )
-        labels = dict(enumerate(names))
-        for stage, kept in self.samples.items():
-            media[f"{stage}/samples"] = [
-                wandb.Image(
-                    image,
-                    caption=f"{stage} image {i}",
-                    masks={
-                        "prediction": {"mask_data": prediction, "class_labels": labels},
-                        "ground_truth": {"mask_data": label, "class_labels": labels},
-                    },
-                )
-                for i, (image, label, prediction) in enumerate(zip(kept["image"], kept["label"], kept["prediction"]))
-            ]
-        for run in runs:
-            run.log(media)
+        """The per-class table, confusion matrices and samples of clean and the primary occluded condition."""
+        log_media(loggers, self.numbers(), self.classes, self.stages[:2], self.confusion, self.samples)

@@ -1,0 +1,136 @@
+"""The report's markdown tables: the comparison with intervals and costs, per-class F1 and IoU, the paired
+differences (per class Holm-corrected), and the published results beside this sweep's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facseg.report.bootstrap import Difference, Estimate, holm
+from facseg.report.estimates import Statistics
+from facseg.report.runs import Job, finite_values, label_map, mean_f1_classes
+
+# (column title, stage, metric, scale, digits). A stage of per_image.npz; `drop`: clean minus occluded.
+COLUMNS = [
+    ("mIoU", "test", "miou", 100, 1),
+    ("mean F1", "test", "f1_fg", 100, 1),
+    ("pixel acc", "test", "pixel_acc", 100, 2),
+    ("pixel acc (crop)", "test/crop", "pixel_acc", 100, 2),
+    ("RMSE", "test", "rmse", 1, 4),
+    ("RMSE (crop)", "test/crop", "rmse", 1, 4),
+    ("occl. mean F1", "occluded", "f1_fg", 100, 1),
+    ("F1 drop", "drop", "f1_fg", 100, 1),
+    ("hallucinated", "occluded/hidden", "hallucinated", 100, 1),
+]
+
+
+# (column title, cost.json key, scale, digits): the net's cost does not depend on the seed.
+COST_COLUMNS = [("params (M)", "params", 1e-6, 2), ("GFLOPs", "gflops", 1, 2), ("ms/image", "ms_per_image", 1, 1)]
+
+
+def cost_cell(runs: list[Job], key: str, scale: float, digits: int) -> str:
+    values = finite_values(runs, f"cost/{key}")
+    return f"{np.mean(values) * scale:.{digits}f}" if values else "-"
+
+
+def md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def md_header(titles: list[str]) -> list[str]:
+    return [md_row(titles), "|" + "---|" * len(titles)]
+
+
+def comparison_table(jobs: list[Job], stats: Statistics | None = None) -> str:
+    """Markdown: one row per configuration, the test metrics (%, clean and occluded, with 95 % intervals where the
+    runs kept per-image results) and the net's cost; a first row with the resolution ceiling when there is one."""
+    stats = stats or Statistics(jobs)
+    lines = md_header(["model", "seeds", *(c[0] for c in COLUMNS), *(c[0] for c in COST_COLUMNS)])
+    ceiling = next(
+        (run.metrics for runs in stats.groups.values() for run in runs if "ceiling/f1_fg" in run.metrics), None
+    )
+    if ceiling:
+        cells = [
+            percent(ceiling.get(f"ceiling/{m}")) if s == "test" and m in ("miou", "f1_fg") else ""
+            for _, s, m, *_ in COLUMNS
+        ]
+        lines.append(md_row(["*ceiling: truth through the crop*", "", *cells, "", "", ""]))
+    for label, runs in stats.groups.items():
+        cells = [stats.cell(label, stage, metric, scale, digits) for _, stage, metric, scale, digits in COLUMNS]
+        lines.append(md_row([label, str(stats.seeds(label)), *cells, *(cost_cell(runs, *c[1:]) for c in COST_COLUMNS)]))
+    return "\n".join(lines)
+
+
+def per_class_table(jobs: list[Job], metric: str = "f1", stats: Statistics | None = None) -> str:
+    """Markdown: per-class F1 (or IoU) in %, clean, one row per configuration, with 95 % intervals; the ceiling
+    first when there is one."""
+    stats = stats or Statistics(jobs)
+    classes = mean_f1_classes(jobs)
+    lines = md_header(["model", *classes])
+    ceiling = next((r.metrics for runs in stats.groups.values() for r in runs if "ceiling/f1_fg" in r.metrics), None)
+    if ceiling:
+        lines.append(md_row(["*ceiling*", *(percent(ceiling.get(f"ceiling/{metric}/{c}")) for c in classes)]))
+    for label in stats.groups:
+        lines.append(md_row([label, *(stats.cell(label, "test", f"{metric}/{c}", 100, 1) for c in classes)]))
+    return "\n".join(lines)
+
+
+def percent(value: float | None) -> str:
+    """A ceiling value in %; "-" for a class absent from the test split (JSON null)."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def format_p(p: float) -> str:
+    return "-" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def differences_section(jobs: list[Job], stats: Statistics | None = None, compared: list[str] | None = None) -> str:
+    """Markdown: the mean F1 difference A - B (points), its 95 % interval and the paired permutation p-value, for
+    every pair of the `compared` configurations (default: all), of every other configuration against the best of
+    them and of one built from a compared one (a seed ensemble `unet x5 seeds`, an arm `unet (...)`) against that
+    one too; then per class for the pairs of `compared`, Holm-corrected across the classes."""
+    stats = stats or Statistics(jobs)
+    if stats.boot is None:
+        return ""
+    labels = list(stats.groups)
+    compared = [label for label in (compared if compared is not None else labels) if label in stats.groups]
+    pairs = [(a, b) for i, a in enumerate(compared) for b in compared[i + 1 :]]
+    if compared:
+        best = max(compared, key=lambda label: (stats.estimate(label, "test", "f1_fg") or Estimate(-1, 0, 0, 0)).mean)
+        for label in [label for label in labels if label not in compared]:
+            own = [base for base in compared if label.startswith(f"{base} ") and base != best]
+            pairs += [(label, best), *((label, base) for base in own)]
+    if not pairs:
+        return ""
+    lines = md_header(["A", "B", "mean F1 A - B", "95 % interval", "p"])
+    for a, b in pairs:
+        found = stats.differences(a, b, ["f1_fg"])
+        if found:
+            d = found[0]
+            lines.append(md_row([a, b, f"{100 * d.difference:+.1f}", format_span(d), format_p(d.p)]))
+    classes = mean_f1_classes(jobs)
+    for i, a in enumerate(compared):
+        for b in compared[i + 1 :]:
+            found = stats.differences(a, b, [f"f1/{c}" for c in classes])
+            if not found:
+                continue
+            adjusted = holm([d.p for d in found])
+            lines += ["", f"**{a} - {b}**, F1 per class (points; p Holm-corrected across the {len(classes)} classes):"]
+            lines += ["", *md_header(["class", "difference", "95 % interval", "p", "p (Holm)"])]
+            for c, d, p_holm in zip(classes, found, adjusted):
+                lines.append(md_row([c, f"{100 * d.difference:+.1f}", format_span(d), format_p(d.p), format_p(p_holm)]))
+    return "\n".join(lines)
+
+
+def format_span(d: Difference) -> str:
+    return f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
+
+
+def published_table(jobs: list[Job], stats: Statistics | None = None) -> str:
+    """Markdown: the class set's published mean F1s (its config's `published`), then this sweep's."""
+    stats = stats or Statistics(jobs)
+    published = label_map(jobs).published
+    lines = [f"Published: {published.get('benchmark', '')}", "", "| method | mean F1 |", "|---|---|"]
+    lines += [f"| {name} (published) | {f1:.1f} |" for name, f1 in published.get("results", {}).items()]
+    for label in stats.groups:
+        lines.append(f"| {label} (this sweep) | {stats.cell(label, 'test', 'f1_fg', 100, 1)} |")
+    return "\n".join(lines)

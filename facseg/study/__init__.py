@@ -1,0 +1,26 @@
+"""The fair comparison in one command: the same tuning budget per architecture, seeds, ensembles, intervals.
+
+    python -m facseg.study [study.trials=N study.seeds=M] [any run override] hydra.sweep.dir=DIR
+
+1. Search: per architecture, one Optuna study over `search_space` (conf/train.yaml) with `study.trials` trials of
+   `study.search_epochs` epochs, scored on validation (`optimized_metric`) only: the test split is never touched.
+   The best trial's settings are each architecture's chosen settings (DIR/chosen.json).
+2. Retrain: each architecture's chosen settings with `study.seeds` fresh seeds, every run tested as `facseg.run`
+   tests (clean and under every occluded condition, per-image results kept); with `study.arms=[clean,occluded]`,
+   also trained with occluders on a fraction `study.occlusion_p` of the training images (the same settings and
+   seeds: an arm of the study, not another search), reported beside the clean-trained runs under every condition.
+3. Ensembles, of the clean-trained runs: each architecture's seeds as one ensemble, and the architectures together
+   (one ensemble per seed index, so it has seeds too), each with equal weights and with weights fitted on
+   validation.
+4. The report (DIR/report.md): every configuration with 95 % intervals over seeds and test images, paired tests,
+   the chosen settings, the ensembles' weights and the time each phase took.
+
+Resuming: every trial is recorded in DIR/search/MODEL/trials.json, every run and ensemble in its own folder with its
+status.json. Rerunning the command skips what finished, resumes a killed run from its last checkpoint and reruns
+an interrupted trial with its own settings. A failing trial is recorded as failed and the search goes on; an
+architecture whose every trial failed, or a run that fails, is named in the report and the others go on.
+
+The package: plan (what the study consists of, where each piece lives), jobs (runs composed with the user's
+overrides), search, testpass (runs and ensembles in one pass, fitted weights), sections (its report's own
+sections) and orchestrator (the phases in order, timed); `__main__` is the command.
+"""

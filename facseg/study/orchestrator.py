@@ -1,0 +1,115 @@
+"""The study from start to end: search, retrain, test pass, report, each phase timed in DIR/study.json and skipped
+where it finished (facseg.study's docstring says what each phase does)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from facseg import report
+from facseg.runtime.atomic import write_json
+from facseg.runtime.record import read_json, read_status
+from facseg.study.jobs import StudyJobs
+from facseg.study.plan import CHOSEN_FILE, OCCLUSION_ARM, STATE_FILE, StudyPlan
+from facseg.study.search import Search, search_space
+from facseg.study.sections import ensemble_section, tuning_section
+from facseg.study.testpass import StudyTestPass
+
+log = logging.getLogger(__name__)
+
+
+class Study:
+    def __init__(self, cfg: DictConfig, directory: Path, overrides: list[str]) -> None:
+        self.plan = StudyPlan(cfg, directory)
+        self.settings = cfg.study
+        self.space = search_space(cfg)
+        self.jobs = StudyJobs(self.plan, overrides, searched=set(self.space))
+        self.search = Search(self.plan, self.jobs)
+        self.test_pass = StudyTestPass(self.plan, self.jobs)
+        self.state = read_json(directory / STATE_FILE) or {"seconds": {}}
+
+    def retrain(self, model: str, chosen: dict[str, Any], arm: str) -> None:
+        """The architecture's seeds trained (or resumed) with its chosen settings; tested later, in the test pass."""
+        for seed in self.plan.seeds():
+            output_dir = self.plan.run_dir(model, seed, arm)
+            try:
+                if read_status(output_dir)["status"] != "ok":
+                    extra = [*self.plan.arms()[arm], "test=false"]
+                    self.jobs.train(output_dir, model, seed, chosen["params"], extra, keep_best=True)
+            except Exception as e:  # recorded in the run's status.json; the report names it
+                log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
+
+    def timed(self, phase: str, work, *args) -> Any:
+        """work(*args), its time added to the phase's in study.json (so a resumed study counts every session)."""
+        start = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            seconds = self.state["seconds"]
+            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
+            write_json(self.plan.dir / STATE_FILE, self.state)
+
+    def run(self) -> Path:
+        plan = self.plan
+        models = list(self.settings.models)
+        chosen = read_json(plan.dir / CHOSEN_FILE) or {}
+        if self.settings.report_only:
+            models = [m for m in models if m in chosen]
+        else:
+            for model in models:
+                if model not in chosen:
+                    chosen[model] = self.timed("search", self.search.run, model)
+                    write_json(plan.dir / CHOSEN_FILE, chosen)
+            trained = [m for m in models if chosen[m] is not None]
+            for n, arm in enumerate(plan.arms()):  # the first arm with the ensembles, then the other arms
+                for model in trained:
+                    self.timed("retrain", self.retrain, model, chosen[model], arm)
+                self.timed("test", self.test_pass.run, trained, arm, n == 0 and self.settings.ensembles)
+        written = self.timed("report", self.write_report, models, chosen)
+        total = sum(self.state["seconds"].values())
+        print(f"study finished in {total / 60:.1f} minutes ({self.durations()}): {written}")
+        failed = [f"{m} (every trial)" for m in models if chosen[m] is None]
+        folders = [plan.run_dir(m, s, a) for m in models if chosen[m] for a in plan.arms() for s in plan.seeds()]
+        folders += [path for _, _, path in plan.ensembles(models)] if self.settings.ensembles else []
+        failed += [path.name for path in folders if read_status(path)["status"] != "ok" and path.is_dir()]
+        failed += [f"{path.name} (untested)" for path in folders if self.test_pass.untested(path)]
+        if failed:  # the others finished and are in the report; the command still says that something failed
+            log.error("failed: %s (the report names the errors; rerun the command to retry them)", ", ".join(failed))
+            sys.exit(1)
+        return written
+
+    def durations(self) -> str:
+        return ", ".join(f"{phase} {seconds / 60:.1f} min" for phase, seconds in self.state["seconds"].items())
+
+    def write_report(self, models: list[str], chosen: dict[str, Any]) -> Path:
+        plan = self.plan
+        jobs = []
+        for arm in plan.arms():
+            for model in models:
+                for seed in plan.seeds():
+                    path = plan.run_dir(model, seed, arm)
+                    label = plan.arm_label(model, arm)
+                    if self.test_pass.untested(path):  # its test pass failed: named, as a failed run is
+                        error = "trained, not tested: its test pass failed or was cut short (study.log); rerun"
+                        jobs.append(report.Job(name=path.name, path=path, status="failed", label=label, error=error))
+                    elif path.is_dir():
+                        jobs.append(report.load_job(path, label))
+        jobs += [report.load_job(path) for _, _, path in plan.ensembles(models) if path.is_dir()]
+        for model in models:
+            if chosen.get(model) is None:
+                error = f"every one of its {self.settings.trials} trials failed (see search/{model}/)"
+                path = plan.dir / "search" / model
+                jobs.append(report.Job(name=f"{model} search", path=path, status="failed", label=model, error=error))
+        return report.write_report(
+            plan.dir,
+            jobs=jobs,
+            title=f"Study `{plan.name}`: {', '.join(models)}, the same tuning budget each",
+            sections=[tuning_section(plan, self.space, chosen, jobs, self.durations()), ensemble_section(jobs)],
+            compared=models,
+            arms=[(plan.arm_label(m, OCCLUSION_ARM), m) for m in models] if len(plan.arms()) > 1 else [],
+        )
