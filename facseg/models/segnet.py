@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facseg.models.pretrained import load_exactly
+
 # VGG-16's five blocks, channels per conv layer.
 VGG16_BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -63,8 +65,6 @@ class SegNet(nn.Module):
         VGG's convolutions have a bias and ours do not (a bias before BN is redundant): it is folded into the BN's
         running mean, which gives the same eval-mode output; in training BN subtracts the batch mean either way.
         """
-        from facseg.models.pretrained import load_exactly
-
         layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.")})
         convs = [i for i in layers if state[f"features.{i}.weight"].dim() == 4]
         ours = [layer for block in self.encoder for layer in block]
