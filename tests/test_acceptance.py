@@ -1,7 +1,7 @@
 """The README's main job at its real default size: every model learns (test mIoU >= 0.5). Its time and every
 model's test mIoU and mean F1 are printed to the last digit, not asserted: machines differ in speed.
 
-Too slow for `make test-all` (about 15 minutes on 2 cores); `make acceptance` and CI run it.
+Too slow for `make test-all`: `make acceptance` and CI run it.
 """
 
 import json
@@ -28,7 +28,7 @@ def test_default_sweep_learns_every_model(tmp_path):
         f"hydra.sweep.dir={sweep}",
         "trainer.enable_progress_bar=false",
     ]
-    # A guard against a hung job, not a time check: 15 minutes on CI's usual machine, 40 on one 2.5x slower.
+    # A guard against a hung job, not a time check: machines differ several-fold in speed.
     result = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=3600)
     minutes = (time.perf_counter() - start) / 60
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
