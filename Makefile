@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data lint format train sweep study real-faces clean
+.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench-ensembles: ## seconds to score a study's ensembles in one test pass vs one
 
 bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)
+
+calibrate-stats: ## simulated null studies through the report's own tests and intervals: false-positive rates, coverage
+	$(BIN)/python -m facseg.report.calibration $(ARGS)
 
 lint: ## ruff: lint, and fail on any file that `make format` would change
 	$(BIN)/ruff check .

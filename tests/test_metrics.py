@@ -44,8 +44,8 @@ def test_rmse_of_uniform_probabilities():
     target = torch.randint(0, 3, (2, 4, 5))
     metric = SegmentationMetrics(NAMES)
     metric.update(torch.zeros(2, 3, 4, 5), target)  # softmax = 1/3 everywhere
-    # per pixel: (1 - 1/3)^2 + 2 * (1/3)^2 = 2/3, over 3 classes -> 2/9
-    assert metric.compute()["rmse"].item() == pytest.approx(math.sqrt(2 / 9))
+    # per pixel: (1 - 1/3)^2 + 2 * (1/3)^2 = 2/3, summed over the classes
+    assert metric.compute()["rmse"].item() == pytest.approx(math.sqrt(2 / 3))
 
 
 def test_rmse_matches_the_one_hot_definition():
@@ -54,8 +54,17 @@ def test_rmse_matches_the_one_hot_definition():
     metric = SegmentationMetrics(NAMES)
     metric.update(logits, target)
     one_hot = F.one_hot(target, 3).permute(0, 3, 1, 2).float()
-    expected = (logits.softmax(1) - one_hot).square().mean().sqrt()
+    expected = (logits.softmax(1) - one_hot).square().sum(1).mean().sqrt()
     assert metric.compute()["rmse"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_rmse_does_not_change_when_a_class_nobody_predicts_is_added():
+    torch.manual_seed(1)
+    probs, target = torch.rand(2, 3, 5, 6).softmax(1), torch.randint(0, 3, (2, 5, 6))
+    small, large = SegmentationMetrics(NAMES), SegmentationMetrics([*NAMES, "unused"])
+    small.update(probs.log(), target)
+    large.update(torch.cat([probs, torch.zeros(2, 1, 5, 6)], 1).clamp_min(1e-30).log(), target)
+    assert large.compute()["rmse"].item() == pytest.approx(small.compute()["rmse"].item(), rel=1e-5)
 
 
 def test_pooled_over_the_split_not_averaged_per_image():
@@ -79,6 +88,16 @@ def test_absent_class_is_nan_and_left_out_of_the_means():
     out = metric.compute()
     assert math.isnan(out["iou/b"].item()) and math.isnan(out["f1/b"].item())
     assert out["miou"].item() == 1.0 and out["f1_fg"].item() == 1.0
+
+
+def test_a_class_the_truth_lacks_is_left_out_even_when_a_model_predicts_it():
+    """One class set for every model: predicting an absent class costs precision where the pixels came from."""
+    target, pred = torch.tensor([[[0, 0, 1, 1]]]), torch.tensor([[[0, 2, 1, 1]]])
+    metric = SegmentationMetrics(NAMES)
+    metric.update(logits_for(pred), target)
+    out = metric.compute()
+    assert math.isnan(out["f1/b"].item())
+    assert out["f1_fg"].item() == pytest.approx(1.0) and out["miou"].item() == pytest.approx((1 / 2 + 1) / 2)
 
 
 def test_shape_mismatch_is_an_error():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 
-from facseg.data.conditions import Condition, realigned_matrix
+from facseg.data.conditions import Condition, build_conditions, realigned_matrix
 from facseg.data.crop import CropSettings, crop_matrix
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.detect import FaceFinder
@@ -105,6 +105,15 @@ def test_real_occluders_come_from_training_photos_only_and_are_blended(tmp_path,
     # Matched brightness: the same object is darker on a darker face.
     dark = real(0, label, (image * 0.5).astype(np.uint8))
     assert dark.fill[dark.mask].mean() < occlusion.fill[occlusion.mask].mean()
+    # Labelled as what it is where the class set has its class (CelebAMask-HQ), background where not (LaPa).
+    own = {"eye_g": 3, "hat": 4}
+    labelled = RealOcclusion(occluders, seed=0, face=FACE, label_as=tuple(own.items()))(0, label, image)
+    assert (labelled.apply(image, label)[1][labelled.mask] == own[labelled.kind]).all()
+    assert (occlusion.apply(image, label)[1][occlusion.mask] == BACKGROUND).all()
+    celebamask = LabelMap.named("celebamask")
+    spec = {"real": {"root": str(CELEBAMASK_MINI), "cache_dir": str(tmp_path)}}
+    conditions, _ = build_conditions(spec, celebamask, CropSettings(), "original")
+    assert dict(conditions[-1].occlusion.label_as) == {k: celebamask.names.index(k) for k in ("eye_g", "hat")}
     with pytest.raises(ValueError, match=r"real occluder classes \['scarf'\]"):
         RealOccluders(CELEBAMASK_MINI, ("scarf",))
 
@@ -170,3 +179,4 @@ def test_hidden_pixels_are_split_into_hallucinated_not_face_and_other_parts():
     assert table["hallucinated"] == pytest.approx(13 / 20) and table["not_face"] == pytest.approx(6 / 20)
     np.testing.assert_allclose(table["hallucinated_class"][1:], [0.3, 1.0])
     np.testing.assert_allclose(table["not_face_class"][1:], [0.6, 0.0])
+    np.testing.assert_allclose(table["predicted_as_class"], [6 / 20, 3 / 20, 11 / 20])

@@ -7,7 +7,8 @@ Built from `data.occluded_test` (conf/data/lapa.yaml), in this order, each a sta
   primary condition itself, scored once and reported under both names);
 - `occluded_target/<part>`: at the primary coverage, centred on a part of the class set (`parts`: the eyes under a
   bar like sunglasses, the mouth under a hand, the nose);
-- `occluded_real`: real eyeglasses and hats cut out of a CelebAMask-HQ training split (facseg.data.occlusion);
+- `occluded_real`: real eyeglasses and hats cut out of a CelebAMask-HQ training split (facseg.data.occlusion),
+  labelled as their class where the class set has it (CelebAMask-HQ's eye_g and hat), else background;
 - `occluded_realigned`: the primary occluded photos, but cropped from what a face detector would see on them:
   LaPa-style landmarks perturbed where the occluder hides them, or YuNet's 5 points found on the occluded photo
   where the data has no landmarks. Every other condition is cropped from the clean photo's landmarks.
@@ -82,7 +83,8 @@ def build_conditions(
         if root.is_dir():
             classes = tuple(real.get("classes", ("eye_g", "hat")))
             occluders = RealOccluders(root, classes, real.get("cache_dir"), real.get("composed_dir"))
-            conditions.append(Condition("occluded_real", RealOcclusion(occluders, seed, face)))
+            label_as = tuple((kind, labels.names.index(kind)) for kind in classes if kind in labels.names)
+            conditions.append(Condition("occluded_real", RealOcclusion(occluders, seed, face, label_as)))
         else:
             log.warning("data.occluded_test.real.root=%s is absent: no real-occluder condition in this test", root)
     realign = spec.get("realign")

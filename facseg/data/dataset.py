@@ -101,7 +101,7 @@ class FaceSplit(Dataset):
         elif not self.keep_original:
             out["visible"] = self._occluders(index, crop_label, crop)
         if occlusion is not None:
-            out["occluder"] = occlusion.mask
+            out["occluder"], out["occluder_kind"] = occlusion.mask, occlusion.kind
         return {**out, "crop": crop, "crop_label": crop_label, "matrix": matrix, "label": label}
 
     @property
@@ -133,6 +133,7 @@ class FaceSplit(Dataset):
         if "occluder" in found:
             sample[f"{prefix}occluder"] = torch.from_numpy(found["occluder"])
             sample[f"{prefix}clean_label"] = torch.from_numpy(found["clean_label"]).long()
+            sample["occluder_kind"] = found["occluder_kind"]
         for name, mask in found.get("visible", {}).items():
             sample[f"{prefix}occluder/{name}"] = torch.from_numpy(mask)
         if "aligned_by" in found:

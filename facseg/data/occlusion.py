@@ -6,9 +6,12 @@ stripes), sized to hide an exact fraction of the face, at a random place or cent
 mouth, the nose). Real (`RealOccluders`): eyeglasses and hats cut out of CelebAMask-HQ training photos with their
 exact masks, pasted with feathered edges and the face's brightness; an occluder family that training never draws.
 
-Ground truth under an occluder is background. LaPa labels what is visible: a hand over a mouth is not "lips" in its
-annotations, so a parser is scored on not hallucinating parts it cannot see, and a model that paints a mouth
-through a hand loses both precision on lips and accuracy inside the occluder (`occluded/inside/pixel_acc`).
+Ground truth under an occluder is its own class where the class set has one (CelebAMask-HQ's eye_g and hat, for the
+real objects: the dataset's own convention), else background. That drawn occluders and LaPa's are background is an
+assumption: LaPa's 11 classes have no occluder class and its paper (Liu et al., AAAI 2020) does not say how an
+occluding object is labelled; a hand over a mouth is then not "lips", so a parser is scored on not hallucinating
+parts it cannot see, and a model that paints a mouth through a hand loses both precision on lips and accuracy
+inside the occluder (`occluded/inside/pixel_acc`).
 
 `coverage` is the fraction of the face's pixels hidden: the class set's `face` classes (LaPa: skin, brows, eyes,
 nose, lips, mouth), not hair or background, so that a hairstyle does not change how much of the face an occluder
@@ -99,9 +102,10 @@ class Occlusion:
     kind: str
     coverage: float  # the fraction of face pixels it hides, as achieved
     alpha: np.ndarray | None = None  # H x W float opacity (feathered edges); None: opaque on `mask`
+    label_as: int = BACKGROUND  # the class its pixels take: a real object's own where the class set has it
 
     def apply(self, image: np.ndarray, label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The occluded image, and the label with the occluder's pixels set to background."""
+        """The occluded image, and the label with the occluder's pixels set to its class (`label_as`)."""
         if self.alpha is None:
             image = image.copy()
             image[self.mask] = self.fill[self.mask].astype(image.dtype)
@@ -111,7 +115,7 @@ class Occlusion:
         if label is None:
             return image, None
         label = label.copy()
-        label[self.mask] = BACKGROUND
+        label[self.mask] = self.label_as
         return image, label
 
 
@@ -348,6 +352,9 @@ class RealOcclusion:
     occluders: RealOccluders
     seed: int = 0
     face: tuple[int, ...] = LAPA_FACE
+    # The class id each kind takes in the scored class set (CelebAMask-HQ: eye_g, hat); a kind it lacks (LaPa's
+    # 11 classes have no occluder class) is background, as for the drawn occluders.
+    label_as: tuple[tuple[str, int], ...] = ()
     feather: float = 0.01
     min_hidden: float = 0.02  # redraw (up to `tries` times) an object that hides less face or hair than this
     tries: int = 10
@@ -376,4 +383,6 @@ class RealOcclusion:
             brightness = float(np.clip(_luminance(image, face) / max(cutout.luminance, 1.0), 0.6, 1.6))
         fill = cv2.warpAffine(cutout.rgb, matrix, size, flags=cv2.INTER_LINEAR).astype(np.float32) * brightness
         coverage = np.count_nonzero(mask & face) / max(1, face.sum())
-        return Occlusion(mask=mask, fill=np.clip(fill, 0, 255), kind=cutout.kind, coverage=float(coverage), alpha=alpha)
+        label_as = dict(self.label_as).get(cutout.kind, BACKGROUND)
+        fill = np.clip(fill, 0, 255)
+        return Occlusion(mask, fill, cutout.kind, float(coverage), alpha, label_as)

@@ -1,33 +1,42 @@
-"""Intervals and paired tests for segmentation metrics, from one confusion matrix per test image and seed.
+"""Intervals and tests about configurations (architectures and their settings), not about the runs one study trained.
 
-Every metric here is computed as the literature computes it, from a confusion matrix pooled over the test images
-(facseg.scoring.confusion), so resampling happens on the images, not on per-image scores:
+The trained run is the unit of replication: a configuration's seeds are a sample of the runs it could have given,
+and the test images a sample of the faces it could meet. Every metric is computed as the literature computes it,
+from a confusion matrix pooled over the test images (facseg.scoring.confusion), over one class set fixed by the
+split's truth (`Runs.present`), the same for every configuration, condition and replicate.
 
 - `Runs`: one configuration's seeds, each seed's per-image matrices (S x N x C x C) and squared errors, on the
   same N test images (per_image.npz of each run).
-- `interval`: the mean over seeds of the metric, with a 95 % percentile interval from a two-level bootstrap: each
-  replicate draws the seeds with replacement and the test images with replacement (one draw of images for all
-  seeds: they were tested on the same images), pools each drawn seed's matrices with the image weights, and
-  averages the metric over the drawn seeds. It covers both the seed-to-seed and the image-to-image variation.
-- `paired`: the difference between two configurations on the same images: the same bootstrap with one shared
-  draw of images (paired) and independent draws of each side's seeds gives the interval; the p-value is a paired
-  permutation test over images (each image's seed-averaged matrices swapped between the two sides at random),
-  two-sided, for every metric at once. `holm` corrects a family of p-values (the classes of one pair).
+- `interval`: the mean over seeds of the metric (each seed's metric on the whole split) and its 95 % interval,
+  mean +- t * SE with SE^2 = s^2 / S + V_images: `s^2`, the variance between the seeds' values, with S - 1 degrees
+  of freedom (a t, not a z: 5 seeds leave a t with 4), and `V_images`, the variance of the seed mean over a
+  bootstrap of the test images with the runs held fixed (`Bootstrap`: one draw of images for the whole report,
+  so both sides of a pair are resampled together). The degrees of freedom of the sum are Welch-Satterthwaite's.
+  With `minus` (the same runs at another stage: clean minus occluded), each seed's own difference is the value.
+- `paired`: A minus B, the difference the tables show (of the seed means), with the same two components per side
+  (Welch: the runs of A and of B are independent draws, the images paired through the shared draw) and the
+  two-sided p-value of its t statistic, so that p < 0.05 exactly when the 95 % interval leaves out 0. A side with
+  one run (a seed ensemble, an arm's single ensemble) has no seed variance to estimate: the comparison is then
+  conditional on the trained runs (`conditional`), over test images only, and the tables say so.
+- `holm`: Holm's step-down adjustment of a family of p-values (the report's: every test it prints).
+
+The p-value of a t statistic is continuous: it is not bounded below by the number of runs as an exact permutation
+of whole runs is (1/126 with 5 a side), so a correction over every test of a report can still call a difference.
+`make calibrate-stats` (facseg.report.calibration) simulates studies and shows the rates these hold.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
+from scipy.special import stdtr, stdtrit
 
-from facseg.scoring.confusion import metrics, nanmean, value
+from facseg.scoring.confusion import metrics, value
 
-REPLICATES = 2000  # bootstrap replicates: percentiles at 2.5 % and 97.5 % settle to ~0.1 point
-PERMUTATIONS = 2000
+REPLICATES = 2000  # image bootstrap replicates: the image variance of a seed mean settles to ~3 %
+LEVEL = 0.95
 
 
 @dataclass
@@ -42,14 +51,6 @@ class Runs:
     def seeds(self) -> int:
         return len(self.confusion)
 
-    @cached_property
-    def fingerprint(self) -> int:
-        """A number that identifies these results: what seeds their own random draws (Bootstrap)."""
-        digest = hashlib.sha256()
-        for array in (self.confusion, self.squared_error, self.pixels):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return int.from_bytes(digest.digest()[:8], "little")
-
     @classmethod
     def stack(cls, per_seed: Sequence[dict[str, np.ndarray]], stage: str) -> Runs:
         """From per_image.npz contents, one per seed, all on the same test images in the same order."""
@@ -60,126 +61,161 @@ class Runs:
             )
         )
 
+    def images(self, keep: np.ndarray) -> Runs:
+        """The same runs on a subset of the images (a boolean mask over them)."""
+        return Runs(self.confusion[:, keep], self.squared_error[:, keep], self.pixels[:, keep])
+
+    def present(self) -> list[int]:
+        """The classes the images' truth holds (rows of the matrices): the class set of every mean."""
+        return np.flatnonzero(self.confusion[0].sum((0, 2)) > 0).tolist()
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """What a mean averages: `mean_f1` (the headline mean F1's classes) and `present` (mIoU's), both restricted to
+    classes the split's truth holds; `names` to look per-class keys up."""
+
+    names: tuple[str, ...]
+    mean_f1: tuple[int, ...]
+    present: tuple[int, ...]
+
+    @classmethod
+    def of(cls, names: Sequence[str], mean_f1: Sequence[int], truth: Runs) -> ClassSet:
+        present = truth.present()
+        return cls(tuple(names), tuple(i for i in mean_f1 if i in present), tuple(present))
+
+    def values(self, confusion: np.ndarray, squared_error: np.ndarray, pixels: np.ndarray, key: str) -> np.ndarray:
+        return value(metrics(confusion, self.mean_f1, squared_error, pixels, present=self.present), key, self.names)
+
 
 class Bootstrap:
-    """Shared image draws, so that every interval of one report resamples the same images (paired throughout). The
-    seed draws and permutations of a configuration (or pair) come from a generator of its own, seeded by its
-    results: an interval does not depend on which other rows a report has, or in which order they come."""
+    """Shared image draws, so that every interval of one report resamples the same images (paired throughout)."""
 
     def __init__(self, images: int, seed: int = 0, replicates: int = REPLICATES) -> None:
-        self.seed = seed
         self.replicates = replicates
         # Image weights: how often each test image is drawn in each replicate (B x N).
         rng = np.random.default_rng(seed)
         self.weights = rng.multinomial(images, np.full(images, 1 / images), size=replicates).astype(np.float64)
-        self._tables: dict[int, tuple[Runs, dict[str, np.ndarray]]] = {}
+        self._tables: dict[tuple, tuple[Runs, dict[str, np.ndarray]]] = {}
 
-    def rng(self, *keys: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, *keys])
-
-    def replicate_tables(self, runs: Runs, mean_f1: Sequence[int]) -> dict[str, np.ndarray]:
-        """Per replicate and seed (B x S ...), the metrics of the image-weighted pooled matrices (kept per `runs`)."""
-        if id(runs) in self._tables:
-            return self._tables[id(runs)][1]
-        c = runs.confusion.shape[-1]
-        pooled = np.einsum("bn,sne->bse", self.weights, runs.confusion.reshape(runs.seeds, -1, c * c))
-        table = metrics(
-            pooled.reshape(self.replicates, runs.seeds, c, c),
-            mean_f1,
-            self.weights @ runs.squared_error.T,
-            self.weights @ runs.pixels.T,
-        )
-        self._tables[id(runs)] = (runs, table)  # the runs kept alive, so that their id is not reused
-        return table
-
-    def seed_mean(self, per_seed: np.ndarray, *keys: int) -> np.ndarray:
-        """B x S replicate values -> B: each replicate's mean over a draw of the seeds (with replacement), drawn by
-        `keys` (the same keys, the same draws: for every metric of one configuration)."""
-        seeds = per_seed.shape[1]
-        draws = self.rng(*keys).integers(0, seeds, size=(self.replicates, seeds))
-        return nanmean(np.take_along_axis(per_seed, draws, axis=1))
+    def replicate_values(self, runs: Runs, classes: ClassSet, key: str, keep: np.ndarray | None = None) -> np.ndarray:
+        """B x S: each seed's metric on each replicate's draw of the images (`keep`: those of a subset only)."""
+        cached = (id(runs), classes, None if keep is None else keep.tobytes())
+        if cached not in self._tables:
+            weights = self.weights if keep is None else self.weights[:, keep]
+            if weights.shape[1] != runs.confusion.shape[1]:
+                raise ValueError(
+                    f"the bootstrap draws {weights.shape[1]} images but the runs hold {runs.confusion.shape[1]}: "
+                    "every configuration of a report must be scored on the same test images"
+                )
+            c = runs.confusion.shape[-1]
+            pooled = np.einsum("bn,sne->bse", weights, runs.confusion.reshape(runs.seeds, -1, c * c))
+            pooled = pooled.reshape(self.replicates, runs.seeds, c, c)
+            table = metrics(
+                pooled,
+                classes.mean_f1,
+                weights @ runs.squared_error.T,
+                weights @ runs.pixels.T,
+                present=classes.present,
+            )
+            self._tables[cached] = (runs, table)  # the runs kept alive, so that their id is not reused
+        return value(self._tables[cached][1], key, classes.names)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Estimate:
+    """A mean (or a difference of means) over seeds, its 95 % interval, and for a difference its p-value."""
+
     mean: float
     low: float
     high: float
-    seeds: int  # seeds whose metric is defined (a class absent from a seed's test results has none)
+    seeds: int  # runs whose value is defined (per side, the smaller)
+    se: float = float("nan")
+    df: float = float("nan")
+    p: float = float("nan")
+    conditional: bool = False  # one run a side: over test images only, given the trained runs
+    key: str = ""
 
 
-def full_values(runs: Runs, mean_f1: Sequence[int], classes: Sequence[str], key: str) -> np.ndarray:
+def full_values(runs: Runs, classes: ClassSet, key: str) -> np.ndarray:
     """Per seed, the metric on the whole test split."""
-    table = metrics(runs.confusion.sum(1), mean_f1, runs.squared_error.sum(1), runs.pixels.sum(1))
-    return value(table, key, classes)
-
-
-def _percentiles(samples: np.ndarray) -> tuple[float, float]:
-    finite = samples[np.isfinite(samples)]
-    if not len(finite):
-        return float("nan"), float("nan")
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
-
-
-def interval(
-    boot: Bootstrap, runs: Runs, mean_f1: Sequence[int], classes: Sequence[str], key: str, minus: Runs | None = None
-) -> Estimate:
-    """The mean over seeds and its 95 % interval; with `minus`, of the difference of the two (say clean minus
-    occluded: the same seeds and images, so one draw of both)."""
-    full = full_values(runs, mean_f1, classes, key)
-    per_seed = value(boot.replicate_tables(runs, mean_f1), key, classes)
-    if minus is not None:
-        full = full - full_values(minus, mean_f1, classes, key)
-        per_seed = per_seed - value(boot.replicate_tables(minus, mean_f1), key, classes)
-    samples = boot.seed_mean(per_seed, runs.fingerprint)
-    finite = full[np.isfinite(full)]
-    mean = float(finite.mean()) if len(finite) else float("nan")
-    return Estimate(mean, *_percentiles(samples), seeds=len(finite))
+    return classes.values(runs.confusion.sum(1), runs.squared_error.sum(1), runs.pixels.sum(1), key)
 
 
 @dataclass
-class Difference:
-    key: str
-    difference: float
-    low: float
-    high: float
-    p: float
+class _Side:
+    values: np.ndarray  # S: each run's value on the whole split (finite only)
+    replicates: np.ndarray  # B: the mean over runs of each replicate's values
+
+    @property
+    def seed_variance(self) -> float:
+        """The variance of the seed mean from the spread between runs; 0 where one run leaves none to measure."""
+        return float(np.var(self.values, ddof=1) / len(self.values)) if len(self.values) > 1 else 0.0
 
 
-def paired(
+def _side(boot: Bootstrap, runs: Runs, classes: ClassSet, key: str, minus: Runs | None, keep) -> _Side:
+    full = full_values(runs, classes, key)
+    per_replicate = boot.replicate_values(runs, classes, key, keep)
+    if minus is not None:
+        full = full - full_values(minus, classes, key)
+        per_replicate = per_replicate - boot.replicate_values(minus, classes, key, keep)
+    defined = np.isfinite(full)
+    with np.errstate(invalid="ignore"):
+        return _Side(full[defined], np.nanmean(per_replicate[:, defined], axis=1) if defined.any() else full[:0])
+
+
+def _combine(mean: float, sides: list[_Side], image_variance: float, images: int, key: str) -> Estimate:
+    """Mean +- t * SE from the seed components of `sides` and the image component; the t test of mean = 0."""
+    seeds = min(len(s.values) for s in sides)
+    if not np.isfinite(mean) or seeds == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), seeds, key=key)
+    conditional = any(len(s.values) < 2 for s in sides)
+    parts = [(0.0 if conditional else s.seed_variance, len(s.values) - 1) for s in sides]
+    parts.append((image_variance, max(images - 1, 1)))
+    variance = sum(v for v, _ in parts)
+    if variance <= 0:
+        p = 1.0 if mean == 0 else 0.0
+        return Estimate(mean, mean, mean, seeds, 0.0, float("inf"), p, conditional, key)
+    df = variance**2 / sum(v**2 / d for v, d in parts if v > 0)  # Welch-Satterthwaite
+    se = float(np.sqrt(variance))
+    half = float(stdtrit(df, 0.5 + LEVEL / 2)) * se
+    p = float(2 * stdtr(df, -abs(mean) / se))
+    return Estimate(mean, mean - half, mean + half, seeds, se, float(df), p, conditional, key)
+
+
+def _image_variance(replicates: np.ndarray) -> float:
+    finite = replicates[np.isfinite(replicates)]
+    return float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
+
+
+def interval(
     boot: Bootstrap,
-    a: Runs,
-    b: Runs,
-    mean_f1: Sequence[int],
-    classes: Sequence[str],
-    keys: Sequence[str],
-    permutations: int = PERMUTATIONS,
-) -> list[Difference]:
-    """A minus B for each key: the difference of the seed means, its bootstrap interval, the permutation p-value."""
-    tables = [boot.replicate_tables(runs, mean_f1) for runs in (a, b)]
-    # Each image's seed-averaged matrices: what the permutation swaps.
-    mean_a, mean_b = a.confusion.mean(0), b.confusion.mean(0)
-    pair = (a.fingerprint, b.fingerprint)  # the two sides' seeds drawn independently, and the flips, by the pair
-    flips = boot.rng(*pair, 2).integers(0, 2, size=(permutations, len(mean_a))).astype(np.float64)
-    c = mean_a.shape[-1]
-    gap = (mean_b - mean_a).reshape(len(mean_a), c * c)
-    permuted_a = (mean_a.sum(0).reshape(-1) + flips @ gap).reshape(permutations, c, c)
-    permuted_b = mean_a.sum(0) + mean_b.sum(0) - permuted_a
-    observed = [metrics(m.sum(0), mean_f1) for m in (mean_a, mean_b)]
-    null = [metrics(m, mean_f1) for m in (permuted_a, permuted_b)]
+    runs: Runs,
+    classes: ClassSet,
+    key: str,
+    minus: Runs | None = None,
+    keep: np.ndarray | None = None,
+) -> Estimate:
+    """The mean over seeds and its 95 % interval; with `minus`, of each seed's difference between the two (say
+    clean minus occluded: the same seeds and images); `keep`: on a subset of the images only."""
+    side = _side(boot, runs, classes, key, minus, keep)
+    mean = float(side.values.mean()) if len(side.values) else float("nan")
+    images = boot.weights.shape[1] if keep is None else int(np.count_nonzero(keep))
+    return _combine(mean, [side], _image_variance(side.replicates), images, key)
+
+
+def paired(boot: Bootstrap, a: Runs, b: Runs, classes: ClassSet, keys: Sequence[str]) -> list[Estimate]:
+    """A minus B for each key: the difference of the seed means, its 95 % interval and two-sided p-value (runs of
+    the two sides independent, test images paired)."""
     out = []
     for key in keys:
-        full = [np.nanmean(full_values(runs, mean_f1, classes, key)) for runs in (a, b)]
-        samples = [boot.seed_mean(value(table, key, classes), *pair, side) for side, table in enumerate(tables)]
-        statistic = value(observed[0], key, classes) - value(observed[1], key, classes)
-        null_statistics = value(null[0], key, classes) - value(null[1], key, classes)
-        if np.isfinite(statistic):
-            extreme = np.sum(np.abs(null_statistics) >= abs(statistic) - 1e-12)
-            p = float((1 + extreme) / (1 + permutations))
-        else:
-            p = float("nan")
-        out.append(Difference(key, float(full[0] - full[1]), *_percentiles(samples[0] - samples[1]), p))
+        sides = [_side(boot, runs, classes, key, None, None) for runs in (a, b)]
+        if any(len(s.values) == 0 for s in sides):
+            out.append(Estimate(float("nan"), float("nan"), float("nan"), 0, key=key))
+            continue
+        mean = float(sides[0].values.mean() - sides[1].values.mean())
+        image_variance = _image_variance(sides[0].replicates - sides[1].replicates)
+        out.append(_combine(mean, sides, image_variance, boot.weights.shape[1], key))
     return out
 
 
@@ -187,7 +223,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (NaN stays NaN and does not count)."""
     p = np.asarray(p_values, dtype=np.float64)
     finite = np.flatnonzero(np.isfinite(p))
-    order = finite[np.argsort(p[finite])]
+    order = finite[np.argsort(p[finite], kind="stable")]
     adjusted = np.full(len(p), np.nan)
     running = 0.0
     for rank, i in enumerate(order):

@@ -13,61 +13,152 @@ from facseg.report.estimates import Statistics
 from facseg.report.occlusion import severity_levels
 from facseg.report.runs import Job, groups, label_map, mean_f1_classes, mean_std
 
+# One hue per architecture (Okabe and Ito's colour-blind-safe set), its variants by line style, marker and hatch.
+HUES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+LINES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+MARKERS = ("o", "s", "^", "D", "v", "P")
+HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
+PANEL = 6  # more series than this: small multiples, one panel per kind of configuration
+
+
+def architecture(label: str) -> str:
+    return label.split(" ", 1)[0]
+
+
+def kind(label: str) -> str:
+    """`single nets`, `ensembles` (of seeds, ` xN seeds`, or of architectures, `a+b`) or `variants` (an arm's, a
+    sweep's override)."""
+    if "+" in architecture(label) or " seeds" in label:
+        return "ensembles"
+    return "single nets" if " " not in label else "variants"
+
+
+def styles(labels: list[str]) -> dict[str, dict]:
+    """Per label: its architecture's colour, and a line style, marker and hatch of its own within it."""
+    hues = {a: HUES[i % len(HUES)] for i, a in enumerate(dict.fromkeys(map(architecture, labels)))}
+    seen: dict[str, int] = {}
+    out = {}
+    for label in labels:
+        n = seen[architecture(label)] = seen.get(architecture(label), -1) + 1
+        out[label] = {
+            "color": hues[architecture(label)],
+            "linestyle": LINES[n % len(LINES)],
+            "marker": MARKERS[n % len(MARKERS)],
+            "hatch": HATCHES[n % len(HATCHES)],
+        }
+    return out
+
+
+def panels(labels: list[str]) -> list[tuple[str, list[str]]]:
+    """One panel of every label, or, past PANEL of them, one per kind (single nets / variants / ensembles)."""
+    if len(labels) <= PANEL:
+        return [("", labels)]
+    kinds = {k: [label for label in labels if kind(label) == k] for k in ("single nets", "variants", "ensembles")}
+    return [(k, members) for k, members in kinds.items() if members]
+
 
 def plot_severity(jobs: list[Job], stats: Statistics | None = None) -> Figure | None:
     """Mean F1 against the fraction of the face hidden (0: clean), one line per configuration, with the 95 %
-    intervals as bands; None without severity levels."""
+    intervals as bands; small multiples past six configurations; None without severity levels."""
     stats = stats or Statistics(jobs)
     levels = severity_levels(stats) if stats.boot is not None else []
     if not levels:
         return None
-    fig = Figure(figsize=(7, 4.5), layout="tight")
-    ax = fig.subplots()
     points = [(0.0, "test"), *levels]
-    for label in stats.groups:
-        found = [stats.estimate(label, stage, "f1_fg") for _, stage in points]
-        if any(f is None for f in found):
-            continue
-        x = [level for level, _ in points]
-        ax.plot(x, [100 * f.mean for f in found], marker="o", label=label)
-        ax.fill_between(x, [100 * f.low for f in found], [100 * f.high for f in found], alpha=0.2)
-    ax.set_xlabel("fraction of the face hidden (random occluders)")
-    ax.set_ylabel("mean F1 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    ax.set_title("Severity: mean F1 against occluder coverage (95 % intervals)")
+    found = {label: [stats.estimate(label, stage, "f1_fg") for _, stage in points] for label in stats.groups}
+    found = {label: values for label, values in found.items() if all(values)}
+    style = styles(list(found))
+    grid = panels(list(found))
+    fig = Figure(figsize=(11, 3.6 * len(grid)), layout="constrained")
+    axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True, sharey=True)[:, 0]
+    x = [level for level, _ in points]
+    for ax, (title, labels) in zip(axes, grid):
+        for label in labels:
+            values, look = found[label], style[label]
+            ax.plot(
+                x,
+                [100 * f.mean for f in values],
+                label=label,
+                color=look["color"],
+                linestyle=look["linestyle"],
+                marker=look["marker"],
+            )
+            low, high = [100 * f.low for f in values], [100 * f.high for f in values]
+            ax.fill_between(x, low, high, color=look["color"], alpha=0.12, linewidth=0)
+        ax.set_ylabel("mean F1 (%)")
+        ax.grid(alpha=0.3)
+        ax.set_title(title, loc="left", fontsize="medium")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    axes[-1].set_xlabel("fraction of the face hidden (random occluders)")
+    fig.suptitle("Severity: mean F1 against occluder coverage (bands: 95 % intervals)")
     return fig
 
 
-def plot_per_class(jobs: list[Job], metric: str = "f1") -> Figure:
-    """Grouped bars per class, one bar per configuration, clean above and occluded below (error bars: std)."""
-    grouped = groups(jobs)
-    fig = Figure(figsize=(12, 7), layout="tight")
-    axes = fig.subplots(2, 1, sharex=True, sharey=True)
-    width = 0.8 / max(1, len(grouped))
+def plot_per_class(jobs: list[Job], metric: str = "f1", stats: Statistics | None = None) -> Figure:
+    """Grouped bars per class, one bar per configuration (colour: architecture, hatch: variant), clean beside
+    occluded, with 95 % intervals (std over seeds where no run kept per-image results); one row of panels per
+    kind of configuration past six of them."""
+    stats = stats or Statistics(jobs)
+    style = styles(list(stats.groups))
+    grid = panels(list(stats.groups))
     classes = mean_f1_classes(jobs)
     x = np.arange(len(classes))
-    for ax, stage in zip(axes, ("test", "occluded")):
-        for i, (label, runs) in enumerate(grouped.items()):
-            stats = [mean_std(runs, f"{stage}/{metric}/{c}") or (np.nan, 0.0) for c in classes]
-            means, stds = zip(*stats)
-            ax.bar(x + (i - (len(grouped) - 1) / 2) * width, means, width, yerr=stds, label=label, capsize=2)
-        ax.set_ylabel(f"{metric.upper()} ({'clean' if stage == 'test' else 'occluded'})")
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(loc="lower right", fontsize="small")
-    axes[1].set_xticks(x, [c.replace("_", "\n") for c in classes])
-    fig.suptitle(f"Per-class {metric.upper()} on the test split")
+    fig = Figure(figsize=(18, 3.4 * len(grid)), layout="constrained")
+    axes = fig.subplots(len(grid), 2, squeeze=False, sharey=True)
+    for row, (title, labels) in zip(axes, grid):
+        width = 0.8 / len(labels)
+        for ax, stage in zip(row, ("test", "occluded")):
+            for i, label in enumerate(labels):
+                means, errors = bar_values(stats, label, stage, [f"{metric}/{c}" for c in classes])
+                look = style[label]
+                ax.bar(
+                    x + (i - (len(labels) - 1) / 2) * width,
+                    means,
+                    width,
+                    yerr=errors,
+                    label=label,
+                    capsize=1.5,
+                    color=look["color"],
+                    hatch=look["hatch"],
+                    edgecolor="white",
+                    linewidth=0.3,
+                )
+            ax.set_ylim(0, 1)
+            ax.grid(axis="y", alpha=0.3)
+            ax.set_xticks(x, [c.replace("_", "\n") for c in classes], fontsize="small")
+            ax.set_title(
+                f"{title + ', ' if title else ''}{'clean' if stage == 'test' else 'occluded'}",
+                loc="left",
+                fontsize="medium",
+            )
+        row[0].set_ylabel(metric.upper())
+        row[1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.suptitle(f"Per-class {metric.upper()} on the test split (error bars: 95 % intervals)")
     return fig
+
+
+def bar_values(stats: Statistics, label: str, stage: str, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Means and 2 x K error bar lengths (95 % intervals; mean ± std from metrics.json without per-image results)."""
+    found = [stats.estimate(label, stage, key) for key in keys]
+    if all(found):
+        means = np.array([f.mean for f in found])
+        return means, np.abs(np.array([[f.low for f in found], [f.high for f in found]]) - means)
+    values = [mean_std(stats.groups[label], f"{stage}/{key}") or (np.nan, 0.0) for key in keys]
+    means, stds = (np.array(v) for v in zip(*values))
+    return means, np.stack([stds, stds])
 
 
 def plot_confusion(jobs: list[Job], stage: str = "test") -> Figure:
     """Row-normalised confusion matrices (pooled over seeds): where each class's pixels went."""
     grouped = {k: v for k, v in groups(jobs).items() if any(stage in run.confusion for run in v)}
     names = label_map(jobs).names
-    fig = Figure(figsize=(5.5 * max(1, len(grouped)), 5), layout="tight")
-    axes = fig.subplots(1, max(1, len(grouped)), squeeze=False)
-    for ax, (label, runs) in zip(axes[0], grouped.items()):
+    columns = min(4, max(1, len(grouped)))
+    rows = -(-max(1, len(grouped)) // columns)
+    fig = Figure(figsize=(5.5 * columns, 5 * rows), layout="tight")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(grouped) :]:
+        ax.axis("off")
+    for ax, (label, runs) in zip(axes, grouped.items()):
         counts = sum(run.confusion[stage] for run in runs if stage in run.confusion)
         rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)

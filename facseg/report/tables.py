@@ -1,12 +1,13 @@
 """The report's markdown tables: the comparison with intervals and costs, per-class F1 and IoU, the paired
-differences (per class Holm-corrected), and the published results beside this sweep's."""
+differences (their p-values Holm-adjusted over the report's family), and the published results beside this
+sweep's."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from facseg.report.bootstrap import Difference, Estimate, holm
-from facseg.report.estimates import Statistics
+from facseg.report.bootstrap import Estimate
+from facseg.report.estimates import Statistics, Test
 from facseg.report.runs import Job, finite_values, label_map, mean_f1_classes
 
 # (column title, stage, metric, scale, digits). A stage of per_image.npz; `drop`: clean minus occluded.
@@ -83,45 +84,56 @@ def format_p(p: float) -> str:
     return "-" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def differences_section(jobs: list[Job], stats: Statistics | None = None, compared: list[str] | None = None) -> str:
-    """Markdown: the mean F1 difference A - B (points), its 95 % interval and the paired permutation p-value, for
-    every pair of the `compared` configurations (default: all), of every other configuration against the best of
-    them and of one built from a compared one (a seed ensemble `unet x5 seeds`, an arm `unet (...)`) against that
-    one too; then per class for the pairs of `compared`, Holm-corrected across the classes."""
-    stats = stats or Statistics(jobs)
-    if stats.boot is None:
-        return ""
+def comparison_tests(stats: Statistics, compared: list[str] | None = None, classes: list[str] = ()) -> list[Test]:
+    """The paired differences the report tests: mean F1 for every pair of the `compared` configurations (default:
+    all), of every other configuration against the comparator (the best of them on validation) and of one built
+    from a compared one (a seed ensemble `unet x5 seeds`, an arm `unet (...)`) against that one too; then F1 per
+    class (`classes`) for the pairs of `compared`."""
     labels = list(stats.groups)
     compared = [label for label in (compared if compared is not None else labels) if label in stats.groups]
     pairs = [(a, b) for i, a in enumerate(compared) for b in compared[i + 1 :]]
+    per_class = [(a, b, "test", f"f1/{c}") for a, b in pairs for c in classes]
     if compared:
-        best = max(compared, key=lambda label: (stats.estimate(label, "test", "f1_fg") or Estimate(-1, 0, 0, 0)).mean)
+        best = stats.comparator(compared)
         for label in [label for label in labels if label not in compared]:
             own = [base for base in compared if label.startswith(f"{base} ") and base != best]
             pairs += [(label, best), *((label, base) for base in own)]
-    if not pairs:
+    return [(a, b, "test", "f1_fg") for a, b in pairs] + per_class
+
+
+def given(d: Estimate) -> str:
+    """What a difference's interval and p-value treat as random."""
+    return "images only, given these runs" if d.conditional else "runs and images"
+
+
+def differences_section(jobs: list[Job], stats: Statistics, compared: list[str] | None = None) -> str:
+    """Markdown: the mean F1 difference A - B (points), its 95 % interval and p-value (Holm-adjusted over the
+    report's family: `Statistics.family` must have run) for the tests of `comparison_tests`, then per class."""
+    if stats.boot is None:
         return ""
-    lines = md_header(["A", "B", "mean F1 A - B", "95 % interval", "p"])
-    for a, b in pairs:
-        found = stats.differences(a, b, ["f1_fg"])
-        if found:
-            d = found[0]
-            lines.append(md_row([a, b, f"{100 * d.difference:+.1f}", format_span(d), format_p(d.p)]))
     classes = mean_f1_classes(jobs)
-    for i, a in enumerate(compared):
-        for b in compared[i + 1 :]:
-            found = stats.differences(a, b, [f"f1/{c}" for c in classes])
-            if not found:
-                continue
-            adjusted = holm([d.p for d in found])
-            lines += ["", f"**{a} - {b}**, F1 per class (points; p Holm-corrected across the {len(classes)} classes):"]
-            lines += ["", *md_header(["class", "difference", "95 % interval", "p", "p (Holm)"])]
-            for c, d, p_holm in zip(classes, found, adjusted):
-                lines.append(md_row([c, f"{100 * d.difference:+.1f}", format_span(d), format_p(d.p), format_p(p_holm)]))
+    tests = comparison_tests(stats, compared, classes)
+    overall = [test for test in tests if test[3] == "f1_fg"]
+    if not overall:
+        return ""
+    lines = md_header(["A", "B", "mean F1 A - B", "95 % interval", "p (Holm)", "random"])
+    for test in overall:
+        d = stats.difference(test)
+        if d:
+            lines.append(md_row([*test[:2], f"{100 * d.mean:+.1f}", format_span(d), format_p(d.p), given(d)]))
+    pairs = list(dict.fromkeys(test[:2] for test in tests if test[3] != "f1_fg"))
+    for a, b in pairs:
+        found = [stats.difference((a, b, "test", f"f1/{c}")) for c in classes]
+        if not all(found):
+            continue
+        lines += ["", f"**{a} - {b}**, F1 per class (points):", ""]
+        lines += md_header(["class", "difference", "95 % interval", "p (Holm)"])
+        for c, d in zip(classes, found):
+            lines.append(md_row([c, f"{100 * d.mean:+.1f}", format_span(d), format_p(d.p)]))
     return "\n".join(lines)
 
 
-def format_span(d: Difference) -> str:
+def format_span(d: Estimate) -> str:
     return f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
 
 

@@ -10,27 +10,40 @@ from pathlib import Path
 
 from facseg.report.estimates import Statistics
 from facseg.report.figures import plot_confusion, plot_per_class, plot_qualitative, plot_severity, png
-from facseg.report.occlusion import occlusion_section
+from facseg.report.occlusion import arm_tests, occlusion_section
 from facseg.report.runs import Job, groups, label_map, load_sweep, mean_f1_classes, newest_sweep
-from facseg.report.tables import comparison_table, differences_section, per_class_table, published_table
+from facseg.report.tables import (
+    comparison_table,
+    comparison_tests,
+    differences_section,
+    per_class_table,
+    published_table,
+)
 from facseg.runtime.atomic import write_bytes
 
 PROTOCOL = (
-    "Each cell: the mean over seeds, and in brackets its 95 % interval from a bootstrap over seeds and test images "
-    "(2,000 replicates; `seeds`: the seeds that contributed); mean ± std where a run kept no per-image results. "
+    "Each cell: the mean over seeds, and in brackets its 95 % interval, mean ± t × SE, whose SE adds the "
+    "seed-to-seed variance of the runs (t with seeds - 1 degrees of freedom: the trained run is the unit of "
+    "replication) to the test images' variance from a bootstrap over images (2,000 replicates, one draw shared by "
+    "the whole report); `seeds`: the runs that contributed; a configuration of one run (a seed ensemble) has an "
+    "interval over test images only, given that run. Mean ± std where a run kept no per-image results. Means "
+    "average one class set, the classes the test split's truth holds, the same for every model and condition. "
     "*pixel acc* and *RMSE* over the whole photo, and *(crop)* inside the crop only (outside it the prediction is "
-    "background with certainty). The *ceiling* row scores the ground truth itself taken through the crop and "
+    "background with certainty). RMSE: the root of the per-pixel Brier score summed over classes (unused classes "
+    "add nothing). The *ceiling* row scores the ground truth itself taken through the crop and "
     "back, a hard label map at the crop's resolution: what the crop size costs a perfect crop prediction. It is a "
     "reference, not a bound: soft probabilities warped back can place a boundary between crop pixels, and an "
     "ensemble may pass it. Occluded: the same test images, each with a fixed occluder at a random place "
-    "hiding a set fraction of the face, labelled background under it; *F1 drop* is clean minus occluded mean F1, "
+    "hiding a set fraction of the face, labelled background under it (a real object of a class the class set has, "
+    "as that class); *F1 drop* is clean minus occluded mean F1, "
     "*hallucinated* the share of the occluders' pixels that hide face or hair predicted as the part they hide "
     "(the Occlusion section has the other conditions). Parameters: those the test-time forward pass "
     "uses (PSPNet's auxiliary head, training only, is left out); GFLOPs count a multiply-add as 2: matched "
     "parameters are not matched compute. Paired differences: the difference of the seed means, its 95 % interval "
-    "from the same bootstrap (one draw of images for both sides), and the p-value of a paired permutation test "
-    "over images on each side's seed-averaged predictions; the interval also carries the seed-to-seed variation, "
-    "so where the two disagree (a rare class), the interval is the cautious reading."
+    "(both sides' seed variances and the paired image variance, Welch-Satterthwaite degrees of freedom) and the "
+    "p-value of the same t statistic, so p < 0.05 before adjustment exactly when the interval leaves out 0. "
+    "Every p-value printed is Holm-adjusted over the report's family: all the tests the report prints (pairs, "
+    "classes, conditions and arms together). Intervals without a p-value are descriptive."
 )
 
 
@@ -60,10 +73,13 @@ def write_report(
         any_job = next(iter(finished.values()))[0].metrics
         cost = next((r.metrics for runs in finished.values() for r in runs if "cost/device" in r.metrics), {})
         stats = Statistics(jobs)
+        tests = comparison_tests(stats, compared, mean_f1_classes(jobs)) + arm_tests(stats, arms)
+        family = stats.family(tests) if stats.boot is not None else 0
         lines += [
             f"Data: `{any_job['data']}`, scored at the {any_job['eval_resolution']} resolution in the "
             f"`{label_map(jobs).name}` classes. Metrics in % on the test split (mean F1: over "
-            f"{', '.join(mean_f1_classes(jobs))}). {PROTOCOL} Cost at {cost.get('cost/image_size')} px on "
+            f"{', '.join(mean_f1_classes(jobs))}). {PROTOCOL} This report's family: {family} tests. "
+            f"Cost at {cost.get('cost/image_size')} px on "
             f"{cost.get('cost/device')}.",
             "",
             comparison_table(jobs, stats),
@@ -87,8 +103,8 @@ def write_report(
         if any_job["data"] != "synthetic" and label_map(jobs).published.get("results"):
             lines += ["## Beside the published results", "", published_table(jobs, stats), ""]
         for name, fig in [
-            ("f1_per_class", plot_per_class(jobs, "f1")),
-            ("iou_per_class", plot_per_class(jobs, "iou")),
+            ("f1_per_class", plot_per_class(jobs, "f1", stats)),
+            ("iou_per_class", plot_per_class(jobs, "iou", stats)),
             ("confusion_test", plot_confusion(jobs, "test")),
             ("confusion_occluded", plot_confusion(jobs, "occluded")),
         ]:

@@ -100,6 +100,7 @@ class TestEvaluator(pl.Callback):
         self.per_image: dict[str, dict[str, np.ndarray]] = {}
         self.samples: dict[str, dict[str, np.ndarray]] = {}
         self.aligned_by: dict[str, dict[str, int]] = {}
+        self.kinds: dict[str, dict[int, str]] = {}  # per condition, each image's occluder kind by its index
         self.names: list[str] = []
 
     @property
@@ -121,6 +122,7 @@ class TestEvaluator(pl.Callback):
             for stage in ("natural", "natural_clear"):
                 self.metrics[stage] = SegmentationMetrics(faces, per_image=True).to(pl_module.device)
         self.results, self.confusion, self.per_image, self.samples, self.aligned_by = {}, {}, {}, {}, {}
+        self.kinds = {}
         loaders = trainer.test_dataloaders
         self.names = list((loaders[0] if isinstance(loaders, list) else loaders).dataset.names)
 
@@ -183,6 +185,8 @@ class TestEvaluator(pl.Callback):
             self.metrics[f"{stage}/inside"].update(scored, target, hidden, index)
             self.metrics[f"{stage}/hidden"].update(scored, clean, hidden, index)
             self.metrics[f"{stage}/outside"].update(scored, target, valid & ~occluder, index)
+            for i, kind in zip(index.tolist(), batch["occluder_kind"]):  # what each image's occluder is
+                self.kinds.setdefault(stage, {})[i] = kind
             for source in batch.get("aligned_by", ()):
                 counts = self.aligned_by.setdefault(stage, {})
                 counts[source] = counts.get(source, 0) + 1
@@ -218,6 +222,15 @@ class TestEvaluator(pl.Callback):
         metric.reset()
         return values
 
+    def _gather_kinds(self, condition: str) -> dict[int, str]:
+        """Each image's occluder kind, from every process under DDP."""
+        kinds = self.kinds.get(condition, {})
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, kinds)
+            kinds = {i: kind for part in gathered for i, kind in part.items()}
+        return kinds
+
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Clean metrics as `test/...`; per occluded condition C (facseg.data.conditions) `C/...`: the same
         metrics, their drop from clean (`C/drop/...`, clean minus occluded); under the occluders (`C/inside/...`,
@@ -238,6 +251,10 @@ class TestEvaluator(pl.Callback):
             inside = self._compute(f"{condition}/inside")
             out.update({f"{condition}/inside/{k}": inside[k] for k in ("pixel_acc", "rmse")})
             self._compute(f"{condition}/hidden")
+            kinds = self._gather_kinds(condition)
+            self.per_image[f"{condition}/hidden"]["occluder_kind"] = np.array(
+                [kinds[i] for i in self.per_image[f"{condition}/hidden"]["index"].tolist()]
+            )
             rates = metrics_table(self.confusion[f"{condition}/hidden"], [])
             for key in ("hallucinated", "not_face"):
                 out[f"{condition}/inside/{key}"] = torch.tensor(float(rates[key]))

@@ -5,7 +5,9 @@
 - `f1_fg`: mean F1 over the class set's `mean_f1` classes: the "mean F1" papers report (LaPa: the 10 foreground
   classes, hair in; CelebAMask-HQ: the 18 non-background classes).
 - `pixel_acc`: micro accuracy, correct pixels / all pixels (torchmetrics' default `macro` is mean recall).
-- `rmse`: sqrt of the mean, over pixels and classes, of (softmax probability - one-hot target)^2.
+- `rmse`: sqrt of the mean over pixels of sum_c (softmax probability_c - one-hot target_c)^2, the root of the
+  per-pixel Brier score summed over classes: a class nobody predicts adds nothing to it, so it does not depend on
+  the size of the class set (0 for a certain, right prediction; sqrt(2) for a certain, wrong one).
 
 `confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports. With `per_image`, the metric
 also keeps each image's confusion matrix, squared error and pixel count, under its index in the split (gathered
@@ -13,8 +15,9 @@ over processes under DDP): what intervals by bootstrap over images and paired te
 
 Label pixels of value IGNORE are not scored (as if outside `where`).
 
-A class with no pixels in either target or prediction has an undefined IoU and F1: it is NaN and left out of the
-means, so a small split without, say, an open mouth is not scored as a failure on it.
+A class the split's truth lacks has no F1 or IoU (NaN), predicted or not, and is left out of the means: the classes
+averaged are those of the truth, the same for every model scored on the split (a model that predicts an absent
+class loses precision on the classes it took the pixels from, not a class of its own).
 """
 
 from __future__ import annotations
@@ -119,13 +122,14 @@ class SegmentationMetrics(Metric):
         true_positive = confmat.diagonal()
         in_target, in_pred = confmat.sum(1), confmat.sum(0)
         union = in_target + in_pred - true_positive
-        iou = true_positive / union  # 0/0 -> NaN for a class absent everywhere
-        f1 = 2 * true_positive / (in_target + in_pred)
+        absent = in_target == 0  # not in the truth: no F1 or IoU, for every model alike
+        iou = (true_positive / union).masked_fill(absent, float("nan"))
+        f1 = (2 * true_positive / (in_target + in_pred)).masked_fill(absent, float("nan"))
         out = {
             "miou": iou.nanmean(),
             "f1_fg": f1[self.mean_f1].nanmean(),
             "pixel_acc": true_positive.sum() / confmat.sum(),
-            "rmse": (self.squared_error / (self.pixels * self.num_classes)).sqrt(),
+            "rmse": (self.squared_error / self.pixels).sqrt(),
         }
         for i, name in enumerate(self.class_names):
             out[f"iou/{name}"] = iou[i]

@@ -1,0 +1,178 @@
+"""Does the report's statistics hold its nominal rates? Simulated studies, scored by the report's own code.
+
+A study here is what facseg.study produces: per configuration S trained runs (seeds), each tested on the same N test
+images, each (run, image) a confusion matrix. The model of those matrices: image n holds t[n, c] pixels of class c
+(a rare class in some images only); run r gets each pixel of class c wrong with probability
+sigmoid(mu[c] + u[n, c] + v[r, c] + e[n, r, c]), the wrong pixels going to other classes in fixed shares. u is the
+image's difficulty (image variance), v the run's luck (seed variance), e their interaction. Three regimes by default:
+seed-dominant (runs differ more than test sets of N images would), balanced and image-dominant.
+
+Per regime, studies of two configurations of the same architecture (the null: every difference is chance) go
+through facseg.report.bootstrap's `paired` and `interval`; printed: how often the paired test calls them different
+at 0.05 (target <= 0.07, on mean F1 and on the rare class's F1), and how often a 95 % interval holds the truth
+(target >= 0.93): a single configuration's, of its mean over seeds of the population F1 (the F1 of its expected
+matrix over all faces, averaged over all the runs it could give), and the difference's, of 0.
+
+    python -m facseg.report.calibration [--studies 1000]      (make calibrate-stats; NumPy and SciPy only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, interval, paired
+from facseg.scoring.confusion import metrics
+
+CLASSES = ("background", "skin", "hair", "eye", "brow", "mouth")
+AREA = np.array([0.6, 0.25, 0.1, 0.025, 0.015, 0.01])  # share of an image's pixels
+ERROR = np.array([0.02, 0.05, 0.08, 0.12, 0.25, 0.2])  # a typical run's error rate per class
+RARE, RARE_SHARE = 5, 0.4  # `mouth` (an open mouth) is in 40 % of the images only
+PIXELS = 20_000
+# Where a class's wrong pixels go (rows: truth; no diagonal): faces' parts mostly to skin and background.
+DESTINATION = np.array(
+    [
+        [0, 0.6, 0.3, 0.04, 0.03, 0.03],
+        [0.6, 0, 0.2, 0.07, 0.08, 0.05],
+        [0.7, 0.3, 0, 0, 0, 0],
+        [0.3, 0.6, 0, 0, 0.1, 0],
+        [0.2, 0.6, 0.1, 0.1, 0, 0],
+        [0.3, 0.7, 0, 0, 0, 0],
+    ]
+)
+MEAN_F1 = list(range(1, len(CLASSES)))
+RARE_KEY = f"f1/{CLASSES[RARE]}"
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    seed_sd: float  # of a run's logit offset (per class and shared)
+    image_sd: float  # of an image's logit offset (per class and shared)
+    interaction_sd: float = 0.1
+
+
+REGIMES = (
+    Regime("seed-dominant", seed_sd=0.14, image_sd=0.2),
+    Regime("balanced", seed_sd=0.12, image_sd=0.4),
+    Regime("image-dominant", seed_sd=0.03, image_sd=1.0),
+)
+
+
+def _offsets(rng: np.random.Generator, count: int, sd: float) -> np.ndarray:
+    """count x C logit offsets: half shared by every class (a hard image, a weak run), half per class."""
+    return sd * (rng.standard_normal((count, 1)) + rng.standard_normal((count, len(CLASSES)))) / np.sqrt(2)
+
+
+def _truth(rng: np.random.Generator, images: int) -> np.ndarray:
+    counts = PIXELS * AREA * np.exp(0.3 * rng.standard_normal((images, len(CLASSES))))
+    counts[:, RARE] *= rng.random(images) < RARE_SHARE
+    counts[:, 0] += PIXELS - counts.sum(1)
+    return np.round(counts)
+
+
+def _errors(rng: np.random.Generator, regime: Regime, truth: np.ndarray, image_offsets, run_offsets) -> np.ndarray:
+    """R x N x C wrong pixels of each run on each image, per true class."""
+    logit = np.log(ERROR / (1 - ERROR)) + image_offsets[None] + run_offsets[:, None]
+    logit = logit + regime.interaction_sd * rng.standard_normal(logit.shape)
+    return truth[None] / (1 + np.exp(-logit))
+
+
+def _matrices(truth: np.ndarray, wrong: np.ndarray) -> np.ndarray:
+    """... x C x C confusion matrices from true counts and wrong pixels per class."""
+    return truth[..., None] * np.eye(len(CLASSES)) + wrong[..., None] * (DESTINATION - np.eye(len(CLASSES)))
+
+
+def population_value(rng: np.random.Generator, regime: Regime, key: str, runs: int = 400, faces: int = 20_000):
+    """The estimand: the mean over runs of the F1 of each run's matrix pooled over (many) faces."""
+    truth = _truth(rng, faces)
+    image_offsets = _offsets(rng, faces, regime.image_sd)
+    values = []
+    for start in range(0, runs, 50):
+        run_offsets = _offsets(rng, min(50, runs - start), regime.seed_sd)
+        pooled = _matrices(truth.sum(0), _errors(rng, regime, truth, image_offsets, run_offsets).sum(1))
+        values.append(metrics(pooled, MEAN_F1)[key] if "/" not in key else metrics(pooled, MEAN_F1)["f1"][:, RARE])
+    return float(np.concatenate(values).mean())
+
+
+def simulate(regime: Regime, studies: int, seeds: int = 5, images: int = 100, replicates: int = 500, seed: int = 0):
+    """Rates over `studies` null studies: false positives of the paired test (mean F1, rare class) and coverage of
+    the single-configuration and difference intervals."""
+    rng = np.random.default_rng(seed)
+    truth_value = population_value(rng, regime, "f1_fg")
+    calls, rare_calls, covered, covered_difference = 0, 0, 0, 0
+    for study in range(studies):
+        truth = _truth(rng, images)
+        image_offsets = _offsets(rng, images, regime.image_sd)
+        sides = []
+        for _ in range(2):
+            wrong = _errors(rng, regime, truth, image_offsets, _offsets(rng, seeds, regime.seed_sd))
+            confusion = _matrices(truth[None], wrong)
+            sides.append(Runs(confusion, np.zeros(confusion.shape[:2]), confusion.sum((2, 3))))
+        boot = Bootstrap(images, seed=study, replicates=replicates)
+        classes = ClassSet.of(CLASSES, MEAN_F1, sides[0])
+        overall, rare = paired(boot, *sides, classes, ["f1_fg", RARE_KEY])
+        calls += overall.p < 0.05
+        rare_calls += rare.p < 0.05
+        covered_difference += overall.low <= 0 <= overall.high
+        single = interval(boot, sides[0], classes, "f1_fg")
+        covered += single.low <= truth_value <= single.high
+    return {
+        "false_positive": calls / studies,
+        "false_positive_rare": rare_calls / studies,
+        "coverage": covered / studies,
+        "coverage_difference": covered_difference / studies,
+    }
+
+
+def seed_share(regime: Regime, seeds: int = 5, images: int = 100, trials: int = 200) -> tuple[float, float]:
+    """The share of a seed mean's variance (mean F1) that comes from the runs rather than the test images, and a
+    run's standard deviation on fixed images."""
+    rng = np.random.default_rng(1)
+    truth = _truth(rng, images)
+    image_offsets = _offsets(rng, images, regime.image_sd)
+    fixed_images = []
+    for _ in range(trials):  # new runs on the same images: the seed component
+        wrong = _errors(rng, regime, truth, image_offsets, _offsets(rng, seeds, regime.seed_sd))
+        fixed_images.append(metrics(_matrices(truth, wrong).sum(1), MEAN_F1)["f1_fg"].mean())
+    run_offsets = _offsets(rng, seeds, regime.seed_sd)
+    fixed_runs = []
+    for _ in range(trials):  # new images under the same runs: the image component
+        truth = _truth(rng, images)
+        wrong = _errors(rng, regime, truth, _offsets(rng, images, regime.image_sd), run_offsets)
+        fixed_runs.append(metrics(_matrices(truth, wrong).sum(1), MEAN_F1)["f1_fg"].mean())
+    seed_var, image_var = np.var(fixed_images), np.var(fixed_runs)
+    return float(seed_var / (seed_var + image_var)), float(np.sqrt(seed_var * seeds))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=1000, help="simulated studies per regime (default 1000)")
+    parser.add_argument("--seeds", type=int, default=5, help="runs per configuration (default 5, the study's)")
+    parser.add_argument("--images", type=int, default=100, help="test images (default 100, the synthetic split's)")
+    args = parser.parse_args(argv)
+    for regime in REGIMES:
+        start = time.perf_counter()
+        rates = simulate(regime, args.studies, args.seeds, args.images)
+        share, seed_sd = seed_share(regime, args.seeds, args.images)
+        setting = (
+            f"{args.studies} null studies of {args.seeds} + {args.seeds} runs on {args.images} test images; seed share "
+            f"of a seed mean's variance {share:.2f}, a run's SD {100 * seed_sd:.2f} mean-F1 points"
+        )
+        print(f"{regime.name}:")
+        print(
+            f"  null false-positive rate at 0.05: {max(rates['false_positive'], rates['false_positive_rare']):.3f} "
+            f"(mean F1 {rates['false_positive']:.3f}, rare class {rates['false_positive_rare']:.3f}; {setting})"
+        )
+        print(
+            f"  interval coverage: {min(rates['coverage'], rates['coverage_difference']):.3f} "
+            f"(single configuration {rates['coverage']:.3f}, difference {rates['coverage_difference']:.3f}; "
+            f"{time.perf_counter() - start:.0f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
