@@ -66,15 +66,15 @@ sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
 
 STUDY ?= logs/studies/architecture-comparison
-study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; about 87 min on 2 cores)
+study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; docs/study.md, Budget)
 	$(BIN)/python -m facseg.study hydra.sweep.dir=$(STUDY) $(ARGS)
 
 demo: ## the local demo page: ARGS="models=[A.ckpt,B.ckpt]" (http://127.0.0.1:7860)
 	$(BIN)/python -m facseg.demo $(ARGS)
 
-REAL_FACES ?= logs/multiruns/celebamask-mini
+REAL_FACES ?= logs/multiruns/real-faces-sweep
 SEEDS ?= 0,1,2
-real-faces: ## the comparison on 800 real CelebAMask-HQ faces (../shared, or ARGS=data.root=PATH; SEEDS=0), and its report
+real-faces: ## a quick untuned sweep of the three nets on 800 real faces (../shared, or ARGS=data.root=PATH; SEEDS=0) and its report; the record is a study
 	$(BIN)/python -m facseg.run -m experiment=celebamask_mini model=unet,segnet,pspnet seed=$(SEEDS) \
 		hydra.sweep.dir=$(REAL_FACES) $(ARGS)
 	$(BIN)/python -m facseg.report $(REAL_FACES)

@@ -1,6 +1,6 @@
 """A local demo page: upload a photo, pick a model (or several: an ensemble), see the parse.
 
-    python -m facseg.demo "models=[logs/.../best-epoch007.ckpt,logs/.../model.onnx]"     (or: facseg demo ...)
+    python -m facseg.demo "models=[logs/.../best.ckpt,logs/.../model.onnx]"     (or: facseg demo ...)
 
 Needs the `demo` extra (Gradio). The page shows the parse as an overlay, each class's pixels and share of the pixels
 not parsed as background, and the time taken. Faces are found, aligned, parsed and warped back exactly as

@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.models.inference import METADATA_KEY, load_parser, metadata
 from facseg.models.module import FaceSegModule
+from facseg.runtime.errors import user_errors
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -109,6 +110,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
+@user_errors
 def main(cfg: DictConfig) -> None:
     export(cfg)
 

@@ -34,6 +34,7 @@ from facseg.data.detect import Face, FaceFinder
 from facseg.data.formats import read_image
 from facseg.models.inference import Parser, load_parser
 from facseg.runtime.atomic import write_bytes, write_json
+from facseg.runtime.errors import user_errors
 from facseg.scoring.warp import warp_to_photos
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+@user_errors
 def main(cfg: DictConfig) -> None:
     summary = predict(cfg)
     faces = sum(len(r["faces"]) for r in summary["images"].values())

@@ -20,8 +20,8 @@ from facseg.data.labels import LabelMap, LabelMapping
 from facseg.data.layouts import open_layout
 from facseg.data.transforms import HorizontalFlipSwap
 from facseg.predict import predict
-from facseg.run import train
 from facseg.runtime.record import read_arrays
+from facseg.runtime.training import train
 from tests.helpers import CELEBAMASK_MINI as MINI
 from tests.helpers import CONF_DIR, TINY, compose_train
 from tests.helpers import celebamask_ids as ids

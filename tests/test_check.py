@@ -64,6 +64,22 @@ def test_exit_codes_and_report(broken, tiny_root, capsys):
     assert main([str(broken / "nowhere")]) == 1
 
 
+def test_the_layout_is_recognised_and_a_folder_of_none_lists_the_accepted_ones(tmp_path, tiny_root, capsys):
+    assert main([str(tiny_root), "--workers", "1"]) == 0
+    assert "lapa layout (recognised)" in capsys.readouterr().out
+    for folder in (tmp_path / "empty", tmp_path / "other"):
+        folder.mkdir()
+    (tmp_path / "other" / "photos").mkdir()
+    for folder in ("empty", "other"):
+        assert main([str(tmp_path / folder), "--workers", "1"]) == 1
+        err = capsys.readouterr().err
+        assert "none of the layouts facseg reads: LaPa (ROOT/{train,val,test}" in err and "preprocessed" in err
+    (tmp_path / "empty" / "images").mkdir()
+    (tmp_path / "empty" / "masks").mkdir()  # CelebAMask-HQ's preprocessed layout, holding nothing
+    assert main([str(tmp_path / "empty"), "--workers", "1"]) == 1
+    assert "holds no celebamask images or labels" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not (REAL_SAMPLES / "lapa-labelled").is_dir(), reason="../shared/real-samples is absent")
 def test_real_lapa_files_pass_every_file_check():
     (report,) = [r for r in check_dataset(REAL_SAMPLES / "lapa-labelled", workers=1) if r.name == "test"]

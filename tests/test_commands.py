@@ -156,3 +156,28 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
     assert len(memory) == 1 and float(memory[0][2]) > 0  # peak MiB of training steps
     steps = [line.split() for line in lines if line.startswith("segnet") and len(line.split()) == 4]
     assert len(steps) == 1 and all(float(v) > 0 for v in steps[0][1:])  # NCHW and NHWC seconds, their ratio
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [
+        ("facseg.run", ["data=lapa"], "data=lapa has no folder: give data.root=/path/to/it, or set paths.lapa"),
+        ("facseg.run", ["data.labels=celebamask"], "a class set is a config group, chosen with a slash: data/labels"),
+        ("facseg.run", ["model=segnet", "model.encoder_weights=imagenet"], "add capacity=paper"),
+        ("facseg.evaluate", ["ckpt_path=nowhere.ckpt"], "nowhere.ckpt: no such checkpoint"),
+        ("facseg.report", ["empty"], "holds no jobs"),
+    ],
+)
+def test_a_mistake_gets_a_line_that_says_what_to_do_and_leaves_no_run_behind(tmp_path, module, args, message):
+    (tmp_path / "empty").mkdir()
+    env = {**subprocess_env(), "WANDB_MODE": "offline"}
+    command = [sys.executable, "-m", module, *args]
+    if module != "facseg.report":
+        command.append(f"hydra.run.dir={tmp_path / 'run'}")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    if module == "facseg.evaluate":
+        assert not (tmp_path / "run").exists()  # nothing was scored: no run folder
+    if module == "facseg.run":
+        assert not list(tmp_path.rglob("wandb"))  # it failed before training: no W&B run

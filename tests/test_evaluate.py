@@ -13,7 +13,7 @@ from omegaconf import OmegaConf, open_dict
 from facseg.data.labels import IGNORE
 from facseg.evaluate import evaluate
 from facseg.models.module import FaceSegModule
-from facseg.run import train
+from facseg.runtime.training import train
 from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.onepass import Scoring, score
 from facseg.scoring.warp import CERTAIN

@@ -31,6 +31,24 @@ def test_module_does_not_import(module, absent):
     assert result.stdout.strip() == "", f"import {module} loads {result.stdout.strip()}"
 
 
+@pytest.mark.parametrize("command", ["facseg.run", "facseg.evaluate", "facseg.study"])
+def test_help_and_config_errors_answer_before_the_deep_learning_stack_loads(command):
+    """--help and a wrong override are answered by Hydra alone: torch and Lightning load once a config composes."""
+    for argv in (["--help"], ["modle=unet"]):
+        code = (
+            "import runpy, sys\n"
+            f"sys.argv = ['{command}', *{argv!r}]\n"
+            "try:\n"
+            f"    runpy.run_module('{command}', run_name='__main__')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('LOADED', ' '.join(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
+        assert result.stdout.strip().splitlines()[-1] == "LOADED", (argv, result.stdout[-500:], result.stderr[-500:])
+    assert "modle" in result.stderr  # the config error was answered, naming the key
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

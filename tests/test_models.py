@@ -172,3 +172,17 @@ def test_flip_tta_swaps_left_and_right_back():
     assert torch.equal(Mirrored(net, mirror)(images), net(images))
     both = Ensemble([net, Mirrored(net, mirror)])  # flip test-time augmentation's two views
     assert torch.equal(both(images).argmax(1), net(images).argmax(1))
+
+
+def test_a_custom_net_is_built_from_its_dotted_path_and_checked():
+    custom = {"name": "mine", "arch": "custom", "net": {"_target_": "tests.custom_net.TinyNet", "width": 4}}
+    module = FaceSegModule(model=custom)
+    assert module(torch.zeros(2, 3, 32, 32)).shape == (2, 11, 32, 32)
+    assert module.hparams.model["net"] == custom["net"]  # plain data in the checkpoint: rebuilt where importable
+    with pytest.raises(ValueError, match=r"cannot import my_lab\.nets .*PYTHONPATH"):
+        FaceSegModule(model={**custom, "net": {"_target_": "my_lab.nets.Net"}})
+    with pytest.raises(ValueError, match="returned a str, not a torch nn.Module"):
+        FaceSegModule(model={**custom, "net": {"_target_": "tests.custom_net.not_a_net"}})
+    wrong = FaceSegModule(model={**custom, "net": {"_target_": "tests.custom_net.one_class_too_many"}})
+    with pytest.raises(ValueError, match=r"expected N x 11 x 32 x 32 logits"):
+        wrong(torch.zeros(2, 3, 32, 32))

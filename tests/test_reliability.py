@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from facseg.run import train
 from facseg.runtime.atomic import write_json
 from facseg.runtime.config_checks import ConfigError
+from facseg.runtime.training import train
 from tests import wandb_log
 from tests.helpers import TINY, compose_train, run_facseg, subprocess_env, tiny_data
 

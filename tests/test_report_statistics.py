@@ -115,3 +115,19 @@ def test_the_severity_figure_gives_each_architecture_one_colour_and_each_variant
         assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # beside the data, not over it
     assert all(len(architectures) == 1 for architectures in colours.values())  # no colour used twice
     assert len(colours) == 3 and len(looks) == 9
+
+
+def test_a_test_cut_short_is_reported_on_the_images_it_scored(tmp_path):
+    """trainer.limit_test_batches: per_image.npz names the split's images but scored only some of them."""
+    rng = np.random.default_rng(1)
+    jobs = [job(rng, name, accuracy, 0.5, s) for name, accuracy in ARCHITECTURES.items() for s in range(2)]
+    for j in jobs:
+        for stage in STAGES:
+            for key in ("confusion", "squared_error", "pixels"):
+                j.per_image[f"{stage}/{key}"] = j.per_image[f"{stage}/{key}"][:8]
+            j.per_image[f"{stage}/index"] = np.arange(8)
+        j.per_image["occluded/hidden/occluder_kind"] = KINDS[:8]
+    stats = Statistics(jobs)
+    assert stats.images == [f"img{i}" for i in range(8)]
+    report = write_report(tmp_path, jobs=jobs).read_text()
+    assert "| unet | 2 | " in report and "| unet | segnet |" in report

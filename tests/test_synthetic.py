@@ -6,6 +6,7 @@ import pytest
 
 from facseg.data.labels import LabelMap
 from facseg.data.synthetic import MARKER, SPLITS, SyntheticSpec, ensure_synthetic, generate, main
+from tests.helpers import compose_train
 
 CLASS_NAMES = LabelMap.named("lapa").names
 NUM_CLASSES = len(CLASS_NAMES)
@@ -79,9 +80,21 @@ def test_generate_refuses_existing_and_ensure_checks_marker(tmp_path):
     assert ensure_synthetic(root, spec) == root  # reused as it is
     with pytest.raises(FileExistsError):
         generate(root, spec)
-    with pytest.raises(ValueError, match="config asks for"):
+    with pytest.raises(ValueError, match="holds a synthetic set made with .*, not "):
         ensure_synthetic(root, SyntheticSpec(train=2, val=1, test=1, size=64))
     assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temporary folder left behind
+    real = tmp_path / "LaPa"
+    (real / "train").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="a real dataset.*paths.lapa"):
+        ensure_synthetic(real, spec)
+    assert [p.name for p in real.iterdir()] == ["train"]  # nothing written into it
+
+
+def test_a_real_datasets_path_set_for_every_run_never_reaches_the_synthetic_default(tmp_path):
+    """conf/local/default.yaml is merged into every run: its dataset paths go to data=lapa, not to data=synthetic."""
+    local = ["paths.lapa=/datasets/LaPa"]
+    assert compose_train(local, tmp_path).data.root.endswith("_px256_seed0")  # its own generated set
+    assert compose_train([*local, "data=lapa"], tmp_path).data.root == "/datasets/LaPa"
 
 
 def test_cli(tmp_path):

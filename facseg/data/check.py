@@ -1,6 +1,6 @@
 """Check a dataset folder before training on it.
 
-    python -m facseg.data.check ROOT [--format lapa|celebamask] [--workers N]
+    python -m facseg.data.check ROOT [--format lapa|celebamask] [--workers N]   (the format: from the layout)
 
 Prints, per split, the image, label and landmark counts and the class pixel frequencies, then every problem found,
 each naming its file: pairs with a missing partner, image/label size mismatches, label values outside the class
@@ -26,7 +26,7 @@ from PIL import Image
 
 from facseg.data import celebamask
 from facseg.data.formats import LABEL_MODES, SPLITS, MalformedLandmarks, read_landmarks
-from facseg.data.labels import LabelMap
+from facseg.data.labels import FOLDER_CLASSES, LabelMap
 from facseg.data.layouts import FORMATS
 
 
@@ -261,14 +261,42 @@ def check_official(root: Path, pool: ProcessPoolExecutor) -> list[SplitReport]:
     return reports
 
 
-def check_dataset(root: Path, workers: int | None = None, format: str = "lapa") -> list[SplitReport]:
+ACCEPTED = (
+    "LaPa (ROOT/{train,val,test}/{images,labels,landmarks}/), CelebAMask-HQ as released (ROOT/CelebA-HQ-img/, "
+    "ROOT/CelebAMask-HQ-mask-anno/, ...) or preprocessed (ROOT/images/, ROOT/masks/, ROOT/{train,val,test}.txt), "
+    f"or a folder of your own (the preprocessed layout plus ROOT/{FOLDER_CLASSES}, its class set)"
+)
+
+
+def class_set(root: Path, format: str) -> LabelMap:
+    return LabelMap.of_folder(root) if format == "folder" else LabelMap.named(format)
+
+
+def detect_format(root: Path) -> str | None:
+    """The format whose layout the folder has (LaPa's split folders, or either CelebAMask-HQ layout); None."""
+    if any((root / split / "images").is_dir() for split in SPLITS):
+        return "lapa"
+    if (root / FOLDER_CLASSES).is_file():
+        return "folder"
+    if (root / celebamask.MASKS).is_dir() or ((root / "images").is_dir() and (root / "masks").is_dir()):
+        return "celebamask"
+    return None
+
+
+def check_dataset(root: Path, workers: int | None = None, format: str | None = None) -> list[SplitReport]:
+    """`format`: lapa or celebamask; None: recognised from the folder's layout."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    num_classes = len(LabelMap.named(format))
+    format = format or detect_format(root)
+    if format is None:
+        raise FileNotFoundError(f"{root} has none of the layouts facseg reads: {ACCEPTED}")
+    num_classes = len(class_set(root, format))
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         if format == "lapa":
             return [check_lapa_split(root, split, pool, num_classes) for split in SPLITS]
+        if format == "folder":
+            return check_preprocessed(root, pool, num_classes)
         if (root / celebamask.MASKS).is_dir():
             return check_official(root, pool)
         if (root / "images").is_dir() and (root / "masks").is_dir():
@@ -300,16 +328,23 @@ def format_report(reports: list[SplitReport], class_names: tuple[str, ...], max_
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="the dataset's folder")
-    parser.add_argument("--format", choices=FORMATS, default="lapa", help="the dataset's format (data.format)")
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None, help="the dataset's format (data.format; default: from its layout)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--max-listed", type=int, default=20, help="problems listed per kind")
     args = parser.parse_args(argv)
+    format = args.format or detect_format(args.root)
     try:
-        reports = check_dataset(args.root, args.workers, args.format)
-    except FileNotFoundError as e:
+        reports = check_dataset(args.root, args.workers, format)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(format_report(reports, LabelMap.named(args.format).names, args.max_listed))
+    if not any(r.images or r.labels for r in reports):
+        print(f"error: {args.root} holds no {format} images or labels: expected {ACCEPTED}", file=sys.stderr)
+        return 1
+    print(f"{args.root}: {format} layout" + ("" if args.format else " (recognised)"))
+    print(format_report(reports, class_set(args.root, format).names, args.max_listed))
     usable = not any(r.errors for r in reports)
     print(f"\n{args.root}: {'usable' if usable else 'NOT usable: fix the errors above'}")
     return 0 if usable else 1

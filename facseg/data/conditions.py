@@ -65,11 +65,16 @@ def build_conditions(
         else:
             conditions.append(Condition(name, FixedOcclusion(**{**common, "coverage": float(level)})))
     for part, kinds in (spec.get("targets") or {}).items():
-        if part not in labels.parts:
-            raise ValueError(
-                f"data.occluded_test.targets.{part}: the class set {labels.name!r} names no such part; its parts "
-                f"are {sorted(labels.parts)} (`parts` in conf/data/labels/{labels.name}.yaml)"
+        if part not in labels.parts:  # a class set of one's own may have no eyes or mouth to aim at
+            log.warning(
+                "occluded_target/%s skipped: the class set %r names no part %r (its parts: %s; `parts` in its "
+                "classes.yaml or conf/data/labels/*.yaml)",
+                part,
+                labels.name,
+                part,
+                sorted(labels.parts) or "none",
             )
+            continue
         targeted = {
             **common,
             "kinds": tuple(kinds),

@@ -39,7 +39,7 @@ class FaceDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str,
+        root: str | None,
         name: str = "lapa",
         format: str = "lapa",
         labels: dict | LabelMap | None = None,
@@ -61,12 +61,19 @@ class FaceDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if root is None:
+            raise ValueError(
+                f"data={name} has no folder: give data.root=/path/to/it, or set paths.{name} once in "
+                "conf/local/default.yaml (docs/data.md)"
+            )
         if eval_resolution not in ("original", "crop"):
             raise ValueError(f"data.eval_resolution={eval_resolution}: expected 'original' or 'crop'")
         self.root = Path(root)
         self.name = name  # how results and W&B tags call this data
         self.format, self.composed_dir = format, composed_dir
         self.dataset_labels = LabelMap.from_config(labels) if labels else LabelMap.named("lapa")
+        if format == "folder":  # a dataset of one's own brings its class set
+            self.dataset_labels = LabelMap.of_folder(self.root)
         self.labels, self.mapping = self.dataset_labels, None
         if target_labels and LabelMap.from_config(target_labels).names != self.dataset_labels.names:
             self.labels = LabelMap.from_config(target_labels)

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 BACKGROUND = 0  # id 0 is the background in every class set
 IGNORE = 255  # a label value that is not scored (a class the target class set has no counterpart for)
 LABELS_DIR = Path(__file__).resolve().parents[1] / "conf" / "data" / "labels"
+FOLDER_CLASSES = "classes.yaml"  # a data=folder dataset's own class set
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class LabelMap:
         """From a config node or a plain dict (a checkpoint's `labels`)."""
         if isinstance(config, LabelMap):
             return config
+        if isinstance(config, str):  # data.labels=celebamask: a value where a config group was meant
+            raise ValueError(
+                f"data.labels={config}: a class set is a config group, chosen with a slash: data/labels={config}"
+            )
         plain = _plain(config)
         return cls(
             name=plain["name"],
@@ -81,6 +86,33 @@ class LabelMap:
             known = sorted(p.stem for p in LABELS_DIR.glob("*.yaml"))
             raise ValueError(f"no class set {name!r}: expected one of {known} ({LABELS_DIR})")
         return cls.from_config(yaml.safe_load(path.read_text()))
+
+    @classmethod
+    def of_folder(cls, root: Path | str) -> LabelMap:
+        """A dataset's own class set, from ROOT/classes.yaml (data=folder): `names` in id order, background first;
+        optional `colours`, `flip_pairs`, `mean_f1` (default: every class but the background), `face` (what an
+        occluder's coverage counts; default: every class but the background and the occluders), `parts` (what
+        the targeted occluded tests centre on), `occluders`."""
+        path = Path(root) / FOLDER_CLASSES
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: data=folder reads its class set there (`names:` in id order, background "
+                "first; docs/data.md, Your own dataset)"
+            )
+        spec = yaml.safe_load(path.read_text()) or {}
+        names = spec.get("names")
+        if not isinstance(names, list) or not names:
+            raise ValueError(f"{path}: expected `names:`, the class names in id order, background first")
+        occluders = list(spec.get("occluders") or ())
+        defaults = {
+            "name": Path(root).name,
+            "colours": default_colours(len(names)),
+            "face": [n for n in names[1:] if n not in occluders],
+        }
+        try:
+            return cls.from_config({**defaults, **spec})
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for checkpoints, metrics.json and exported files."""
@@ -116,6 +148,14 @@ class LabelMap:
         table = np.full((256, 3), 128, np.uint8)
         table[: len(self.colours)] = self.colours
         return table
+
+
+def default_colours(count: int) -> list[list[int]]:
+    """Black for the background, then hues around the colour wheel."""
+    import colorsys
+
+    hues = [colorsys.hsv_to_rgb(i / max(1, count - 1), 0.75, 0.95) for i in range(count - 1)]
+    return [[0, 0, 0], *([round(255 * v) for v in rgb] for rgb in hues)]
 
 
 def _plain(config: Any) -> dict[str, Any]:

@@ -4,16 +4,24 @@ data.format=lapa         ROOT/{train,val,test}/{images/NAME.jpg, labels/NAME.png
                          (facseg.data.formats)
 data.format=celebamask   CelebAMask-HQ as released, or as its preprocessing scripts write it
                          (facseg.data.celebamask)
+data.format=folder       your own: ROOT/images/ID.{jpg,png}, ROOT/masks/ID.png, ROOT/{train,val,test}.txt and
+                         ROOT/classes.yaml, its class set (facseg.data.labels.LabelMap.of_folder)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from facseg.data.celebamask import celebamask_layout
+from facseg.data.celebamask import PreprocessedLayout, celebamask_layout
 from facseg.data.formats import LaPaLayout, Layout
 
-FORMATS = ("lapa", "celebamask")
+FORMATS = ("lapa", "celebamask", "folder")
+
+
+class FolderLayout(PreprocessedLayout):
+    """data=folder: CelebAMask-HQ's preprocessed layout, with a class set of its own (classes.yaml)."""
+
+    format = "folder"
 
 
 def open_layout(
@@ -25,4 +33,6 @@ def open_layout(
         return LaPaLayout(Path(root), num_classes)
     if format == "celebamask":
         return celebamask_layout(Path(root), num_classes, composed_dir)
+    if format == "folder":
+        return FolderLayout(Path(root), num_classes)
     raise ValueError(f"data.format={format}: expected one of {', '.join(FORMATS)}")

@@ -26,6 +26,7 @@ from facseg.data.formats import SPLITS, write_landmarks
 log = logging.getLogger(__name__)
 
 MARKER = "synthetic.json"
+HINT = "data=synthetic writes its own under paths.data_dir; real datasets go in paths.lapa, paths.celebamask"
 GENERATOR_VERSION = 2
 
 # LaPa's class ids (conf/data/labels/lapa.yaml): the generator draws LaPa's labels.
@@ -368,13 +369,10 @@ def ensure_synthetic(root: Path, spec: SyntheticSpec) -> Path:
         except FileExistsError:  # another process finished it first
             pass
     if not marker.is_file():
-        raise FileNotFoundError(f"{root} exists but has no {MARKER}: it is not a complete synthetic set; remove it")
+        raise FileNotFoundError(f"data.root={root} has no {MARKER}: no synthetic set (a real dataset? {HINT})")
     found = json.loads(marker.read_text())
     if found != expected:
-        raise ValueError(
-            f"{root} holds a synthetic set made with {found}, but the config asks for {expected}; "
-            "remove the folder or point data.root elsewhere"
-        )
+        raise ValueError(f"{root} holds a synthetic set made with {found}, not {expected}: remove it ({HINT})")
     return root
 
 

@@ -1,7 +1,8 @@
-"""Architecture name -> nn.Module: our SegNet and PSPNet, or any other architecture SMP builds."""
+"""Architecture name -> nn.Module: our SegNet and PSPNet, any other architecture SMP builds, or your own net."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import segmentation_models_pytorch as smp
@@ -12,10 +13,33 @@ from facseg.models.pspnet import PSPNet
 from facseg.models.segnet import SegNet
 
 OURS = ("segnet", "pspnet")  # faithful to their papers; SMP's PSPNet is a cut-down variant (see facseg.models.pspnet)
+CUSTOM = "custom"  # model=custom: model.net._target_ names the net
 
 
 def available_architectures() -> list[str]:
-    return sorted({*OURS, *smp.MODEL_ARCHITECTURES_MAPPING})
+    return sorted({*OURS, CUSTOM, *smp.MODEL_ARCHITECTURES_MAPPING})
+
+
+def custom_net(num_classes: int, net: dict[str, Any]) -> nn.Module:
+    """`net["_target_"]` (a dotted path to a class or function) called with num_classes and the other keys."""
+    kwargs = dict(net)
+    target = str(kwargs.pop("_target_", "") or "")
+    module_name, _, attribute = target.rpartition(".")
+    if not module_name:
+        raise ValueError(f"model.net._target_={target!r}: expected a dotted path, e.g. my_package.nets.MyNet")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(
+            f"model.net._target_={target}: cannot import {module_name} ({e}); install it or put its folder on "
+            "PYTHONPATH (a checkpoint of a custom net needs its module wherever it is loaded)"
+        ) from e
+    if not hasattr(module, attribute):
+        raise ValueError(f"model.net._target_={target}: {module_name} has no {attribute}")
+    built = getattr(module, attribute)(num_classes=num_classes, **kwargs)
+    if not isinstance(built, nn.Module):
+        raise ValueError(f"model.net._target_={target} returned a {type(built).__name__}, not a torch nn.Module")
+    return built
 
 
 def build_net(
@@ -26,14 +50,18 @@ def build_net(
     width: float = 1.0,
     aux: bool = False,
     options: dict[str, Any] | None = None,
+    net: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build a segmentation net that maps N x 3 x H x W images to N x num_classes x H x W logits.
 
     `encoder_weights`: None (random init, offline), "imagenet" (a download) or a state dict's path
     (facseg.models.pretrained). `width` scales SegNet's channels; `aux` gives PSPNet its auxiliary head; `options`
-    go to the architecture's constructor (e.g. SMP's decoder_channels, PSPNet's psp_channels).
+    go to the architecture's constructor (e.g. SMP's decoder_channels, PSPNet's psp_channels). `net`: model=custom's
+    target and arguments (`custom_net`).
     """
     arch, options = arch.lower(), dict(options or {})
+    if arch == CUSTOM:
+        return custom_net(num_classes, net or {})
     if aux and arch != "pspnet":
         raise ValueError(f"model.aux_weight > 0: only PSPNet has an auxiliary head, not {arch}")
     if arch == "segnet":
@@ -44,7 +72,10 @@ def build_net(
         net = SegNet(num_classes, width=width, **options)
         if encoder_weights is not None:
             if width != 1.0:
-                raise ValueError(f"model.encoder_weights: VGG-16-BN weights fit SegNet at width 1.0, not {width}")
+                raise ValueError(
+                    f"model.encoder_weights: VGG-16-BN weights fit SegNet at width 1.0, not {width}: add "
+                    "capacity=paper (the paper's nets) or model.width=1.0"
+                )
             net.load_vgg16_bn(vgg16_bn_state(encoder_weights), encoder_weights)
         return net
     if width != 1.0:

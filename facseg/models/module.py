@@ -75,7 +75,15 @@ class FaceSegModule(pl.LightningModule):
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(self._memory_format(images))
+        logits = self.net(self._memory_format(images))
+        expected = (len(self.label_map), *images.shape[-2:])
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape[1:]) != expected:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ValueError(
+                f"the net returned {shape} for {tuple(images.shape)} images: expected N x {expected[0]} x "
+                f"{expected[1]} x {expected[2]} logits (model.net: one logit map per class, at the input's size)"
+            )
+        return logits
 
     def member_logits(self, images: torch.Tensor) -> torch.Tensor:
         """M x N x C x S x S: each member's logits when the net is an Ensemble, else the net's own (M = 1)."""

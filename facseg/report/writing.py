@@ -155,4 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     directory = args.directory or newest_sweep()
     if directory is None:
         parser.error("no sweep under logs/multiruns: give a directory")
-    print(write_report(directory, args.out))
+    try:
+        print(write_report(directory, args.out))
+    except FileNotFoundError as e:  # no such folder, or no jobs in it: say so in a line, no traceback
+        parser.error(str(e))

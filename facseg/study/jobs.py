@@ -10,7 +10,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from facseg.run import run_job
+from facseg.runtime.training import run_job
 from facseg.study.plan import StudyPlan
 
 
