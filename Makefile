@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data calibrate-stats lint format train sweep study real-faces clean
+.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ evaluate: ## score checkpoints on the test split: ARGS="ckpt_path=PATH" or ARGS=
 
 acceptance: ## the README's default sweep at full size: every model must reach test/miou >= 0.5
 	$(BIN)/python -m pytest -m acceptance -s $(ARGS)
+
+bench-ref: ## this machine's speed (GFLOP/s of a 2048 float32 matrix product): scale the docs' times by it
+	$(BIN)/python benchmarks/bench_ref.py
 
 bench: ## per-model costs on this machine: Lightning vs plain loop, inference variants, memory, channels_last steps
 	$(BIN)/python benchmarks/bench_models.py $(ARGS)

@@ -178,7 +178,7 @@ def variants(net, size: int, device, precision: str, tmp: Path, model: str):
 
     import onnxruntime as ort
 
-    from facseg.export import _export_onnx
+    from facseg.models.exporting import _export_onnx
 
     if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         print(f"{model:<8}onnxruntime: no CUDA provider in this install (onnxruntime-gpu), skipped")

@@ -19,7 +19,7 @@ from facseg.data.datamodule import FaceDataModule
 from facseg.data.labels import LabelMap, LabelMapping
 from facseg.data.layouts import open_layout
 from facseg.data.transforms import HorizontalFlipSwap
-from facseg.predict import predict
+from facseg.models.photos import predict
 from facseg.runtime.record import read_arrays
 from facseg.runtime.training import train
 from tests.helpers import CELEBAMASK_MINI as MINI

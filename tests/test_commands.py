@@ -181,3 +181,10 @@ def test_a_mistake_gets_a_line_that_says_what_to_do_and_leaves_no_run_behind(tmp
         assert not (tmp_path / "run").exists()  # nothing was scored: no run folder
     if module == "facseg.run":
         assert not list(tmp_path.rglob("wandb"))  # it failed before training: no W&B run
+
+
+def test_bench_ref_prints_this_machines_speed(tmp_path):
+    result = make("bench-ref", "", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.splitlines()[0])
+    assert found["matmul_2048_float32_gflops"] > 1 and found["cores"] >= 1

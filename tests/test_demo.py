@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from facseg.data.formats import read_image
-from facseg.demo import Demo
-from facseg.predict import FaceFinder, overlay, parse_photo
+from facseg.models.demo_page import Demo
+from facseg.models.photos import FaceFinder, overlay, parse_photo
 from tests.helpers import REAL_SAMPLES, subprocess_env
 
 PHOTO = REAL_SAMPLES / "celebamask-hq" / "images" / "0.jpg"

@@ -31,9 +31,12 @@ def test_module_does_not_import(module, absent):
     assert result.stdout.strip() == "", f"import {module} loads {result.stdout.strip()}"
 
 
-@pytest.mark.parametrize("command", ["facseg.run", "facseg.evaluate", "facseg.study"])
+@pytest.mark.parametrize(
+    "command", ["facseg.run", "facseg.evaluate", "facseg.study", "facseg.predict", "facseg.export", "facseg.demo"]
+)
 def test_help_and_config_errors_answer_before_the_deep_learning_stack_loads(command):
-    """--help and a wrong override are answered by Hydra alone: torch and Lightning load once a config composes."""
+    """--help and a wrong override are answered by Hydra alone: torch and Lightning load once a config composes;
+    the help of a command that does not train lists no training group."""
     for argv in (["--help"], ["modle=unet"]):
         code = (
             "import runpy, sys\n"
@@ -46,6 +49,8 @@ def test_help_and_config_errors_answer_before_the_deep_learning_stack_loads(comm
         )
         result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
         assert result.stdout.strip().splitlines()[-1] == "LOADED", (argv, result.stdout[-500:], result.stderr[-500:])
+        if argv == ["--help"] and command not in ("facseg.run", "facseg.study"):
+            assert "capacity:" not in result.stdout and "hparams_search" not in result.stdout
     assert "modle" in result.stderr  # the config error was answered, naming the key
 
 

@@ -11,11 +11,11 @@ from hydra import compose, initialize_config_dir
 
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.labels import LabelMap
-from facseg.export import _export_onnx, export
+from facseg.models.exporting import _export_onnx, export
 from facseg.models.factory import build_net
 from facseg.models.inference import load_parser
 from facseg.models.module import FaceSegModule
-from facseg.predict import predict
+from facseg.models.photos import predict
 from facseg.scoring.warp import warp_to_photos
 from tests.helpers import CONF_DIR, REAL_SAMPLES
 
@@ -174,7 +174,7 @@ def test_several_faces_in_one_photo_are_each_parsed(checkpoint, tiny_root):
     """Two test photos side by side, each face aligned from its own landmarks: each half parses as alone."""
     from facseg.data.crop import alignment_matrix
     from facseg.data.formats import read_image, read_landmarks
-    from facseg.predict import Face, parse_photo
+    from facseg.models.photos import Face, parse_photo
 
     parser = load_parser(checkpoint, device="cpu")
     photos = sorted((tiny_root / "test" / "images").glob("*.jpg"))[:2]
@@ -202,7 +202,7 @@ def test_each_face_is_warped_back_over_its_region_as_over_the_whole_photo(checkp
     """The region-wise warp (what keeps large photos cheap) gives the label map the whole-photo warp gives."""
     from facseg.data.crop import alignment_matrix, warp_to_crop
     from facseg.data.formats import read_image, read_landmarks
-    from facseg.predict import Face, parse_photo
+    from facseg.models.photos import Face, parse_photo
 
     parser = load_parser(checkpoint, device="cpu")
     photos = sorted((tiny_root / "test" / "images").glob("*.jpg"))[:2]
@@ -226,7 +226,7 @@ def test_yunet_aligns_a_face_as_its_landmarks_do():
     """YuNet's 5 points put a real LaPa face where LaPa's own landmarks put it in the training crop."""
     from facseg.data.crop import alignment_matrix
     from facseg.data.formats import read_image, read_landmarks
-    from facseg.predict import FaceFinder
+    from facseg.models.photos import FaceFinder
 
     finder = FaceFinder(128, 0.6)
     for photo in sorted(REAL_SAMPLES.glob("lapa-landmarks/test/images/*.jpg")):
