@@ -2,14 +2,16 @@
 
     python -m facseg.report logs/multiruns/2026-11-26_10-00-00      (no directory: the newest sweep)
 
-Jobs that differ only in their seed form one row: the mean over the seeds with a 95 % interval from a bootstrap
-over seeds and test images (facseg.report.bootstrap, from each run's per_image.npz), then paired differences between
-the rows with permutation p-values, per class Holm-corrected. Failed and unfinished jobs are listed as such. Figures
-land in DIR/figures: per-class F1 and IoU bars (clean and occluded), the confusion matrices, and a qualitative grid
-of the same test images under every model. The names below are also what notebooks/compare_models.ipynb calls.
+Jobs that differ only in their seed form one row: the mean over the seeds with a 95 % interval that treats the runs
+and the test images as random (facseg.report.bootstrap, from each run's per_image.npz), then paired differences
+between the rows, every p-value Holm-adjusted over all the tests the report prints. Failed and unfinished jobs are
+listed as such. Figures land in DIR/figures: the severity curve, per-class F1 and IoU bars (clean and occluded), the
+confusion matrices, and a qualitative grid of the same test images under every model. The names below are also
+what notebooks/compare_models.ipynb calls.
 
-The package: runs (loading), bootstrap (the statistics, NumPy only), estimates (intervals per configuration),
-tables, occlusion (its section), figures, writing (report.md and the command). No torch.
+The package: runs (loading), bootstrap (the statistics, NumPy and SciPy), estimates (intervals per configuration,
+the family of tests), tables, occlusion (its section), figures, writing (report.md and the command), calibration
+(make calibrate-stats). No torch.
 """
 
 from facseg.report.estimates import Statistics
