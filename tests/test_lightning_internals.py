@@ -35,6 +35,13 @@ def test_fit_loop_batch_progress_exists():
     assert trainer.fit_loop.epoch_loop.batch_progress.current.completed == 0
 
 
+def test_signal_connector_flag_exists():
+    """facseg.runtime.callbacks.ExactResume: USR2 under submitit stops training as SIGTERM does, through this flag."""
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer._signal_connector.received_sigterm = True
+    assert trainer.received_sigterm
+
+
 def test_wandb_logger_state_exists(tmp_path):
     """facseg.runtime.loggers.WandbLogger: an online start that fails is retried offline by resetting these."""
     logger = pl.loggers.WandbLogger(save_dir=str(tmp_path), offline=True)

@@ -96,6 +96,33 @@ def test_sigterm_to_the_process_group_saves_mid_epoch_and_ends_the_sweep(tmp_pat
 
 
 @pytest.mark.slow
+def test_usr2_through_the_submitit_launcher_saves_requeues_and_resumes_exactly(tmp_path, tiny_root, uninterrupted):
+    """submitit (SLURM, and its local executor here) signals USR2 before a job's time limit and requeues the job:
+    the run saves last.ckpt where it stopped, the requeued job resumes from it, and ends as an uninterrupted run."""
+    sweep = tmp_path / "sweep"
+    command = [
+        "-m",
+        "hydra/launcher=submitit_local",
+        f"hydra.launcher.submitit_folder={tmp_path / 'submitit'}",
+        *RESUMABLE,
+        *tiny_data(tiny_root),
+        f"hydra.sweep.dir={sweep}",
+        "+callbacks.interrupt._target_=tests.helpers.Interrupt",
+        "+callbacks.interrupt.step=3",
+        f"+callbacks.interrupt.signal={int(signal.SIGUSR2)}",
+        f"+callbacks.interrupt.marker={tmp_path / 'interrupted'}",
+    ]
+    result = run_facseg(command, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert (tmp_path / "interrupted").is_file()
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "submitit").rglob("*_log.*")))
+    assert "Requeued job" in logs, logs[-3000:]  # submitit's own handler ran, after the save
+    run_log = (sweep / "0_unet" / "run.log").read_text()
+    assert "USR2: saved" in run_log and "step 3" in run_log and "Resuming from" in run_log
+    assert final_metrics(sweep / "0_unet") == uninterrupted
+
+
+@pytest.mark.slow
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
     result = run_facseg(

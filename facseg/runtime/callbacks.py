@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +23,45 @@ class ExactResume(pl.Callback):
       ends the DataLoader workers, whose death may surface first, as an error: saved all the same.
     - Mid-epoch checkpoints record how many batches of the epoch were done; on resume the epoch's sampler
       (EpochShuffle, whose order depends on seed and epoch only) skips exactly those.
+    - USR2, which submitit (hydra/launcher=slurm, submitit_local) sends `signal_delay_s` before a job's time limit
+      and answers by requeuing the job at once (losing the epoch in progress): taken over while fitting, it stops
+      training after the current batch as SIGTERM does, `last.ckpt` is saved there, and only then does submitit's
+      own handler requeue the job, which resumes from it.
     - The global torch RNG (dropout) is saved and restored; the data loaders use their own generators.
     """
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
         self._skip_batches = 0
+        self._requeue: Any = None  # the USR2 handler found at fit start (submitit's), called once last.ckpt is saved
+        self._pending: tuple | None = None  # the USR2 received, waiting for the save
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        previous = signal.getsignal(signal.SIGUSR2)
+        if not callable(previous) or threading.current_thread() is not threading.main_thread():
+            return  # no handler of a launcher's to defer (USR2 keeps its default), or not allowed to set one
+
+        def stop_then_requeue(signum: int, frame: Any) -> None:
+            self._pending = (signum, frame)
+            trainer._signal_connector.received_sigterm = True  # private Lightning API (pinned): stop as on SIGTERM
+
+        self._requeue = previous
+        signal.signal(signal.SIGUSR2, stop_then_requeue)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.received_sigterm and trainer.state.fn == TrainerFn.FITTING:
             path = self.dirpath / "last.ckpt"
             trainer.save_checkpoint(path)
             log.warning(
-                "SIGTERM: saved %s at epoch %d, step %d; rerun the same command to resume",
+                "%s: saved %s at epoch %d, step %d; rerun the same command to resume",
+                "USR2" if self._pending else "SIGTERM",
                 path,
                 trainer.current_epoch,
                 trainer.global_step,
             )
+        if self._pending is not None:  # submitit's handler: requeues the job (and exits this process)
+            pending, self._pending = self._pending, None
+            self._requeue(*pending)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         done = trainer.fit_loop.epoch_loop.batch_progress.current.completed  # private Lightning API (pinned)
