@@ -33,7 +33,7 @@ def test_each_command_takes_its_modules_arguments(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "name: segnet" in result.stdout and "labels:" in result.stdout
     result = facseg_command("evaluate", "--help", cwd=tmp_path)
-    assert result.returncode == 0 and "evaluate is powered by Hydra" in result.stdout
+    assert result.returncode == 0 and "facseg evaluate: score checkpoints" in result.stdout
     result = facseg_command("check", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "usage: facseg check" in result.stdout and "--format" in result.stdout
     result = facseg_command("check", str(tmp_path / "missing"), cwd=tmp_path)
