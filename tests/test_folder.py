@@ -60,3 +60,16 @@ def test_a_broken_class_set_names_its_file(folder, tmp_path):
     (broken / "classes.yaml").unlink()
     with pytest.raises(FileNotFoundError, match="classes.yaml is missing: data=folder reads its class set there"):
         LabelMap.of_folder(broken)
+
+
+def test_configs_of_ones_own_outside_the_package_join_the_shipped_ones(tmp_path, folder):
+    """docs/data.md's recipe: a data config and a net config in a folder of one's own, on Hydra's search path."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "data" / "mine.yaml").write_text(f"defaults: [folder, _self_]\nname: mine\nroot: {folder}\n")
+    net = "defaults: [custom, _self_]\nname: tiny\nnet: {_target_: tests.custom_net.TinyNet, width: 4}\n"
+    (tmp_path / "model" / "tiny.yaml").write_text(net)
+    search = f"hydra.searchpath=[file://{tmp_path}]"
+    cfg = compose_train([search, "data=mine", "model=tiny"], tmp_path / "run")
+    assert cfg.data.root == str(folder) and cfg.data.format == "folder" and cfg.model.net.width == 4
+    assert compose_train([search, "model=unet"], tmp_path / "run").model.name == "unet"  # the shipped ones stay
