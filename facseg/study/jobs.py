@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from facseg.runtime.record import read_metrics
 from facseg.runtime.training import run_job
 from facseg.study.plan import StudyPlan
 
@@ -36,8 +37,8 @@ class StudyJobs:
     ) -> float:
         """One facseg.run job in `output_dir` (resumed there if it was killed); its best validation score.
 
-        A finished job's last.ckpt (resume state, three times the weights' size) is deleted, and so is its best
-        checkpoint unless `keep_best`: a trial's result is its score, a seed run's its tested weights.
+        A finished job keeps only its selected weights (best.ckpt) when `keep_best`, else no checkpoint: last.ckpt
+        is resume state, three times the weights' size; a trial's result is its score, a seed run's its weights.
         """
         job = [f"model={model}", f"seed={seed}", *(f"{k}={v!r}" for k, v in params.items()), *extra]
         cfg = self.compose("train", [*self.overrides, *job, f"group={self.plan.name}"])
@@ -47,9 +48,13 @@ class StudyJobs:
                 cfg.logger.wandb.job_type = "study"
         value = run_job(cfg, job)
         checkpoints = output_dir / "checkpoints"
-        (checkpoints / "last.ckpt").unlink(missing_ok=True)
         if not keep_best:
             shutil.rmtree(checkpoints, ignore_errors=True)
+            return value
+        kept = Path(read_metrics(output_dir)["best_checkpoint"]).name  # best.ckpt; its best-epochNNN twin goes too
+        for path in checkpoints.glob("*.ckpt"):
+            if path.name != kept:
+                path.unlink()
         return value
 
     def evaluate_config(self, overrides: list[str]) -> DictConfig:
