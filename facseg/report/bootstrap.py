@@ -134,7 +134,6 @@ class Estimate:
     df: float = float("nan")
     p: float = float("nan")
     conditional: bool = False  # one run a side: over test images only, given the trained runs
-    key: str = ""
 
 
 def full_values(runs: Runs, classes: ClassSet, key: str) -> np.ndarray:
@@ -164,23 +163,23 @@ def _side(boot: Bootstrap, runs: Runs, classes: ClassSet, key: str, minus: Runs 
         return _Side(full[defined], np.nanmean(per_replicate[:, defined], axis=1) if defined.any() else full[:0])
 
 
-def _combine(mean: float, sides: list[_Side], image_variance: float, images: int, key: str) -> Estimate:
+def _combine(mean: float, sides: list[_Side], image_variance: float, images: int) -> Estimate:
     """Mean +- t * SE from the seed components of `sides` and the image component; the t test of mean = 0."""
     seeds = min(len(s.values) for s in sides)
     if not np.isfinite(mean) or seeds == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), seeds, key=key)
+        return Estimate(float("nan"), float("nan"), float("nan"), seeds)
     conditional = any(len(s.values) < 2 for s in sides)
     parts = [(0.0 if conditional else s.seed_variance, len(s.values) - 1) for s in sides]
     parts.append((image_variance, max(images - 1, 1)))
     variance = sum(v for v, _ in parts)
     if variance <= 0:
         p = 1.0 if mean == 0 else 0.0
-        return Estimate(mean, mean, mean, seeds, 0.0, float("inf"), p, conditional, key)
+        return Estimate(mean, mean, mean, seeds, 0.0, float("inf"), p, conditional)
     df = variance**2 / sum(v**2 / d for v, d in parts if v > 0)  # Welch-Satterthwaite
     se = float(np.sqrt(variance))
     half = float(stdtrit(df, 0.5 + LEVEL / 2)) * se
     p = float(2 * stdtr(df, -abs(mean) / se))
-    return Estimate(mean, mean - half, mean + half, seeds, se, float(df), p, conditional, key)
+    return Estimate(mean, mean - half, mean + half, seeds, se, float(df), p, conditional)
 
 
 def _image_variance(replicates: np.ndarray) -> float:
@@ -201,7 +200,7 @@ def interval(
     side = _side(boot, runs, classes, key, minus, keep)
     mean = float(side.values.mean()) if len(side.values) else float("nan")
     images = boot.weights.shape[1] if keep is None else int(np.count_nonzero(keep))
-    return _combine(mean, [side], _image_variance(side.replicates), images, key)
+    return _combine(mean, [side], _image_variance(side.replicates), images)
 
 
 def paired(boot: Bootstrap, a: Runs, b: Runs, classes: ClassSet, keys: Sequence[str]) -> list[Estimate]:
@@ -211,11 +210,11 @@ def paired(boot: Bootstrap, a: Runs, b: Runs, classes: ClassSet, keys: Sequence[
     for key in keys:
         sides = [_side(boot, runs, classes, key, None, None) for runs in (a, b)]
         if any(len(s.values) == 0 for s in sides):
-            out.append(Estimate(float("nan"), float("nan"), float("nan"), 0, key=key))
+            out.append(Estimate(float("nan"), float("nan"), float("nan"), 0))
             continue
         mean = float(sides[0].values.mean() - sides[1].values.mean())
         image_variance = _image_variance(sides[0].replicates - sides[1].replicates)
-        out.append(_combine(mean, sides, image_variance, boot.weights.shape[1], key))
+        out.append(_combine(mean, sides, image_variance, boot.weights.shape[1]))
     return out
 
 

@@ -11,9 +11,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-# What facseg raises for a user's mistake (its messages name the key or file and the fix); anything else is a bug and
-# keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
+# What facseg raises for a user's mistake (its messages name the key or file and the fix); anything else (a KeyError,
+# a TypeError) is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError)
 
 
 def user_errors(main: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,8 +29,7 @@ def user_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             single = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN
             if not single or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {e}", file=sys.stderr)
             print("(HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr)
             sys.exit(1)
 
