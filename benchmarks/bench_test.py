@@ -1,8 +1,11 @@
-"""What the occluded test costs: seconds of trainer.test for one matched U-Net on the default synthetic test split
-(100 photos), with only the primary occluded condition (the protocol before the severity, targeted, real and
-realigned conditions) and with every default condition; each measured in turn, best of --repeats.
+"""What a run's test costs, and where it goes: trainer.test of one untrained matched U-Net (the time does not depend
+on the weights) over the test split, clean only and with every default occluded condition, side by side in one
+process. Each test batch's time is split into loading (the loader: decoding, cropping, drawing occluders), the
+net's forward (test_step) and scoring (the evaluator: warping back, metrics); per loader, and in total.
 
-    python benchmarks/bench_test.py [--repeats 3] [run overrides, e.g. data.root=...]
+    python benchmarks/bench_test.py [--batches N] [run overrides, e.g. data=celebamask data.root=...]
+
+The goal it checks (issue 27): scoring one condition costs at most the net's forward on the same batches.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import logging
 import time
 import warnings
+from collections import defaultdict
 
 import hydra
 import pytorch_lightning as pl
@@ -21,47 +25,74 @@ import facseg
 from facseg.models.module import FaceSegModule
 from facseg.scoring.evaluator import TestEvaluator
 
-PRIMARY_ONLY = [
-    "data.occluded_test.severities=[]",
-    "data.occluded_test.targets=null",
-    "data.occluded_test.real=null",
-    "data.occluded_test.realign=null",
-]
+CLEAN_ONLY = ["data.occluded_test=null"]
 
 
-def seconds(overrides: list[str]) -> tuple[float, int]:
+class Clock(pl.Callback):
+    """Seconds per test loader of loading, forward and scoring: `first` goes before the evaluator in the callbacks
+    (its batch end is the forward's end), `last` after it (its batch end is scoring's end)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        self.mark = time.perf_counter()
+        self.first, self.last = _Mark(self, "forward"), _Mark(self, "scoring")
+
+    def tick(self, part: str, loader: int) -> None:
+        now = time.perf_counter()
+        self.seconds[part][loader] += now - self.mark
+        self.mark = now
+
+
+class _Mark(pl.Callback):
+    def __init__(self, clock: Clock, part: str) -> None:
+        self.clock, self.part = clock, part
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.part == "forward":
+            self.clock.tick("loading", dataloader_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.clock.tick(self.part, dataloader_idx)
+
+
+def timed_test(overrides: list[str], batches: int | None) -> tuple[list[str], dict[str, dict[int, float]], float]:
     with initialize_config_dir(config_dir=str(facseg.CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=unet", *overrides])
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
-    module = FaceSegModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        labels=datamodule.labels.to_dict(),
-        normalisation={"mean": list(datamodule.mean), "std": list(datamodule.std)},
-    )
+    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.recorded_settings)
+    clock = Clock()
     trainer = pl.Trainer(
-        logger=False, callbacks=[TestEvaluator()], enable_progress_bar=False, enable_model_summary=False
+        logger=False,
+        callbacks=[clock.first, TestEvaluator(), clock.last],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_test_batches=batches,
     )
-    start = time.perf_counter()
+    start = clock.mark = time.perf_counter()
     trainer.test(module, datamodule=datamodule, verbose=False)
-    return time.perf_counter() - start, len(datamodule.test_stages)
+    return list(datamodule.test_stages), clock.seconds, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=None, help="test batches per loader (default: all)")
     parser.add_argument("overrides", nargs="*", help="run config overrides (the data, the crop size)")
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    best: dict[str, tuple[float, int]] = {}
-    for _ in range(args.repeats):
-        for name, overrides in (("primary only", PRIMARY_ONLY), ("every condition", [])):
-            found = seconds([*args.overrides, *overrides])
-            best[name] = min(best.get(name, found), found)
-    for name, (elapsed, loaders) in best.items():
-        print(f"{name:16s} {loaders:2d} test loaders  {elapsed:6.1f} s")
-    print(f"ratio {best['every condition'][0] / best['primary only'][0]:.1f}x")
+    totals = {}
+    for name, extra in (("clean only", CLEAN_ONLY), ("every condition", [])):
+        stages, seconds, total = timed_test([*args.overrides, *extra], args.batches)
+        totals[name] = total
+        print(f"{name}: {len(stages)} test loaders, {total:.1f} s in trainer.test")
+        print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward")
+        for i, stage in enumerate(stages):
+            parts = [seconds[p][i] for p in ("loading", "forward", "scoring")]
+            print(f"  {stage:34s} {parts[0]:8.2f} {parts[1]:8.2f} {parts[2]:8.2f}  {parts[2] / parts[1]:.2f}")
+        parts = [sum(seconds[p].values()) for p in ("loading", "forward", "scoring")]
+        print(f"  {'all':34s} {parts[0]:8.2f} {parts[1]:8.2f} {parts[2]:8.2f}  {parts[2] / parts[1]:.2f}")
+    print(f"every condition / clean only: {totals['every condition'] / totals['clean only']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ import torch.nn.functional as F
 
 from facseg.data.crop import alignment_matrix, letterbox_matrix, similarity_matrix, template_points, warp_to_crop
 from facseg.data.formats import read_landmarks
-from facseg.data.labels import BACKGROUND, LabelMap
+from facseg.data.labels import BACKGROUND, IGNORE, LabelMap
 from facseg.data.landmarks import ALIGNMENT_POINTS
 from facseg.data.synthetic import render_face
-from facseg.scoring.warp import warp_to_photos
+from facseg.scoring import probabilities
+from facseg.scoring.metrics import Prediction, SegmentationMetrics
+from facseg.scoring.warp import PhotoGrid, warp_to_photos
 from tests.helpers import REAL_SAMPLES
 
 CLASS_NAMES = LabelMap.named("lapa").names
@@ -118,3 +120,41 @@ def test_real_lapa_landmarks_align():
         # A turned head moves its nose tip off the template: a few percent of the crop, no more.
         assert residual.mean() < 0.04 * 512 and residual.max() < 0.07 * 512, f"{image_path.name}: {residual}"
         assert aligned[0, 0] < aligned[1, 0] and aligned[3, 0] < aligned[4, 0]  # left stays left
+
+
+@pytest.mark.parametrize("band", [1, 7, 1 << 30])
+def test_banded_photo_predictions_are_the_whole_tensors_to_the_last_bit(monkeypatch, band):
+    """A single net and a weighted ensemble scored band by band on photos of several sizes and poses, with IGNORE
+    labels, against warping, softmax and mean on whole tensors: CPU kernels may round a band's last bit otherwise
+    (their vector tails), so probabilities agree to a float's rounding, the arg-max wherever two classes are not tied
+    to within it, and the metrics to that."""
+    monkeypatch.setattr(probabilities, "BAND", band * len(CLASS_NAMES) * 3 * 300)  # `band` rows of 3 photos
+    torch.manual_seed(0)
+    sizes = [(300, 240), (173, 300), (256, 256)]
+    matrices = []
+    for i, (height, width) in enumerate(sizes):
+        _, _, landmarks = render_face(np.random.default_rng([3, i]), height, width)
+        matrices.append(alignment_matrix(landmarks, 64, 0.6))
+    matrices = torch.from_numpy(np.stack(matrices))
+    members = torch.randn(2, len(sizes), len(CLASS_NAMES), 64, 64) * 4
+    grid = PhotoGrid.of(matrices, sizes, 64, members.device)
+    target = torch.randint(0, len(CLASS_NAMES), grid.valid.shape)
+    target[:, :5] = IGNORE
+    scorings = [((0,), (1.0,)), ((1, 0), (0.3, 0.7))]
+    banded = probabilities.photo_predictions(members, grid, scorings, [target])
+    whole = torch.stack([warp_to_photos(m, matrices, sizes)[0].softmax(1) for m in members])
+    c = len(CLASS_NAMES)
+    for (chosen, weights), ours in zip(scorings, banded):
+        reference = Prediction.of_probs(probabilities.mean(whole, chosen, weights))
+        top2 = reference.probs.topk(2, 1).values
+        tied = (top2[:, 0] - top2[:, 1]) < 1e-6
+        assert ((ours.pred != reference.pred) <= tied).all()
+        assert torch.allclose(ours.square_sum, reference.square_sum, rtol=0, atol=1e-6)
+        assert torch.allclose(ours.against(target, c)[1], reference.against(target, c)[1], rtol=0, atol=4e-6)
+        values = []
+        for scored in (ours, reference):
+            metric = SegmentationMetrics(CLASS_NAMES, per_image=True)
+            metric.update(scored, target, grid.covered, torch.arange(len(sizes)))
+            values.append(metric.per_image_results())
+        assert (values[0]["confusion"] - values[1]["confusion"]).abs().sum() <= 2 * tied.sum()
+        assert torch.allclose(values[0]["squared_error"], values[1]["squared_error"], rtol=1e-6, atol=0)

@@ -139,7 +139,8 @@ class Fixed:
 
     def __call__(self, index, label, image=None):
         mask = self.where(label)
-        return Occlusion(mask=mask, fill=np.zeros((*label.shape, 3), np.float32), kind="test", coverage=0.0)
+        fill = np.zeros((*label.shape, 3), np.float32)
+        return Occlusion(mask=mask, paint=lambda: fill, kind="test", coverage=0.0)
 
 
 def scored(checkpoint, tiny_root, where) -> dict[str, float]:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache, partial
 from pathlib import Path
 
 import cv2
@@ -98,20 +99,25 @@ def _fill(kind: str, shape: tuple[int, int], rng: np.random.Generator, textured:
 @dataclass(frozen=True)
 class Occlusion:
     mask: np.ndarray  # H x W bool: the occluder's pixels
-    fill: np.ndarray  # H x W x 3 float: what it looks like
+    paint: Callable[[], np.ndarray]  # H x W x 3 float, what it looks like (`fill`), painted when first asked
     kind: str
     coverage: float  # the fraction of face pixels it hides, as achieved
     alpha: np.ndarray | None = None  # H x W float opacity (feathered edges); None: opaque on `mask`
     label_as: int = BACKGROUND  # the class its pixels take: a real object's own where the class set has it
 
+    @property
+    def fill(self) -> np.ndarray:
+        return self.paint()
+
     def apply(self, image: np.ndarray, label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The occluded image, and the label with the occluder's pixels set to its class (`label_as`)."""
+        fill = self.fill
         if self.alpha is None:
             image = image.copy()
-            image[self.mask] = self.fill[self.mask].astype(image.dtype)
+            image[self.mask] = fill[self.mask].astype(image.dtype)
         else:
             alpha = self.alpha[..., None]
-            image = np.clip(image * (1 - alpha) + self.fill * alpha, 0, 255).round().astype(image.dtype)
+            image = np.clip(image * (1 - alpha) + fill * alpha, 0, 255).round().astype(image.dtype)
         if label is None:
             return image, None
         label = label.copy()
@@ -136,6 +142,7 @@ def draw_occluder(
     textured: float = 0.5,
     face: Sequence[int] = LAPA_FACE,
     centre_on: Sequence[int] = (),
+    paint_later: bool = False,
 ) -> Occlusion:
     """An occluder hiding `coverage` of the face (the `face` class ids) in `label`, to the pixel.
 
@@ -143,7 +150,9 @@ def draw_occluder(
     turned along their long axis (a bar then lies across both eyes, a hand's fingers point up over the mouth), a
     random place if the image has none of them. Its scale is found by bisection, as the hidden fraction grows with
     the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability of a
-    textured rather than a solid fill.
+    textured rather than a solid fill. `paint_later`: the fill is drawn only when first asked for (applying the
+    occluder), from `rng`, which nothing else may draw from after (a test condition's own generator): the mask
+    alone, as the clean test photos need it, then costs no photo-sized fill; the same fill either way.
     """
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")
@@ -165,7 +174,10 @@ def draw_occluder(
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     face_size = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
     textured_fill = rng.random() < textured
-    fill = _fill(kind, label.shape, rng, textured_fill)
+    # The fill is rng's last draw: painted now or when first asked, it is the same.
+    paint = cache(partial(_fill, kind, label.shape, rng, textured_fill))
+    if not paint_later:
+        paint()
 
     target = round(coverage * face.sum())
     height, width = label.shape
@@ -206,7 +218,7 @@ def draw_occluder(
         nearest = np.argsort(np.hypot(ring_xs - centre[0], ring_ys - centre[1]), kind="stable")[:need]
         mask[ring_ys[nearest], ring_xs[nearest]] = True
     achieved = np.count_nonzero(mask & face) / max(1, face.sum())
-    return Occlusion(mask=mask, fill=fill, kind=kind, coverage=float(achieved))
+    return Occlusion(mask=mask, paint=paint, kind=kind, coverage=float(achieved))
 
 
 @dataclass(frozen=True)
@@ -230,8 +242,8 @@ class FixedOcclusion:
             raise ValueError(f"occluder kinds {list(self.kinds)}: expected some of {', '.join(KINDS)}")
 
     def __call__(self, index: int, label: np.ndarray, image: np.ndarray | None = None) -> Occlusion:
-        rng = np.random.default_rng([self.seed, index])
-        return draw_occluder(label, self.coverage, rng, self.kinds, self.textured, self.face, self.centre_on)
+        rng = np.random.default_rng([self.seed, index])  # its own: the fill is painted only if applied
+        return draw_occluder(label, self.coverage, rng, self.kinds, self.textured, self.face, self.centre_on, True)
 
 
 # -- real occluders ------------------------------------------------------------------------------------------------
@@ -381,8 +393,12 @@ class RealOcclusion:
         brightness = 1.0
         if image is not None:
             brightness = float(np.clip(_luminance(image, face) / max(cutout.luminance, 1.0), 0.6, 1.6))
-        fill = cv2.warpAffine(cutout.rgb, matrix, size, flags=cv2.INTER_LINEAR).astype(np.float32) * brightness
         coverage = np.count_nonzero(mask & face) / max(1, face.sum())
         label_as = dict(self.label_as).get(cutout.kind, BACKGROUND)
-        fill = np.clip(fill, 0, 255)
-        return Occlusion(mask, fill, cutout.kind, float(coverage), alpha, label_as)
+
+        @cache
+        def paint() -> np.ndarray:  # only if applied: the clean test photos need the mask alone
+            fill = cv2.warpAffine(cutout.rgb, matrix, size, flags=cv2.INTER_LINEAR).astype(np.float32)
+            return np.clip(fill * brightness, 0, 255)
+
+        return Occlusion(mask, paint, cutout.kind, float(coverage), alpha, label_as)

@@ -38,17 +38,10 @@ from facseg.runtime.record import write_test_files
 from facseg.scoring.confusion import metrics as metrics_table
 from facseg.scoring.media import log_media
 from facseg.scoring.metrics import Prediction, SegmentationMetrics
-from facseg.scoring.probabilities import SharedBatch
-from facseg.scoring.warp import CERTAIN, warp_to_photos
+from facseg.scoring.probabilities import SharedBatch, mean, padded, photo_predictions
+from facseg.scoring.warp import CERTAIN, PhotoGrid
 
 SCALARS = ("miou", "f1_fg", "pixel_acc", "rmse")
-
-
-def _padded(tensors: list[torch.Tensor], height: int, width: int, device: torch.device) -> torch.Tensor:
-    out = torch.zeros(len(tensors), height, width, dtype=tensors[0].dtype, device=device)
-    for i, t in enumerate(tensors):
-        out[i, : t.shape[0], : t.shape[1]] = t.to(device)
-    return out
 
 
 def occluded_stages(condition: str) -> list[str]:
@@ -85,10 +78,11 @@ class TestEvaluator(pl.Callback):
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B
         # An ensemble of some of the module's members, so that one test pass scores several ensembles of the same
         # nets (one evaluator each; none logs through the module, or they would log the same keys).
-        self.members = members
-        self.weights = normalised_weights(weights, len(members)) if members is not None else None
+        self.members, self.weights = self._scoring(members, weights) if members is not None else (None, None)
         self.log = log
         self.shared = shared or SharedBatch()
+        if members is not None:  # said in advance: the shared pass works out this ensemble's prediction with all
+            self.shared.expect((self.members, self.weights))
         self.loss = loss  # None: the module's (an ensemble's: its first member's, whose dice weight it has)
         self.losses: dict[str, MeanMetric] = {}
         self.classes: list[str] = []
@@ -102,6 +96,10 @@ class TestEvaluator(pl.Callback):
         self.aligned_by: dict[str, dict[str, int]] = {}
         self.kinds: dict[str, dict[int, str]] = {}  # per condition, each image's occluder kind by its index
         self.names: list[str] = []
+
+    @staticmethod
+    def _scoring(members: list[int], weights: list[float] | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        return tuple(members), tuple(normalised_weights(weights, len(members)).tolist())
 
     @property
     def conditions(self) -> list[str]:
@@ -136,10 +134,11 @@ class TestEvaluator(pl.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         stage = self.stages[dataloader_idx]
-        if self.members is None:
-            self.members, self.weights = list(range(len(outputs))), normalised_weights(None, len(outputs))
-        probs = self.shared((dataloader_idx, batch_idx), outputs, batch)
-        crop = probs.mean("crop", self.members, self.weights)
+        if self.members is None:  # all the module's members, equally
+            self.members, self.weights = self._scoring(list(range(len(outputs))), None)
+            self.shared.expect((self.members, self.weights))
+        scores = self.shared((dataloader_idx, batch_idx), outputs, batch)
+        crop = mean(scores.crop, self.members, self.weights)
         # One net's own logits; an ensemble's log mean probability (what the loss and the samples take).
         crop_scores = outputs[self.members[0]] if len(self.members) == 1 else crop.clamp_min(1e-12).log()
         # The batch's loss once per image: the mean over images. (MeanMetric's `weight` is dropped when
@@ -147,18 +146,18 @@ class TestEvaluator(pl.Callback):
         loss = (self.loss or pl_module.loss)(crop_scores, batch["label"])
         self.losses[stage].update(loss.expand(len(crop_scores)))
         index = batch["index"]
-        if probs.photo is not None:
+        if scores.grid is not None:
             # Scored as the literature does: each prediction warped back onto its photo, at the photo's resolution.
-            valid, covered = probs.valid, probs.covered
-            scored = Prediction.of_probs(probs.mean("photo", self.members, self.weights))
-            target = _padded(batch["original_label"], *valid.shape[1:], valid.device)
+            valid, covered, target = scores.grid.valid, scores.grid.covered, scores.targets["target"]
+            scored = scores.prediction((self.members, self.weights), outputs)
             self.metrics[f"{stage}/crop"].update(scored, target, covered, index)
             if stage == "test":
-                sizes = [tuple(label.shape) for label in batch["original_label"]]
-                self._score_ceiling(batch, sizes, target, valid, len(pl_module.label_map))
+                self._score_ceiling(batch, scores.grid, target, len(pl_module.label_map))
 
-            def photo(key: str) -> torch.Tensor:
-                return _padded(batch[f"original_{key}"], *valid.shape[1:], valid.device)
+            def photo(key: str) -> torch.Tensor:  # the clean truth is padded with the scores, as a target
+                if key == "clean_label":
+                    return scores.targets["clean"]
+                return padded(batch[f"original_{key}"], *valid.shape[1:], valid.device)
 
         else:
             target = batch["label"]
@@ -193,13 +192,13 @@ class TestEvaluator(pl.Callback):
         if batch_idx == 0 and trainer.is_global_zero:
             self._keep_samples(stage, batch, crop_scores, pl_module)
 
-    def _score_ceiling(self, batch: dict[str, Any], sizes: list, target: torch.Tensor, valid: torch.Tensor, c: int):
+    def _score_ceiling(self, batch: dict[str, Any], grid: PhotoGrid, target: torch.Tensor, c: int) -> None:
         """The crop's own label as a prediction, warped onto the photo and scored: the resolution ceiling."""
         crop_label = batch["label"].to(target.device)
         crop_label = crop_label.where(crop_label != IGNORE, BACKGROUND)
         perfect = torch.nn.functional.one_hot(crop_label, c).permute(0, 3, 1, 2).float() * (2 * CERTAIN) - CERTAIN
-        warped, _, _ = warp_to_photos(perfect, batch["matrix"], sizes)
-        self.metrics["ceiling"].update(warped, target, valid, batch["index"])
+        scored = photo_predictions(perfect[None], grid, [((0,), (1.0,))], [target])[0]
+        self.metrics["ceiling"].update(scored, target, grid.valid, batch["index"])
 
     def _keep_samples(self, stage: str, batch: dict[str, Any], scores: torch.Tensor, pl_module) -> None:
         """The first images of the split, as crops (uint8 RGB, label, prediction), for reports and W&B."""

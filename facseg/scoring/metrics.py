@@ -23,7 +23,7 @@ class loses precision on the classes it took the pixels from, not a class of its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torchmetrics import Metric
@@ -37,12 +37,17 @@ PER_IMAGE = ("index", "confusion", "squared_error", "pixels")
 @dataclass
 class Prediction:
     """A batch's predictions, worked out once for every metric that scores it (the evaluator scores one batch on
-    several sets of pixels): the arg-max class, the softmax probabilities and each pixel's sum of squared
-    probabilities, from which any target's squared error follows: sum_c (p_c - [c = t])^2 = sum_c p_c^2 - 2 p_t + 1."""
+    several sets of pixels, against one or two targets): the arg-max class and each pixel's sum of squared
+    probabilities, from which any target's squared error follows: sum_c (p_c - [c = t])^2 = sum_c p_c^2 - 2 p_t + 1;
+    the probabilities themselves (N x C x H x W, float32), or only each target's p_t (`targets`, made band by band
+    on the photos: facseg.scoring.probabilities); and, per target, each pixel's confusion cell and squared error
+    (`against`)."""
 
     pred: torch.Tensor  # N x H x W
-    probs: torch.Tensor  # N x C x H x W, float32
     square_sum: torch.Tensor  # N x H x W
+    probs: torch.Tensor | None = None
+    targets: dict = field(default_factory=dict, repr=False)  # id(target) -> (target, p_t)
+    paired: dict = field(default_factory=dict, repr=False)  # id(target) -> (target, cells, error)
 
     @classmethod
     def of(cls, logits: torch.Tensor) -> Prediction:
@@ -51,7 +56,43 @@ class Prediction:
     @classmethod
     def of_probs(cls, probs: torch.Tensor) -> Prediction:
         # max(1).indices = argmax(1), first index on ties; 7x faster on the CPU (torch 2.14, NCHW)
-        return cls(probs.max(1).indices, probs, probs.square().sum(1))
+        return cls(probs.max(1).indices, probs.square().sum(1), probs)
+
+    @classmethod
+    def empty(cls, n: int, height: int, width: int, device: torch.device, targets: list[torch.Tensor]) -> Prediction:
+        """To be filled band by band (`fill`), keeping each target's p_t and not the probabilities."""
+        pred = torch.empty(n, height, width, dtype=torch.long, device=device)
+        found = {id(t): (t, torch.empty(n, height, width, device=device)) for t in targets}
+        return cls(pred, torch.empty(n, height, width, device=device), targets=found)
+
+    def fill(self, rows: slice, probs: torch.Tensor, targets: dict[int, torch.Tensor]) -> None:
+        """These rows' values from their probabilities (N x C x rows x W); `targets`: id(target) -> its class ids
+        with IGNORE as BACKGROUND (a valid index for the gather; never counted), N x 1 x H x W."""
+        self.pred[:, rows] = probs.max(1).indices
+        self.square_sum[:, rows] = probs.square().sum(1)
+        for key, ids in targets.items():
+            self.targets[key][1][:, rows] = probs.gather(1, ids[:, :, rows]).squeeze(1)
+
+    def against(self, target: torch.Tensor, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each pixel's confusion cell, (image, truth, prediction) as one index (N x C x C for a pixel not scored:
+        an IGNORE label; `c` classes), and its squared error (0 where not scored); once per target, whatever the
+        masks."""
+        found = self.paired.get(id(target))
+        if found is None:
+            n = len(target)
+            counted = target != IGNORE
+            ignored = not bool(counted.all())
+            target_ids = target.where(counted, BACKGROUND) if ignored else target  # a valid index for the gather
+            cells = (torch.arange(n, device=target.device)[:, None, None] * c + target_ids) * c + self.pred
+            if id(target) in self.targets:
+                p_target = self.targets[id(target)][1]
+            else:
+                p_target = self.probs.gather(1, target_ids.unsqueeze(1)).squeeze(1)
+            error = (self.square_sum - 2 * p_target + 1).clamp_(min=0)
+            if ignored:
+                cells, error = cells.where(counted, n * c * c), error * counted
+            found = self.paired[id(target)] = (target, cells, error)  # the target kept: its id stays its own
+        return found[1], found[2]
 
 
 class SegmentationMetrics(Metric):
@@ -85,27 +126,17 @@ class SegmentationMetrics(Metric):
         """logits: N x C x H x W (or their Prediction); target: N x H x W class ids; where: N x H x W bool, the
         pixels to score (all); index: the N images' places in the split (needed with `per_image`)."""
         scored = logits if isinstance(logits, Prediction) else Prediction.of(logits)
-        if scored.probs.shape[1] != self.num_classes or scored.pred.shape[-2:] != target.shape[-2:]:
-            raise ValueError(
-                f"logits {tuple(scored.probs.shape)} do not match {self.num_classes} classes and target "
-                f"{tuple(target.shape)}"
-            )
+        if scored.probs is not None and scored.probs.shape[1] != self.num_classes:
+            raise ValueError(f"logits {tuple(scored.probs.shape)} do not match {self.num_classes} classes")
+        if scored.pred.shape[-2:] != target.shape[-2:]:
+            raise ValueError(f"predictions {tuple(scored.pred.shape)} do not match target {tuple(target.shape)}")
         n, c = len(target), self.num_classes
-        if (target == IGNORE).any():
-            counted = target != IGNORE
-            where = counted if where is None else where & counted
-            target = target.where(counted, BACKGROUND)  # a valid index for the gathers below; never counted
-        # One bincount for the whole batch: cell (image, truth, prediction).
-        cells = (torch.arange(n, device=target.device)[:, None, None] * c + target) * c + scored.pred
+        cells, error = scored.against(target, c)
         if where is not None:
-            cells = cells[where]
-        confusion = torch.bincount(cells.flatten(), minlength=n * c * c).reshape(n, c, c)
-        # Each pixel's squared error from the probabilities' square sum and the target's probability (no one-hot
-        # tensor), summed in float64, as the split holds ~10^9 terms.
-        p_target = scored.probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        error = (scored.square_sum - 2 * p_target + 1).clamp_(min=0)
-        if where is not None:
-            error = error * where
+            cells, error = cells.where(where, n * c * c), error * where
+        # One bincount for the whole batch: cell (image, truth, prediction), the last bin the pixels not scored.
+        confusion = torch.bincount(cells.flatten(), minlength=n * c * c + 1)[:-1].reshape(n, c, c)
+        # Summed in float64, as the split holds ~10^9 terms.
         squared_error = error.sum(dim=(1, 2), dtype=torch.float64)
         pixels = confusion.sum(dim=(1, 2))
         self.confmat += confusion.sum(0)
