@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
+.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,8 +42,11 @@ bench: ## per-model costs on this machine: Lightning vs plain loop, inference va
 bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)
 
-bench-test: ## seconds of one run's test: the primary occluded condition only vs every default condition
+bench-test: ## one run's test, clean only vs every default condition: loading, forward and scoring per loader
 	$(BIN)/python benchmarks/bench_test.py $(ARGS)
+
+bench-predict: ## facseg predict on photos of 1 to 17 megapixels: photos/s and seconds per stage
+	$(BIN)/python benchmarks/bench_predict.py $(ARGS)
 
 bench-ensembles: ## seconds to score a study's ensembles in one test pass vs one pass each (untrained nets)
 	$(BIN)/python benchmarks/bench_ensembles.py $(ARGS)

@@ -18,8 +18,10 @@ from collections import defaultdict
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from timing import matmul_peak
 
 import facseg
 from facseg.models.module import FaceSegModule
@@ -81,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+    print(f"this machine: {matmul_peak(torch.device('cpu'), '32', 2048):.0f} GFLOP/s (make bench-ref)")
     totals = {}
     for name, extra in (("clean only", CLEAN_ONLY), ("every condition", [])):
         stages, seconds, total = timed_test([*args.overrides, *extra], args.batches)

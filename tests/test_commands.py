@@ -69,18 +69,33 @@ def test_bench_data_runs_in_a_tiny_smoke_mode():
     assert len(rows) == 2 and all(float(row[-2]) > 0 for row in rows)  # images/s from JPEGs and from the cache
 
 
-def test_bench_test_times_both_protocols_in_a_tiny_smoke_mode(tiny_root):
+def test_bench_test_splits_each_loaders_time_in_a_tiny_smoke_mode(tiny_root):
     overrides = [*tiny_data(tiny_root), "data.image_size=64"]
     result = subprocess.run(
-        [sys.executable, "benchmarks/bench_test.py", "--repeats", "1", *overrides],
+        [sys.executable, "benchmarks/bench_test.py", "--batches", "1", *overrides],
         cwd=facseg.PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"primary only\s+2 test loaders", result.stdout), result.stdout
-    assert re.search(r"every condition\s+1[01] test loaders", result.stdout) and "ratio" in result.stdout
+    assert re.search(r"clean only: 1 test loaders", result.stdout), result.stdout
+    assert re.search(r"every condition: 1[01] test loaders", result.stdout), result.stdout
+    assert re.search(r"occluded_target/eyes\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", result.stdout), result.stdout
+    assert "every condition / clean only" in result.stdout
+
+
+def test_bench_predict_parses_photos_of_1_to_17_megapixels_in_a_smoke_mode():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_predict.py", "--photos", "2"],
+        cwd=facseg.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"2 photos of 1\.0 to 2\.0 MP .*: [\d.]+ photos/s", result.stdout), result.stdout
+    assert re.search(r"parse and warp back\s+[\d.]+ s", result.stdout), result.stdout
 
 
 def test_bench_ensembles_scores_alike_in_one_pass_and_one_pass_each_in_a_tiny_smoke_mode(tiny_root):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser, band: int 
     logits = torch.from_numpy(parser.run(parser.normalise(crops)))
     label = np.zeros((height, width), np.uint8)
     # Each pixel's lowest background probability over the faces so far (compared as is: 1 - p would round to 1).
-    background = np.ones((height, width), np.float32)
+    background = np.ones((height, width), np.float32) if len(faces) > 1 else None
     for face, face_logits in zip(faces, logits):
         x0, y0, x1, y1 = crop_region(face.matrix, parser.image_size, height, width)
         for top in range(y0, y1, band):
@@ -54,18 +55,29 @@ def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser, band: int 
             matrix[:, 2] += matrix[:, :2] @ [x0, top]  # band pixel -> crop, for the band's own pixel grid
             scores = warp_to_photos(face_logits[None], torch.from_numpy(matrix[None]), [(bottom - top, x1 - x0)])
             probs = scores[0][0].softmax(0)
+            # max(0).indices = argmax(0), the first index on ties; 7x faster on the CPU (torch 2.14)
+            classes = probs.max(0).indices.byte().numpy()
+            if background is None:  # one face: its parse, over its region (background where it is surest)
+                label[top:bottom, x0:x1] = classes
+                continue
             face_background = probs[0].numpy()
             better = face_background < background[top:bottom, x0:x1]
-            label[top:bottom, x0:x1][better] = probs.argmax(0).byte().numpy()[better]
+            label[top:bottom, x0:x1][better] = classes[better]
             background[top:bottom, x0:x1][better] = face_background[better]
     return label
 
 
 def overlay(image: np.ndarray, label: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The photo with each labelled pixel tinted by its class colour (`colours`: LabelMap.colour_table())."""
-    colours = colours[label].astype(np.float32)
-    blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
-    return np.where(label[..., None] > 0, blended, image).astype(np.uint8)
+    out = image.copy()
+    rows, cols = np.flatnonzero(label.any(1)), np.flatnonzero(label.any(0))
+    if len(rows) == 0:
+        return out
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # the faces: most of a photo is background
+    pixels, labels = image[box], label[box]
+    blended = pixels.astype(np.float32) * (1 - alpha) + colours[labels].astype(np.float32) * alpha
+    out[box] = np.where(labels[..., None] > 0, blended.astype(np.uint8), pixels)
+    return out
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -99,6 +111,20 @@ def _write_image(path: Path, image: np.ndarray, rgb: bool) -> None:
     write_bytes(path, encoded.tobytes())
 
 
+def _decode(path: Path) -> np.ndarray | OSError:
+    """The photo, or the error that says why it could not be read (raised for it in the parsing loop)."""
+    try:
+        return read_image(path)
+    except OSError as e:
+        return e
+
+
+def _write_outputs(stem: Path, image: np.ndarray, label: np.ndarray, colours: np.ndarray) -> None:
+    """STEM.png (class ids) and STEM_overlay.jpg."""
+    _write_image(stem.with_name(f"{stem.name}.png"), label, rgb=False)
+    _write_image(stem.with_name(f"{stem.name}_overlay.jpg"), overlay(image, label, colours), rgb=True)
+
+
 def predict(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.ckpt_path or not cfg.input or not cfg.output:
         raise ValueError("give ckpt_path=MODEL (.ckpt, .onnx or .pt), input=IMAGE_OR_FOLDER and output=FOLDER")
@@ -123,24 +149,35 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     results, failures, no_face = {}, {}, []
     start = time.perf_counter()
-    for path in tqdm(images, desc="parsing", unit="image", disable=len(images) == 1):
-        try:
-            image = read_image(path)
-            faces = finder(image, _landmark_file(landmarks, path, single=len(images) == 1))
-            if finder.detector is not None and faces[0].source == "whole image":
-                no_face.append(path.name)
-                log.warning("%s: no face found; parsed as a whole image", path.name)
-            label = parse_photo(image, faces, parser)
-        except (OSError, ValueError) as e:  # an unreadable photo or landmark file: named, the others go on
-            failures[path.name] = str(e)
-            log.error("%s", e)
-            continue
-        _write_image(output / f"{path.stem}.png", label, rgb=False)
-        _write_image(output / f"{path.stem}_overlay.jpg", overlay(image, label, colours), rgb=True)
-        results[path.name] = {
-            "size": list(image.shape[:2]),
-            "faces": [{"source": f.source, "box": f.box, "score": f.score} for f in faces],
-        }
+    # The next photo is decoded and the last one's outputs encoded and written in two threads while the net parses
+    # (OpenCV's codecs release the GIL): at most one photo ahead and one behind in memory.
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        decoded, written = reader.submit(_decode, images[0]), None
+        for i, path in enumerate(tqdm(images, desc="parsing", unit="image", disable=len(images) == 1)):
+            image = decoded.result()
+            if i + 1 < len(images):
+                decoded = reader.submit(_decode, images[i + 1])
+            try:
+                if isinstance(image, OSError):
+                    raise image
+                faces = finder(image, _landmark_file(landmarks, path, single=len(images) == 1))
+                if finder.detector is not None and faces[0].source == "whole image":
+                    no_face.append(path.name)
+                    log.warning("%s: no face found; parsed as a whole image", path.name)
+                label = parse_photo(image, faces, parser)
+            except (OSError, ValueError) as e:  # an unreadable photo or landmark file: named, the others go on
+                failures[path.name] = str(e)
+                log.error("%s", e)
+                continue
+            if written is not None:
+                written.result()  # a write error stops the run here
+            written = writer.submit(_write_outputs, output / path.stem, image, label, colours)
+            results[path.name] = {
+                "size": list(image.shape[:2]),
+                "faces": [{"source": f.source, "box": f.box, "score": f.score} for f in faces],
+            }
+        if written is not None:
+            written.result()
     seconds = time.perf_counter() - start
     summary = {
         "model": parser.model,

@@ -84,6 +84,7 @@ class Prediction:
             ignored = not bool(counted.all())
             target_ids = target.where(counted, BACKGROUND) if ignored else target  # a valid index for the gather
             cells = (torch.arange(n, device=target.device)[:, None, None] * c + target_ids) * c + self.pred
+            cells = cells.int()  # int32: each mask's pass over them (where, bincount) moves half the bytes
             if id(target) in self.targets:
                 p_target = self.targets[id(target)][1]
             else:
