@@ -40,10 +40,12 @@ class PhotoGrid:
         m = matrices.to(device=device, dtype=dtype)[:, :, :, None, None]  # N x 2 x 3 x 1 x 1
         ys = torch.arange(height, dtype=dtype, device=device)[:, None]
         xs = torch.arange(width, dtype=dtype, device=device)[None, :]
-        # For every photo pixel centre, its position in the crop, normalised to grid_sample's [-1, 1].
-        crop_x = m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]
-        crop_y = m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]
-        grid = torch.stack([(2 * crop_x + 1) / size - 1, (2 * crop_y + 1) / size - 1], -1).float()
+        # For every photo pixel centre, its position in the crop, normalised to grid_sample's [-1, 1] (in place:
+        # one N x H x W temporary per axis).
+        grid = torch.empty(len(sizes), height, width, 2, device=device)
+        for axis in (0, 1):
+            position = m[:, axis, 0] * xs + m[:, axis, 1] * ys
+            grid[..., axis] = position.add_(m[:, axis, 2]).mul_(2).add_(1).div_(size).sub_(1)
         outside = (grid.abs() > 1).any(-1)
         valid = torch.zeros(len(sizes), height, width, dtype=torch.bool, device=device)
         for i, (h, w) in enumerate(sizes):
