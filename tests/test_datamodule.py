@@ -1,12 +1,18 @@
 """The data module: clear failures on broken folders, the crop cache, original-resolution test samples."""
 
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from facseg.data.cache import locked, cache_folder
 from facseg.data.cache import main as prepare
+from facseg.data.crop import CropSettings
 from facseg.data.datamodule import FaceDataModule
 
 
@@ -41,7 +47,7 @@ def test_unreadable_files_are_named_even_from_a_loader_worker(copy):
         dm.splits["val"][1]
 
 
-def test_crop_cache_is_built_used_and_refused_when_stale(tmp_path, copy):
+def test_crop_cache_is_built_used_and_rebuilt_when_stale(tmp_path, copy, caplog):
     cache_dir = tmp_path / "cache"
     prepare([str(copy), str(cache_dir), "--image-size", "64", "--workers", "1"])
     cached, direct = datamodule(copy, cache_dir=str(cache_dir)), datamodule(copy)
@@ -53,11 +59,18 @@ def test_crop_cache_is_built_used_and_refused_when_stale(tmp_path, copy):
         a, b = cached.splits["val"][i], direct.splits["val"][i]
         torch.testing.assert_close(a["image"], b["image"])
         assert torch.equal(a["label"], b["label"])
-    # Other settings: another cache, built on first use.
+    # Other settings: another cache, built on first use; the test split is scored on the photos, not cached.
     other = datamodule(copy, cache_dir=str(cache_dir), margin=0.3)
     other.prepare_data()
-    assert len(list(next(cache_dir.iterdir()).iterdir())) == 6
-    # A source file replaced: the cache no longer describes the data, and is refused.
+    folders = sorted(p.name for p in next(cache_dir.iterdir()).iterdir() if p.is_dir())
+    assert folders == [
+        "test-64px-align0.6",
+        "train-64px-align0.3",
+        "train-64px-align0.6",
+        "val-64px-align0.3",
+        "val-64px-align0.6",
+    ]
+    # A source file replaced: the cache no longer describes the data; refused as it is, rebuilt by prepare_data.
     label = copy / "train" / "labels" / "train_00000.png"
     label.write_bytes(label.read_bytes() + b"\0")
     with pytest.raises(
@@ -65,6 +78,32 @@ def test_crop_cache_is_built_used_and_refused_when_stale(tmp_path, copy):
         match=r"does not match the train split .*\(fingerprint differ\).*facseg.data.cache .* --format lapa",
     ):
         datamodule(copy, cache_dir=str(cache_dir)).setup("fit")
+    again = datamodule(copy, cache_dir=str(cache_dir))
+    again.prepare_data()
+    assert "does not match the train split" in caplog.text and "rebuilding it" in caplog.text
+    again.setup("fit")
+    assert torch.equal(again.splits["train"][0]["label"], direct.splits["train"][0]["label"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="watches /proc for the lock being waited on")
+def test_runs_that_start_at_once_build_a_crop_cache_once(tmp_path, copy):
+    """Two processes want the same caches while a third builds: both wait on the lock beside the cache, then one
+    builds each split and the other uses it."""
+    cache_dir = tmp_path / "cache"
+    train = cache_folder(cache_dir, copy, "train", CropSettings(image_size=64))
+    lock = train.parent / f"{train.name}.lock"
+    lock.parent.mkdir(parents=True)
+    command = [sys.executable, "-m", "facseg.data.cache", str(copy), str(cache_dir), "--image-size", "64"]
+    with locked(lock):
+        runs = [subprocess.Popen([*command, "--workers", "1"], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        deadline = time.monotonic() + 120
+        while not all(any(f.resolve() == lock for f in Path(f"/proc/{r.pid}/fd").iterdir()) for r in runs):
+            assert time.monotonic() < deadline and all(r.poll() is None for r in runs), "they did not wait"
+            time.sleep(0.1)
+        assert not any(p.is_dir() for p in lock.parent.iterdir())  # nothing built while the lock is held
+    logs = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], logs
+    assert sum(log.count("Building the") for log in logs) == 3, logs  # train, val and test, each once
 
 
 def test_test_samples_keep_the_original_label_and_the_warp(copy):

@@ -7,13 +7,18 @@ Decoding a 1-2 megapixel JPEG and warping it costs tens of milliseconds, every e
 starves a GPU on LaPa. The cache stores, per split, the crops (`images.npy`, N x S x S x 3 uint8), their labels
 (`labels.npy`) and the photo->crop matrices (`matrices.npy`) as memory-mapped arrays, plus a manifest of the settings
 and a fingerprint of the source files. The data module (`data.cache_dir=CACHE_DIR`) builds a missing cache, uses one
-whose settings and fingerprint match, and refuses a stale one. The official CelebAMask-HQ release's label maps are
-composed first (into CACHE_DIR/composed here, data.composed_dir in a run).
+whose settings and fingerprint match, and rebuilds a stale one (files added, removed or resized), with a progress
+bar; one process builds while any other that wants the same cache waits for it (a lock file beside it), so the
+points of a sweep started at once build it once. On by default for real datasets (`data.cache_dir`, under
+paths.data_dir); `data.cache_dir=null` decodes the photos every time. The test split is scored on the photos
+(data.eval_resolution=original) and is cached only when scored on crops. The official CelebAMask-HQ release's
+label maps are composed first (into CACHE_DIR/composed here, data.composed_dir in a run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,6 +31,7 @@ from itertools import repeat
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
 from facseg.data.formats import SPLITS, Layout, SplitFiles
@@ -35,6 +41,15 @@ from facseg.data.layouts import FORMATS, open_layout
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+
+try:
+    import fcntl  # POSIX: the lock that lets one process build a cache while others wait
+except ImportError:  # pragma: no cover - Windows: no lock, each run builds what it finds missing
+    fcntl = None
+
+
+class StaleCache(ValueError):
+    """A cache built from other files or settings than the run's."""
 
 
 def cache_folder(cache_dir: Path, root: Path, split: str, settings: CropSettings) -> Path:
@@ -83,7 +98,7 @@ class CropCache:
         if found != expected:
             differs = [k for k in expected if found[k] != expected[k]]
             rebuild = f"python -m facseg.data.cache {root} {cache_dir} --format {layout.format} --force"
-            raise ValueError(
+            raise StaleCache(
                 f"the crop cache {folder} does not match the {split} split of {root} ({', '.join(differs)} differ): "
                 f"delete it, or rebuild it with `{rebuild}`"
             )
@@ -124,7 +139,7 @@ def build_cache(
         matrices = np.lib.format.open_memmap(tmp / "matrices.npy", "w+", np.float64, (n, 2, 3))
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
             crops = pool.map(crop_one, repeat(files), range(n), repeat(settings), chunksize=16)
-            for i, (crop, label, matrix) in enumerate(crops):
+            for i, (crop, label, matrix) in enumerate(tqdm(crops, total=n, desc=f"crop cache, {split}", unit="photo")):
                 images[i], labels[i], matrices[i] = crop, label, matrix
         for array in (images, labels, matrices):
             array.flush()
@@ -145,6 +160,35 @@ def build_cache(
     return folder
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on `path` (created if missing) for the block: other processes wait."""
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_cache(
+    layout: Layout, split: str, settings: CropSettings, cache_dir: Path, workers: int | None = None, force=False
+) -> Path:
+    """The split's cache, built when missing, stale or `force`d. One builder at a time: a process that finds
+    another building waits for it and then uses what it built."""
+    folder = cache_folder(cache_dir, layout.root, split, settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with locked(folder.parent / f"{folder.name}.lock"):
+        try:
+            if not force and CropCache.find(cache_dir, split, settings, layout) is not None:
+                return folder
+        except StaleCache as e:
+            log.warning("%s; rebuilding it", str(e).split(":")[0])
+        return build_cache(layout, split, settings, cache_dir, workers)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="the dataset's folder")
@@ -155,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--margin", type=float, default=CropSettings.margin)
     parser.add_argument("--splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--force", action="store_true", help="rebuild caches that exist")
+    parser.add_argument("--force", action="store_true", help="rebuild caches that are up to date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # CelebA-HQ's photos are aligned crops already: data=celebamask letterboxes them (data.align=false).
@@ -165,12 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     layout = open_layout(args.root, args.format, num_classes, args.cache_dir / "composed")
     layout.prepare(args.workers)
     for split in args.splits:
-        folder = cache_folder(args.cache_dir, args.root, split, settings)
-        if folder.exists() and not args.force:
-            CropCache.find(args.cache_dir, split, settings, layout)  # raises if stale
-            log.info("%s is up to date", folder)
-            continue
-        build_cache(layout, split, settings, args.cache_dir, args.workers)
+        log.info("%s", ensure_cache(layout, split, settings, args.cache_dir, args.workers, args.force))
 
 
 if __name__ == "__main__":

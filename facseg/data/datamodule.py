@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from facseg.data.cache import CropCache, build_cache
+from facseg.data.cache import CropCache, ensure_cache
 from facseg.data.conditions import build_conditions
 from facseg.data.crop import CropSettings
 from facseg.data.dataset import EpochShuffle, FaceSplit, Shard, collate
@@ -135,10 +135,15 @@ class FaceDataModule(pl.LightningDataModule):
                 condition.occlusion.occluders.load()  # cut out once, into its cache, before workers start
         layout = self.layout
         layout.prepare()
-        if self.cache_dir is not None:
-            for split in SPLITS:
-                if CropCache.find(self.cache_dir, split, self.settings, layout) is None:
-                    build_cache(layout, split, self.settings, self.cache_dir)
+        for split in self.cached_splits:
+            ensure_cache(layout, split, self.settings, self.cache_dir)
+
+    @property
+    def cached_splits(self) -> tuple[str, ...]:
+        """The splits read from the crop cache: none without one, and the test split only when scored on crops."""
+        if self.cache_dir is None:
+            return ()
+        return tuple(s for s in SPLITS if s != "test" or self.eval_resolution != "original")
 
     def setup(self, stage: str | None = None) -> None:
         layout = self.layout
@@ -147,7 +152,7 @@ class FaceDataModule(pl.LightningDataModule):
             if split in self.splits:
                 continue
             cache = None
-            if self.cache_dir is not None:
+            if split in self.cached_splits:
                 cache = CropCache.find(self.cache_dir, split, self.settings, layout)
                 if cache is None:
                     raise FileNotFoundError(f"no crop cache for {split} in {self.cache_dir}: prepare_data builds it")
