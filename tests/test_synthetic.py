@@ -97,6 +97,14 @@ def test_a_real_datasets_path_set_for_every_run_never_reaches_the_synthetic_defa
     assert compose_train([*local, "data=lapa"], tmp_path).data.root == "/datasets/LaPa"
 
 
+@pytest.mark.parametrize("data", ["lapa", "celebamask", "folder"])
+def test_a_real_dataset_is_cropped_once_into_the_cache_by_default_and_the_synthetic_default_is_not(tmp_path, data):
+    cfg = compose_train([f"data={data}", "paths.data_dir=/scratch/data"], tmp_path)
+    assert cfg.data.cache_dir == "/scratch/data/crops"
+    assert compose_train([f"data={data}", "data.cache_dir=null"], tmp_path).data.cache_dir is None
+    assert compose_train([], tmp_path).data.cache_dir is None
+
+
 def test_cli(tmp_path):
     main(["--out", str(tmp_path / "cli"), "--train", "2", "--val", "1", "--test", "1", "--size", "64", "--seed", "5"])
     assert len(list((tmp_path / "cli" / "val" / "labels").glob("*.png"))) == 1
