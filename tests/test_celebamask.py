@@ -91,7 +91,7 @@ def test_prepare_composes_the_official_release_then_caches_its_crops(official, t
     prepare_main([str(root), str(tmp_path / "cache"), "--format", "celebamask", "--image-size", "64", "--workers", "1"])
     composed = next((tmp_path / "cache" / "composed").iterdir())
     assert sorted(p.name for p in (composed / "masks").iterdir()) == [f"{n}.png" for n in range(len(faces))]
-    crops = sorted(p.name for p in next((tmp_path / "cache").glob("CelebAMask-HQ-*")).iterdir())
+    crops = sorted(p.name for p in next((tmp_path / "cache").glob("CelebAMask-HQ-*")).iterdir() if p.is_dir())
     assert crops == ["test-64px-letterbox", "train-64px-letterbox", "val-64px-letterbox"]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from facseg.data.cache import locked, cache_folder
+from facseg.data.cache import cache_folder, locked
 from facseg.data.cache import main as prepare
 from facseg.data.crop import CropSettings
 from facseg.data.datamodule import FaceDataModule
@@ -91,7 +91,7 @@ def test_runs_that_start_at_once_build_a_crop_cache_once(tmp_path, copy):
     builds each split and the other uses it."""
     cache_dir = tmp_path / "cache"
     train = cache_folder(cache_dir, copy, "train", CropSettings(image_size=64))
-    lock = train.parent / f"{train.name}.lock"
+    lock = train.parent / f".{train.name}.lock"
     lock.parent.mkdir(parents=True)
     command = [sys.executable, "-m", "facseg.data.cache", str(copy), str(cache_dir), "--image-size", "64"]
     with locked(lock):

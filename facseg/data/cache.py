@@ -180,7 +180,7 @@ def ensure_cache(
     another building waits for it and then uses what it built."""
     folder = cache_folder(cache_dir, layout.root, split, settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with locked(folder.parent / f"{folder.name}.lock"):
+    with locked(folder.parent / f".{folder.name}.lock"):
         try:
             if not force and CropCache.find(cache_dir, split, settings, layout) is not None:
                 return folder

@@ -150,9 +150,8 @@ def draw_occluder(
     turned along their long axis (a bar then lies across both eyes, a hand's fingers point up over the mouth), a
     random place if the image has none of them. Its scale is found by bisection, as the hidden fraction grows with
     the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability of a
-    textured rather than a solid fill. `paint_later`: the fill is drawn only when first asked for (applying the
-    occluder), from `rng`, which nothing else may draw from after (a test condition's own generator): the mask
-    alone, as the clean test photos need it, then costs no photo-sized fill; the same fill either way.
+    textured rather than a solid fill. `paint_later`: the fill is drawn from `rng` only when first asked for (rng
+    may serve nothing else after: a test condition's own), so a mask alone costs no photo-sized fill.
     """
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")
@@ -174,8 +173,7 @@ def draw_occluder(
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     face_size = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
     textured_fill = rng.random() < textured
-    # The fill is rng's last draw: painted now or when first asked, it is the same.
-    paint = cache(partial(_fill, kind, label.shape, rng, textured_fill))
+    paint = cache(partial(_fill, kind, label.shape, rng, textured_fill))  # rng's last draw: now or later, the same
     if not paint_later:
         paint()
 
@@ -387,12 +385,10 @@ class RealOcclusion:
             opacity = cv2.warpAffine(cutout.mask.astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR)
             if np.count_nonzero((opacity >= 0.5) & (label != BACKGROUND)) >= self.min_hidden * face.sum():
                 break
-        sigma = max(0.5, self.feather * width)
-        alpha = cv2.GaussianBlur(opacity, (0, 0), sigma)
+        alpha = cv2.GaussianBlur(opacity, (0, 0), max(0.5, self.feather * width))
         mask = alpha >= 0.5
-        brightness = 1.0
-        if image is not None:
-            brightness = float(np.clip(_luminance(image, face) / max(cutout.luminance, 1.0), 0.6, 1.6))
+        relative = _luminance(image, face) / max(cutout.luminance, 1.0) if image is not None else 1.0
+        brightness = float(np.clip(relative, 0.6, 1.6))
         coverage = np.count_nonzero(mask & face) / max(1, face.sum())
         label_as = dict(self.label_as).get(cutout.kind, BACKGROUND)
 
