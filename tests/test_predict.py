@@ -219,6 +219,8 @@ def test_each_face_is_warped_back_over_its_region_as_over_the_whole_photo(checkp
     probs = warp_to_photos(logits, matrices, [image.shape[:2]] * 2)[0].softmax(1)
     whole = probs.argmax(1).gather(0, probs[:, 0].argmin(0)[None])[0].byte().numpy()
     assert np.array_equal(parse_photo(image, faces, parser), whole)
+    alone = probs[0].argmax(0).byte().numpy()  # one face: its parse as it is, background outside its crop
+    assert np.array_equal(parse_photo(image, faces[:1], parser), alone)
 
 
 @pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason="../shared/real-samples is not beside this checkout")
