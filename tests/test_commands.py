@@ -26,6 +26,15 @@ def make(target: str, args: str, cwd, *variables: str) -> subprocess.CompletedPr
     )
 
 
+def bench(script: str, *args: str, timeout: int = 300) -> str:
+    """A benchmark's standard output, run as `make bench*` runs it; fails with its error output."""
+    result = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 def test_make_sweep_report_and_evaluate_on_tiny_data(tmp_path, tiny_root):
     """The README's make targets, really run: the main job's sweep, its report, then a checkpoint scored again."""
     sweep = tmp_path / "sweep"
@@ -57,59 +66,30 @@ def test_make_real_faces_runs_the_three_models_and_reports_in_celebamask_classes
 
 
 def test_bench_data_runs_in_a_tiny_smoke_mode():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_data.py", "--images", "8", "--image-size", "64", "--workers", "0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("full-size", "prepared"))]
+    out = bench("bench_data.py", "--images", "8", "--image-size", "64", "--workers", "0")
+    rows = [line.split() for line in out.splitlines() if line.startswith(("full-size", "prepared"))]
     assert len(rows) == 2 and all(float(row[-2]) > 0 for row in rows)  # images/s from JPEGs and from the cache
 
 
 def test_bench_test_splits_each_loaders_time_in_a_tiny_smoke_mode(tiny_root):
     overrides = [*tiny_data(tiny_root), "data.image_size=64"]
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_test.py", "--batches", "1", *overrides],
-        cwd=facseg.PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"clean only: 1 test loaders", result.stdout), result.stdout
-    assert re.search(r"every condition: 1[01] test loaders", result.stdout), result.stdout
-    assert re.search(r"occluded_target/eyes\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", result.stdout), result.stdout
-    assert "every condition / clean only" in result.stdout
+    out = bench("bench_test.py", "--batches", "1", *overrides)
+    assert re.search(r"clean only: 1 test loaders", out) and re.search(r"every condition: 1[01] test loaders", out), out
+    assert re.search(r"occluded_target/eyes\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", out), out
+    assert "every condition / clean only" in out
 
 
 def test_bench_predict_parses_photos_of_1_to_17_megapixels_in_a_smoke_mode():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_predict.py", "--photos", "2"],
-        cwd=facseg.PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"2 photos of 1\.0 to 2\.0 MP .*: [\d.]+ photos/s", result.stdout), result.stdout
-    assert re.search(r"parse and warp back\s+[\d.]+ s", result.stdout), result.stdout
+    out = bench("bench_predict.py", "--photos", "2")
+    assert re.search(r"2 photos of 1\.0 to 2\.0 MP .*: [\d.]+ photos/s", out), out
+    assert re.search(r"parse and warp back\s+[\d.]+ s", out), out
 
 
 def test_bench_ensembles_scores_alike_in_one_pass_and_one_pass_each_in_a_tiny_smoke_mode(tiny_root):
     overrides = [*tiny_data(tiny_root), "data.image_size=64"]
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_ensembles.py", "--seeds", "1", "--batches", "1", *overrides],
-        cwd=facseg.PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "8 ensembles of 3 checkpoints" in result.stdout, result.stdout
-    assert "the same mean F1 both ways: True" in result.stdout and "ratio" in result.stdout
+    out = bench("bench_ensembles.py", "--seeds", "1", "--batches", "1", *overrides)
+    assert "8 ensembles of 3 checkpoints" in out, out
+    assert "the same mean F1 both ways: True" in out and "ratio" in out
 
 
 def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
@@ -124,44 +104,37 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
         "data.synthetic.seed=1",
         "data.image_size=64",
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/bench_models.py",
-            "--models",
-            "segnet",
-            "--train-model",
-            "segnet",
-            "--capacity",
-            "capacity.segnet.width=0.125",
-            "--image-size",
-            "64",
-            "--repeats",
-            "1",
-            "--train-batch",
-            "4",
-            "--infer-batch",
-            "2",
-            "--repeats-infer",
-            "1",
-            "--memory-batch",
-            "2",
-            "--matmul-size",
-            "128",
-            "--step-size",
-            "64",
-            "--steps",
-            "1",
-            "--data",
-            *data,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    out = bench(
+        "bench_models.py",
+        "--models",
+        "segnet",
+        "--train-model",
+        "segnet",
+        "--capacity",
+        "capacity.segnet.width=0.125",
+        "--image-size",
+        "64",
+        "--repeats",
+        "1",
+        "--train-batch",
+        "4",
+        "--infer-batch",
+        "2",
+        "--repeats-infer",
+        "1",
+        "--memory-batch",
+        "2",
+        "--matmul-size",
+        "128",
+        "--step-size",
+        "64",
+        "--steps",
+        "1",
+        "--data",
+        *data,
         timeout=600,
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    lines = out.splitlines()
     ratio = next(line for line in lines if line.startswith("ratio Lightning/plain"))
     assert float(ratio.split()[-1]) > 0
     variants = [line for line in lines if line.startswith("segnet ") and "GFLOP" not in line]
