@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from facseg.data.cache import cache_folder, locked
+from facseg.data.cache import CropCache, cache_folder, locked
 from facseg.data.cache import main as prepare
 from facseg.data.crop import CropSettings
 from facseg.data.datamodule import FaceDataModule
@@ -61,7 +61,9 @@ def test_crop_cache_is_built_used_and_rebuilt_when_stale(tmp_path, copy, caplog)
         assert torch.equal(a["label"], b["label"])
     # Other settings: another cache, built on first use; the test split is scored on the photos, not cached.
     other = datamodule(copy, cache_dir=str(cache_dir), margin=0.3)
-    other.prepare_data()
+    other.setup("test")
+    assert not any("align0.3" in p.name for p in next(cache_dir.iterdir()).iterdir())  # a test reads no crops
+    other.setup("fit")
     folders = sorted(p.name for p in next(cache_dir.iterdir()).iterdir() if p.is_dir())
     assert folders == [
         "test-64px-align0.6",
@@ -70,18 +72,18 @@ def test_crop_cache_is_built_used_and_rebuilt_when_stale(tmp_path, copy, caplog)
         "val-64px-align0.3",
         "val-64px-align0.6",
     ]
-    # A source file replaced: the cache no longer describes the data; refused as it is, rebuilt by prepare_data.
+    # A source file replaced: the cache no longer describes the data: refused as it is, rebuilt by the next run.
     label = copy / "train" / "labels" / "train_00000.png"
     label.write_bytes(label.read_bytes() + b"\0")
+    settings = cached.settings
     with pytest.raises(
         ValueError,
         match=r"does not match the train split .*\(fingerprint differ\).*facseg.data.cache .* --format lapa",
     ):
-        datamodule(copy, cache_dir=str(cache_dir)).setup("fit")
+        CropCache.find(cache_dir, "train", settings, cached.layout)
     again = datamodule(copy, cache_dir=str(cache_dir))
-    again.prepare_data()
-    assert "does not match the train split" in caplog.text and "rebuilding it" in caplog.text
     again.setup("fit")
+    assert "does not match the train split" in caplog.text and "rebuilding it" in caplog.text
     assert torch.equal(again.splits["train"][0]["label"], direct.splits["train"][0]["label"])
 
 

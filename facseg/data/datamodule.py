@@ -126,8 +126,9 @@ class FaceDataModule(pl.LightningDataModule):
         }
 
     def prepare_data(self) -> None:
-        """Runs once per machine: generate synthetic data, check the layout (compose CelebAMask-HQ's label maps),
-        build missing crop caches."""
+        """Runs once per machine: generate synthetic data, check the layout (compose CelebAMask-HQ's label maps).
+        The crop caches are built by setup, for the splits its stage reads (every process: one builds, the others
+        wait for it on its lock)."""
         if self.synthetic is not None:
             ensure_synthetic(self.root, self.synthetic)
         for condition in self.conditions:
@@ -135,8 +136,6 @@ class FaceDataModule(pl.LightningDataModule):
                 condition.occlusion.occluders.load()  # cut out once, into its cache, before workers start
         layout = self.layout
         layout.prepare()
-        for split in self.cached_splits:
-            ensure_cache(layout, split, self.settings, self.cache_dir)
 
     @property
     def cached_splits(self) -> tuple[str, ...]:
@@ -152,10 +151,9 @@ class FaceDataModule(pl.LightningDataModule):
             if split in self.splits:
                 continue
             cache = None
-            if split in self.cached_splits:
+            if split in self.cached_splits:  # built here, for what this stage reads: a test alone crops no train split
+                ensure_cache(layout, split, self.settings, self.cache_dir)
                 cache = CropCache.find(self.cache_dir, split, self.settings, layout)
-                if cache is None:
-                    raise FileNotFoundError(f"no crop cache for {split} in {self.cache_dir}: prepare_data builds it")
             transform = build_pipeline(self.augmentations if split == "train" else (), self.mean, self.std)
             keep_original = split == "test" and self.eval_resolution == "original"
             files = layout.files(split)
