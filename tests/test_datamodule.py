@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from facseg.data.cache import CropCache, cache_folder, locked
 from facseg.data.cache import main as prepare
 from facseg.data.crop import CropSettings
 from facseg.data.datamodule import FaceDataModule
+from facseg.data.workers import MOST, loader_workers
 
 
 def datamodule(root, **kwargs) -> FaceDataModule:
@@ -155,6 +157,30 @@ def test_training_batches_depend_on_seed_and_epoch_only(copy):
         torch.testing.assert_close(other, reference.pop(0))
     assert not torch.equal(first_batches(0, epoch=2)[0], first_batches(0, epoch=1)[0])  # a new epoch, a new order
     assert not torch.equal(first_batches(0, epoch=1, seed=1)[0], first_batches(0, epoch=1)[0])
+
+
+def test_auto_workers_none_on_a_cpu_and_each_gpus_share_of_the_cores_on_one():
+    assert loader_workers("auto", "cpu", available=64) == 0
+    assert loader_workers("auto", "gpu", gpus_on_node=4, available=32) == 7  # 8 cores a GPU, one for its process
+    assert loader_workers("auto", "gpu", gpus_on_node=1, available=2) == 1
+    assert loader_workers("auto", "gpu", gpus_on_node=8, available=4) == 1  # at least one
+    assert loader_workers("auto", "gpu", gpus_on_node=1, available=128) == MOST
+    assert loader_workers(3, "gpu") == loader_workers(3, "cpu") == 3  # a count is taken as given
+    for wrong in (-1, "many", True, 2.5):
+        with pytest.raises(ValueError, match=r"data.num_workers=.*expected a number of loader processes .* or auto"):
+            loader_workers(wrong, "cpu")
+
+
+def test_loader_settings_resolved_by_the_trainers_device(copy):
+    with pytest.raises(ValueError, match="data.num_workers='eight'"):
+        datamodule(copy, num_workers="eight")
+    with pytest.raises(ValueError, match="data.pin_memory='yes': expected true, false or auto"):
+        datamodule(copy, pin_memory="yes")
+    dm = datamodule(copy)  # the defaults: auto, auto
+    dm.trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert (loader.num_workers, loader.pin_memory) == (0, False)
 
 
 def test_occluded_test_loader_is_the_test_split_with_fixed_occluders(copy):

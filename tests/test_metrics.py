@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from facseg.scoring.metrics import SegmentationMetrics
+from facseg.scoring.top_class import top_class
 
 NAMES = ["background", "a", "b"]
 
@@ -98,6 +99,16 @@ def test_a_class_the_truth_lacks_is_left_out_even_when_a_model_predicts_it():
     out = metric.compute()
     assert math.isnan(out["f1/b"].item())
     assert out["f1_fg"].item() == pytest.approx(1.0) and out["miou"].item() == pytest.approx((1 / 2 + 1) / 2)
+
+
+@pytest.mark.parametrize("classes", [3, 19, 300])
+def test_top_class_is_max_indices_first_on_ties(classes):
+    probs = torch.randn(2, classes, 5, 7).softmax(1)
+    probs[0, classes - 1] = probs[0].amax(0)  # ties: the first index wins, as max's does
+    probs[1, :, 0] = probs[1, 0, 0]  # a whole row of pixels tied across every class
+    for dim in (1, 2):
+        assert torch.equal(top_class(probs, dim), probs.max(dim).indices)
+    assert torch.equal(top_class(probs[0], 0), probs[0].max(0).indices)
 
 
 def test_shape_mismatch_is_an_error():

@@ -3,6 +3,7 @@ synthetic LaPa-format default), whatever its layout on disk."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import albumentations as A
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.accelerators import CPUAccelerator
 from torch.utils.data import DataLoader
 
 from facseg.data.cache import CropCache, ensure_cache
@@ -23,6 +25,9 @@ from facseg.data.layouts import open_layout
 from facseg.data.occlusion import KINDS, RealOcclusion
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
 from facseg.data.transforms import MEAN, STD, HorizontalFlipSwap, RandomOccluder, build_pipeline
+from facseg.data.workers import loader_workers
+
+log = logging.getLogger(__name__)
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -52,12 +57,12 @@ class FaceDataModule(pl.LightningDataModule):
         eval_resolution: str = "original",
         cache_dir: str | None = None,
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",
         augmentations: Sequence[A.BasicTransform] = (),
         occlusion: dict | None = None,
         occluded_test: dict | None = None,
         synthetic: dict | None = None,
-        pin_memory: bool = False,
+        pin_memory: bool | str = "auto",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -84,7 +89,10 @@ class FaceDataModule(pl.LightningDataModule):
         self.eval_resolution = eval_resolution
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        loader_workers(num_workers, "cpu")  # a wrong setting is named now, not when the first loader starts
+        if pin_memory not in (True, False, "auto"):
+            raise ValueError(f"data.pin_memory={pin_memory!r}: expected true, false or auto (true on a GPU)")
+        self.num_workers = num_workers  # a count, or "auto": chosen by the trainer's device (facseg.data.workers)
         self.augmentations = list(augmentations)
         for augmentation in self.augmentations:
             if isinstance(augmentation, HorizontalFlipSwap):
@@ -167,8 +175,19 @@ class FaceDataModule(pl.LightningDataModule):
                         files, self.settings, transform, keep_original, cache, self.seed, condition, self.mapping
                     )
 
+    def _device(self) -> tuple[str, int]:
+        """The trainer's device type and the machine's GPUs ("cpu" without a trainer: a loader made by hand)."""
+        if self.trainer is None or isinstance(self.trainer.accelerator, CPUAccelerator):
+            return "cpu", 1
+        return "gpu", torch.cuda.device_count() or self.trainer.num_devices
+
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.splits[split]
+        accelerator, gpus = self._device()
+        workers = loader_workers(self.num_workers, accelerator, gpus)
+        pin_memory = accelerator != "cpu" if self.pin_memory == "auto" else self.pin_memory
+        if train and self.num_workers == "auto":
+            log.info("Loader: %d worker processes on %s (data.num_workers=auto)", workers, accelerator)
         # The data module shards for DDP itself (trainer.use_distributed_sampler=false): see EpochShuffle and Shard.
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         if train:
@@ -181,9 +200,9 @@ class FaceDataModule(pl.LightningDataModule):
             sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed),  # leaves the global RNG to the model (dropout)
             drop_last=train,  # BatchNorm after global pooling (PSPNet) fails on a last batch of one image
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=pin_memory,
             collate_fn=collate,
         )
 

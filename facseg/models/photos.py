@@ -20,6 +20,7 @@ from facseg.data.detect import Face, FaceFinder
 from facseg.data.formats import read_image
 from facseg.models.inference import Parser, load_parser
 from facseg.runtime.atomic import write_bytes, write_json
+from facseg.scoring.top_class import top_class
 from facseg.scoring.warp import warp_to_photos
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ def parse_photo(image: np.ndarray, faces: list[Face], parser: Parser, band: int 
             matrix[:, 2] += matrix[:, :2] @ [x0, top]  # band pixel -> crop, for the band's own pixel grid
             scores = warp_to_photos(face_logits[None], torch.from_numpy(matrix[None]), [(bottom - top, x1 - x0)])
             probs = scores[0][0].softmax(0)
-            # max(0).indices = argmax(0), the first index on ties; 7x faster on the CPU (torch 2.14)
-            classes = probs.max(0).indices.byte().numpy()
+            classes = top_class(probs, 0).byte().numpy()
             if background is None:  # one face: its parse, over its region (background where it is surest)
                 label[top:bottom, x0:x1] = classes
                 continue
