@@ -51,7 +51,7 @@ bench-predict: ## facseg predict on photos of 1 to 17 megapixels: photos/s and s
 bench-ensembles: ## seconds to score a study's ensembles in one test pass vs one pass each (untrained nets)
 	$(BIN)/python benchmarks/bench_ensembles.py $(ARGS)
 
-bench-data: ## training-loader images/s at 512 px: full-size JPEGs vs the prepared crop cache
+bench-data: ## what feeds the net: loader images/s (JPEGs vs the crop cache), training with each worker count
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)
 
 calibrate-stats: ## simulated null studies through the report's own tests and intervals: false-positive rates, coverage

@@ -2,7 +2,8 @@
 prepared crop cache; (2) training on this machine's device (a GPU when there is one) with each loader-worker count,
 the default `auto` among them: which count wins here (facseg.data.workers).
 
-    python benchmarks/bench_data.py [--images 96] [--workers 0 1 2] [--train-size 128]     (make bench-data)
+    python benchmarks/bench_data.py [--images 96] [--workers 0 1 2] [--train-size 128] [--repeats 3]
+    (make bench-data)
 
 Writes a synthetic LaPa-format set with LaPa-like photo sizes (500 to 1500 px a side) to a temporary folder,
 prepares its cache, then times whole epochs of the training loader, with the augmentations of conf/data/lapa.yaml;
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-size", type=int, default=128, help="crop side of the training table (the default's)")
+    parser.add_argument("--repeats", type=int, default=3, help="training runs per worker count (best of)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"this machine: {matmul_peak(torch.device('cpu'), '32', 2048):.0f} GFLOP/s (make bench-ref), {cores()} cores")
@@ -79,12 +81,19 @@ def main() -> None:
             for workers in args.workers:
                 rate = loader_throughput(root, cache, workers, args.image_size)
                 print(f"{label:<22}{workers:>8}{rate:>10.1f}{rate / max(1, workers):>12.1f}")
+        rate = loader_throughput(root, cache_dir, 0, args.train_size)
+        print(f"{f'cache, {args.train_size} px':<22}{0:>8}{rate:>10.1f}{rate:>12.1f}   ({1000 / rate:.1f} ms an item)")
         auto = loader_workers("auto", device.type, torch.cuda.device_count())
         print(f"\ntraining on {device.type}, {args.train_size} px crops from the cache, batch 8: auto = {auto} workers")
-        print(f"{'workers':>8}{'images/s':>10}")
-        for workers in sorted({*args.workers, auto}):
-            rate = training_throughput(root, cache_dir, workers, args.train_size, device)
-            print(f"{workers:>8}{rate:>10.1f}{'   (auto)' if workers == auto else ''}")
+        counts = sorted({*args.workers, auto})
+        rates = {workers: [] for workers in counts}
+        for _ in range(args.repeats):  # interleaved, so that a slow spell of the machine hits every count
+            for workers in counts:
+                rates[workers].append(training_throughput(root, cache_dir, workers, args.train_size, device))
+        print(f"{'workers':>8}{'images/s':>10}   best of {args.repeats} (runs)")
+        for workers, runs in rates.items():
+            mark = "   (auto)" if workers == auto else ""
+            print(f"{workers:>8}{max(runs):>10.1f}   ({', '.join(f'{r:.1f}' for r in runs)}){mark}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from facseg.data.datamodule import FaceDataModule
 from facseg.data.detect import FaceFinder
 from facseg.data.labels import BACKGROUND, LabelMap
 from facseg.data.layouts import open_layout
-from facseg.data.occlusion import FixedOcclusion, Occlusion, RealOccluders, RealOcclusion, face_mask
+from facseg.data.occlusion import FixedOcclusion, Occlusion, face_mask
+from facseg.data.real_occluders import RealOccluders, RealOcclusion
 from facseg.models.module import FaceSegModule
 from facseg.scoring.confusion import metrics
 from facseg.scoring.evaluator import TestEvaluator

@@ -28,7 +28,8 @@ from facseg.data.crop import CropSettings, similarity_matrix, template_points
 from facseg.data.formats import read_landmarks
 from facseg.data.labels import LabelMap
 from facseg.data.landmarks import ALIGNMENT_POINTS
-from facseg.data.occlusion import KINDS, FixedOcclusion, Occlusion, RealOccluders, RealOcclusion
+from facseg.data.occlusion import KINDS, FixedOcclusion, Occlusion
+from facseg.data.real_occluders import RealOccluders, RealOcclusion
 
 log = logging.getLogger(__name__)
 REALIGN = ("perturbed", "detector")

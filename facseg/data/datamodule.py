@@ -22,7 +22,8 @@ from facseg.data.dataset import EpochShuffle, FaceSplit, Shard, collate
 from facseg.data.formats import SPLITS
 from facseg.data.labels import LabelMap, LabelMapping
 from facseg.data.layouts import open_layout
-from facseg.data.occlusion import KINDS, RealOcclusion
+from facseg.data.occlusion import KINDS
+from facseg.data.real_occluders import RealOcclusion
 from facseg.data.synthetic import SyntheticSpec, ensure_synthetic
 from facseg.data.transforms import MEAN, STD, HorizontalFlipSwap, RandomOccluder, build_pipeline
 from facseg.data.workers import loader_workers

@@ -3,8 +3,7 @@
 Drawn (`draw_occluder`): `ellipse` and `polygon` (cups, phones, stickers), `hand` (a palm and five fingers, in skin
 tones), `bar` (a glasses' frame, a microphone, a strap), each filled with a solid colour or a texture (noise or
 stripes), sized to hide an exact fraction of the face, at a random place or centred on a part (the eyes, the
-mouth, the nose). Real (`RealOccluders`): eyeglasses and hats cut out of CelebAMask-HQ training photos with their
-exact masks, pasted with feathered edges and the face's brightness; an occluder family that training never draws.
+mouth, the nose). Real eyeglasses and hats: facseg.data.real_occluders.
 
 Ground truth under an occluder is its own class where the class set has one (CelebAMask-HQ's eye_g and hat, for the
 real objects: the dataset's own convention), else background. That drawn occluders and LaPa's are background is an
@@ -20,20 +19,15 @@ hides.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facseg.data.labels import BACKGROUND, LabelMap
-from facseg.data.layouts import open_layout
-from facseg.runtime.atomic import write_npz
+from facseg.data.labels import BACKGROUND
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +128,14 @@ def _principal_angle(ys: np.ndarray, xs: np.ndarray) -> float:
     return float(angle)
 
 
+def _nth_pixel(mask: np.ndarray, n: int) -> np.ndarray:
+    """(x, y) of the n-th True pixel of `mask` in row-major order, without listing them all."""
+    before = np.cumsum(np.count_nonzero(mask, 1))
+    row = int(np.searchsorted(before, n, side="right"))
+    column = np.flatnonzero(mask[row])[n - (before[row - 1] if row else 0)]
+    return np.array([column, row], float)
+
+
 def draw_occluder(
     label: np.ndarray,
     coverage: float,
@@ -156,10 +158,9 @@ def draw_occluder(
     if not 0 <= coverage <= 1:
         raise ValueError(f"occluder coverage={coverage}: expected a fraction of the face in [0, 1]")
     face = face_mask(label, face)
-    ys, xs = np.nonzero(face)
-    if len(xs) == 0:  # no face labelled: occlude the middle of the image instead
-        ys, xs = np.mgrid[: label.shape[0], : label.shape[1]].reshape(2, -1)
+    if not face.any():  # no face labelled: occlude the middle of the image instead
         face = np.ones(label.shape, bool)
+    rows, columns = np.flatnonzero(face.any(1)), np.flatnonzero(face.any(0))
     kind = str(kinds[rng.integers(len(kinds))])
     polygons = _outline(kind, rng)
     target_ys, target_xs = np.nonzero(np.isin(label, centre_on)) if len(centre_on) else ((), ())
@@ -167,11 +168,10 @@ def draw_occluder(
         centre = np.array([np.mean(target_xs), np.mean(target_ys)])
         angle = _principal_angle(target_ys, target_xs) + rng.uniform(-np.pi / 18, np.pi / 18)
     else:
-        pick = rng.integers(len(xs))
-        centre = np.array([xs[pick], ys[pick]], float)
+        centre = _nth_pixel(face, rng.integers(np.count_nonzero(face)))
         angle = rng.uniform(-np.pi / 4, np.pi / 4) + (np.pi / 2 if kind == "bar" and rng.random() < 0.3 else 0.0)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    face_size = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    face_size = max(columns[-1] - columns[0], rows[-1] - rows[0]) + 1
     textured_fill = rng.random() < textured
     paint = cache(partial(_fill, kind, label.shape, rng, textured_fill))  # rng's last draw: now or later, the same
     if not paint_later:
@@ -180,8 +180,11 @@ def draw_occluder(
     target = round(coverage * face.sum())
     height, width = label.shape
 
+    face_bytes = face.view(np.uint8)  # 0/1, as the canvas: their & needs no conversion
+
     def render(scale: float) -> tuple[np.ndarray, tuple[slice, slice]]:
-        """The outline at this scale, drawn in its own bounding window only (a photo's other pixels stay 0)."""
+        """The outline at this scale, drawn in its own bounding window only (0/1 bytes; a photo's other pixels
+        stay 0)."""
         points = [centre + scale * face_size * p @ rotation.T for p in polygons]
         low = np.floor(np.min([p.min(0) for p in points], 0)).astype(int).clip(0, [width - 1, height - 1])
         high = np.ceil(np.max([p.max(0) for p in points], 0)).astype(int).clip(0, [width - 1, height - 1]) + 1
@@ -189,11 +192,11 @@ def draw_occluder(
         canvas = np.zeros((high[1] - low[1], high[0] - low[0]), np.uint8)
         for p in points:  # one by one: their union (fillPoly of several polygons leaves holes where they overlap)
             cv2.fillPoly(canvas, [np.round(p - low).astype(np.int32)], 1)
-        return canvas.astype(bool), window
+        return canvas, window
 
     def hidden(scale: float) -> int:
         drawn, window = render(scale)
-        return int(np.count_nonzero(drawn & face[window]))
+        return int(np.count_nonzero(drawn & face_bytes[window]))
 
     def full(scale: float) -> np.ndarray:
         drawn, window = render(scale)
@@ -210,7 +213,9 @@ def draw_occluder(
     # A straight edge gains a whole row of pixels at once: complete the count with the face pixels of the next
     # ring nearest the centre, so that the occluder hides the asked fraction to the pixel.
     mask = full(low) if target > 0 else np.zeros(label.shape, bool)
-    ring_ys, ring_xs = np.nonzero(full(high) & ~mask & face)
+    drawn, window = render(high)  # the rim, in the larger outline's window (row-major there as in the photo)
+    ring_ys, ring_xs = np.nonzero(drawn.view(bool) & ~mask[window] & face[window])
+    ring_ys, ring_xs = ring_ys + window[0].start, ring_xs + window[1].start
     need = target - int(np.count_nonzero(mask & face))
     if need > 0:
         nearest = np.argsort(np.hypot(ring_xs - centre[0], ring_ys - centre[1]), kind="stable")[:need]
@@ -242,159 +247,3 @@ class FixedOcclusion:
     def __call__(self, index: int, label: np.ndarray, image: np.ndarray | None = None) -> Occlusion:
         rng = np.random.default_rng([self.seed, index])  # its own: the fill is painted only if applied
         return draw_occluder(label, self.coverage, rng, self.kinds, self.textured, self.face, self.centre_on, True)
-
-
-# -- real occluders ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Cutout:
-    """One real occluding object: its pixels and exact mask, and where the face it was worn on lay (its own
-    frame: the bounding box of the object)."""
-
-    rgb: np.ndarray  # h x w x 3 uint8
-    mask: np.ndarray  # h x w bool
-    face_centre: np.ndarray  # (x, y) of the source face's pixels, in the cut-out's frame
-    face_width: float  # the source face's width (its face classes' extent), in pixels
-    luminance: float  # the source face's mean luminance, 0-255
-    kind: str  # the class it was labelled as (eye_g, hat)
-    source: str  # the training photo it comes from
-
-
-def _luminance(image: np.ndarray, where: np.ndarray) -> float:
-    return float((image[where].astype(np.float64) @ [0.299, 0.587, 0.114]).mean()) if where.any() else 128.0
-
-
-class RealOccluders:
-    """Eyeglasses and hats (`classes`) cut out of the training split of a CelebAMask-HQ copy at `root`, never its
-    other splits. Built once and cached in `cache_dir` (a file named after the source's training photos), so that
-    every run, process and worker reads the same cut-outs in the same order."""
-
-    def __init__(
-        self,
-        root: Path | str,
-        classes: Sequence[str] = ("eye_g", "hat"),
-        cache_dir: Path | str | None = None,
-        composed_dir: Path | str | None = None,
-    ) -> None:
-        self.labels = LabelMap.named("celebamask")
-        unknown = [c for c in classes if c not in self.labels.names]
-        if unknown or not classes:
-            raise ValueError(f"real occluder classes {list(classes)}: expected some of {list(self.labels.names)}")
-        self.root, self.classes = Path(root), tuple(classes)
-        self.layout = open_layout(self.root, "celebamask", len(self.labels), composed_dir)
-        self.files = self.layout.files("train")
-        key = hashlib.sha256(json.dumps([str(self.root.resolve()), self.classes, self.files.names]).encode())
-        self.cache = Path(cache_dir) / f"cutouts-{key.hexdigest()[:16]}.npz" if cache_dir else None
-        self._cutouts: list[Cutout] | None = None
-
-    def load(self) -> list[Cutout]:
-        """The cut-outs: from the cache, or cut out now (and cached)."""
-        if self._cutouts is None:
-            if self.cache is not None and self.cache.is_file():
-                self._cutouts = _read_cutouts(self.cache)
-            else:
-                self._cutouts = self.build()
-                if self.cache is not None:
-                    self.cache.parent.mkdir(parents=True, exist_ok=True)
-                    _write_cutouts(self.cache, self._cutouts)
-            if not self._cutouts:
-                raise ValueError(f"no {' or '.join(self.classes)} in the training split of {self.root}")
-        return self._cutouts
-
-    def build(self) -> list[Cutout]:
-        log.info(
-            "cutting %s out of the %d training photos of %s", "/".join(self.classes), len(self.files.names), self.root
-        )
-        self.layout.prepare()  # the official release's label maps composed, once
-        face_ids = self.labels.ids(self.labels.face)
-        out = []
-        for index, name in enumerate(self.files.names):
-            image, label = self.files.read(index)
-            face = np.isin(label, face_ids)
-            if face.sum() < 100:
-                continue
-            face_ys, face_xs = np.nonzero(face)
-            for kind in self.classes:
-                mask = label == self.labels.names.index(kind)
-                if mask.sum() < 0.005 * mask.size:  # a few stray pixels are no object
-                    continue
-                ys, xs = np.nonzero(mask)
-                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-                out.append(
-                    Cutout(
-                        rgb=image[y0:y1, x0:x1].copy(),
-                        mask=mask[y0:y1, x0:x1].copy(),
-                        face_centre=np.array([face_xs.mean() - x0, face_ys.mean() - y0]),
-                        face_width=float(face_xs.max() - face_xs.min() + 1),
-                        luminance=_luminance(image, face),
-                        kind=kind,
-                        source=name,
-                    )
-                )
-        return out
-
-
-def _write_cutouts(path: Path, cutouts: list[Cutout]) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    for i, c in enumerate(cutouts):
-        arrays[f"{i}/rgb"], arrays[f"{i}/mask"] = c.rgb, c.mask
-        arrays[f"{i}/face"] = np.array([*c.face_centre, c.face_width, c.luminance])
-        arrays[f"{i}/names"] = np.array([c.kind, c.source])
-    write_npz(path, {"count": np.array(len(cutouts)), **arrays})
-
-
-def _read_cutouts(path: Path) -> list[Cutout]:
-    with np.load(path) as data:
-        out = []
-        for i in range(int(data["count"])):
-            x, y, width, luminance = data[f"{i}/face"]
-            kind, source = (str(s) for s in data[f"{i}/names"])
-            out.append(Cutout(data[f"{i}/rgb"], data[f"{i}/mask"], np.array([x, y]), width, luminance, kind, source))
-        return out
-
-
-@dataclass(frozen=True)
-class RealOcclusion:
-    """The real-occluder test condition: image `index` wears cut-out number (seed, index)'s draw, placed as it was
-    worn (its source face's centre and width onto this face's, with a little jitter), its brightness scaled to this
-    face's, its edges feathered over `feather` of the face's width. The scored mask is where it is at least half
-    opaque; coverage is what it hides of the face, as it falls (a hat may hide hair only)."""
-
-    occluders: RealOccluders
-    seed: int = 0
-    face: tuple[int, ...] = LAPA_FACE
-    # The class id each kind takes in the scored class set (CelebAMask-HQ: eye_g, hat); a kind it lacks (LaPa's
-    # 11 classes have no occluder class) is background, as for the drawn occluders.
-    label_as: tuple[tuple[str, int], ...] = ()
-    feather: float = 0.01
-    min_hidden: float = 0.02  # redraw (up to `tries` times) an object that hides less face or hair than this
-    tries: int = 10
-
-    def __call__(self, index: int, label: np.ndarray, image: np.ndarray | None = None) -> Occlusion:
-        rng = np.random.default_rng([self.seed, index, 1])
-        cutouts = self.occluders.load()
-        face = face_mask(label, self.face)
-        ys, xs = np.nonzero(face) if face.any() else np.mgrid[: label.shape[0], : label.shape[1]].reshape(2, -1)
-        width = xs.max() - xs.min() + 1
-        size = (label.shape[1], label.shape[0])
-        for _ in range(self.tries):  # a hat worn above a photo's top edge hides nothing: draw another
-            cutout = cutouts[rng.integers(len(cutouts))]
-            scale = width / cutout.face_width * rng.uniform(0.95, 1.05)
-            centre = np.array([xs.mean(), ys.mean()]) + rng.uniform(-0.03, 0.03, 2) * width
-            matrix = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
-            matrix[:, 2] = centre - scale * cutout.face_centre
-            opacity = cv2.warpAffine(cutout.mask.astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR)
-            if np.count_nonzero((opacity >= 0.5) & (label != BACKGROUND)) >= self.min_hidden * face.sum():
-                break
-        alpha = cv2.GaussianBlur(opacity, (0, 0), max(0.5, self.feather * width))
-        mask = alpha >= 0.5
-        relative = _luminance(image, face) / max(cutout.luminance, 1.0) if image is not None else 1.0
-        brightness = float(np.clip(relative, 0.6, 1.6))
-        coverage = np.count_nonzero(mask & face) / max(1, face.sum())
-        label_as = dict(self.label_as).get(cutout.kind, BACKGROUND)
-
-        @cache
-        def paint() -> np.ndarray:  # only if applied: the clean test photos need the mask alone
-            fill = cv2.warpAffine(cutout.rgb, matrix, size, flags=cv2.INTER_LINEAR).astype(np.float32)
-            return np.clip(fill * brightness, 0, 255)
-
-        return Occlusion(mask, paint, cutout.kind, float(coverage), alpha, label_as)

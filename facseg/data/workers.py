@@ -1,11 +1,12 @@
 """How many loader processes feed a run: `data.num_workers` as given, or `auto` (the default), by the device.
 
-- On the CPU, none: the net's work is the run (a training item costs 5 ms against about 100 ms of the net per image
-  on 2 cores), and a worker process only takes cores from the net's threads (`make bench-data`, docs/data.md).
+- On the CPU, none: the net's work is the run (a cached 128 px crop costs the loader about 1.4 ms, the U-Net about
+  70 ms per image on 2 cores), and measured there 0, 1 and 2 workers train equally fast (docs/bench-data.txt), so
+  none: no process start-up, no copy of the dataset per worker.
 - On a GPU, the cores this process may use, shared among the machine's GPUs (a DDP run or a parallel sweep runs one
-  process per GPU), less one for the process itself, at most 16: a 128 px training step of the matched U-Net takes
-  about 3 ms on an H200, where a cached crop costs a loader about 3 ms per item (`make bench-data`), so the GPU
-  wants every core there is and more; past 16 processes start-up and memory grow for nothing the cores can give.
+  process per GPU), less one for the process itself, at most 16: a 128 px training step of 8 crops takes about
+  3 ms on an H200 (docs/performance.md), as long as a loader process takes for one or two cached crops, so the GPU
+  wants every core there is; past 16, start-up and memory grow for no gain a GPU can show at these sizes.
 
 The batches are the same whatever the count (each sample's augmentation is seeded by its index and epoch:
 facseg.data.dataset), so the choice changes the speed only, never the numbers.
