@@ -1,11 +1,14 @@
 """Intervals and paired tests (facseg.report.bootstrap): the numbers a comparison's reading rests on."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from scipy.special import stdtrit
 
 from facseg.models.ensemble import fit_weights
+from facseg.report import calibration
 from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, holm, interval, paired
 from facseg.report.calibration import REGIMES, simulate
 from facseg.scoring.confusion import metrics
@@ -151,3 +154,35 @@ def test_the_paired_test_and_intervals_hold_their_rates_in_simulated_null_studie
     rates = simulate(regime, studies=200, replicates=200)
     assert rates["false_positive"] <= 0.1 and rates["false_positive_rare"] <= 0.1, rates
     assert rates["coverage"] >= 0.89 and rates["coverage_difference"] >= 0.89, rates
+
+
+def write_study(folder, regime, configurations=("a", "b"), seeds=6, images=100):
+    """A study folder as facseg.study leaves it (runs/NAME-sK/per_image.npz, metrics.json), from the model."""
+    rng = np.random.default_rng(0)
+    truth = calibration._truth(rng, images)
+    image_offsets = calibration._offsets(rng, images, regime.image_sd)
+    labels = {"names": list(calibration.CLASSES), "mean_f1": list(calibration.CLASSES[1:])}
+    for name in configurations:
+        wrong = calibration._errors(rng, regime, truth, image_offsets, calibration._offsets(rng, seeds, regime.seed_sd))
+        for seed, run in enumerate(calibration._matrices(truth[None], wrong), 1):
+            out = folder / "runs" / f"{name}-s{seed}"
+            out.mkdir(parents=True)
+            np.savez(
+                out / "per_image.npz",
+                **{"test/confusion": run, "test/squared_error": np.zeros(images), "test/pixels": run.sum((1, 2))},
+            )
+            (out / "metrics.json").write_text(json.dumps({"labels": labels}))
+
+
+def test_a_regime_fitted_to_a_studys_runs_matches_their_seed_share_and_spread(tmp_path):
+    balanced = REGIMES[1]
+    write_study(tmp_path, balanced)
+    share, run_sd, names = calibration.measured_spread(tmp_path)
+    assert names == ["a (6 runs)", "b (6 runs)"]
+    model_share, model_sd = calibration.seed_share(balanced, 1)
+    assert share == pytest.approx(model_share, abs=0.2) and run_sd == pytest.approx(model_sd, rel=0.5)
+    regime, note = calibration.fitted_regime(tmp_path, seeds=5, images=100)
+    fitted_share, fitted_sd = calibration.seed_share(regime, 1, trials=100)
+    assert fitted_share == pytest.approx(share, abs=0.1) and fitted_sd == pytest.approx(run_sd, rel=0.2), note
+    with pytest.raises(SystemExit, match="no configuration there has two runs"):
+        calibration.measured_spread(tmp_path / "runs" / "a-s1")

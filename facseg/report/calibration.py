@@ -13,18 +13,26 @@ at 0.05 (target <= 0.07, on mean F1 and on the rare class's F1), and how often a
 (target >= 0.93): a single configuration's, of its mean over seeds of the population F1 (the F1 of its expected
 matrix over all faces, averaged over all the runs it could give), and the difference's, of 0.
 
-    python -m facseg.report.calibration [--studies 1000]      (make calibrate-stats; NumPy and SciPy only)
+`--fit DIR`: a fourth regime, fitted to a study folder's own runs (runs/<configuration>-s<seed>/per_image.npz): its
+seed and image spreads chosen so that the model's seed share of a seed mean's variance and a run's SD match the
+share and SD measured on the study's configurations (pooled over those with two runs or more).
+
+    python -m facseg.report.calibration [--studies 1000] [--fit DIR]   (make calibrate-stats; NumPy and SciPy only)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
+from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, interval, paired
+from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, full_values, interval, paired
 from facseg.scoring.confusion import metrics
 
 CLASSES = ("background", "skin", "hair", "eye", "brow", "mouth")
@@ -148,13 +156,64 @@ def seed_share(regime: Regime, seeds: int = 5, images: int = 100, trials: int = 
     return float(seed_var / (seed_var + image_var)), float(np.sqrt(seed_var * seeds))
 
 
+def measured_spread(study: Path) -> tuple[float, float, list[str]]:
+    """A study's seed share of a seed mean's variance (mean F1, clean test) and a run's SD, pooled over its
+    configurations with two runs or more, and those configurations' names."""
+    groups = defaultdict(list)
+    for path in sorted(study.glob("runs/*/per_image.npz")):
+        groups[re.sub(r"-s\d+$", "", path.parent.name)].append(path.parent)
+    seed_vars, image_vars, names = [], [], []
+    for name, folders in groups.items():
+        if len(folders) < 2:
+            continue
+        arrays = [dict(np.load(folder / "per_image.npz")) for folder in folders]
+        labels = json.loads((folders[0] / "metrics.json").read_text())["labels"]
+        runs = Runs.stack(arrays, "test")
+        classes = ClassSet.of(labels["names"], [labels["names"].index(c) for c in labels["mean_f1"]], runs)
+        values = full_values(runs, classes, "f1_fg")
+        boot = Bootstrap(runs.confusion.shape[1], replicates=500)
+        seed_vars.append(np.var(values, ddof=1))  # a run's variance
+        image_vars.append(np.var(boot.replicate_values(runs, classes, "f1_fg"), axis=0, ddof=1).mean())  # a run's
+        names.append(f"{name} ({len(values)} runs)")
+    if not names:
+        raise SystemExit(f"--fit {study}: no configuration there has two runs with per_image.npz (runs/NAME-sK/)")
+    seed_var, image_var = float(np.mean(seed_vars)), float(np.mean(image_vars))  # per run, on these images
+    return seed_var / (seed_var + image_var), float(np.sqrt(seed_var)), names
+
+
+def fitted_regime(study: Path, seeds: int, images: int) -> tuple[Regime, str]:
+    """The regime whose seed share and run SD are nearest the study's own (a grid over the two spreads)."""
+    share, run_sd, names = measured_spread(study)
+    best, found = float("inf"), None
+    for seed_sd in np.geomspace(0.005, 0.6, 16):
+        for image_sd in np.geomspace(0.05, 2.0, 12):
+            regime = Regime("fitted", float(seed_sd), float(image_sd))
+            model_share, model_sd = seed_share(regime, 1, images, trials=100)  # one run's: as measured
+            miss = (model_share - share) ** 2 + (np.log(model_sd / run_sd)) ** 2
+            if miss < best:
+                best, found = miss, (regime, model_share, model_sd)
+    regime, model_share, model_sd = found
+    note = (
+        f"fitted to {study} ({', '.join(names)}): a run's seed share {share:.2f} and SD {100 * run_sd:.2f} mean-F1 "
+        f"points measured, {model_share:.2f} and {100 * model_sd:.2f} in the model (seed_sd {regime.seed_sd:.3f}, "
+        f"image_sd {regime.image_sd:.3f})"
+    )
+    return Regime(f"fitted ({study.name})", regime.seed_sd, regime.image_sd), note
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", type=int, default=1000, help="simulated studies per regime (default 1000)")
     parser.add_argument("--seeds", type=int, default=5, help="runs per configuration (default 5, the study's)")
     parser.add_argument("--images", type=int, default=100, help="test images (default 100, the synthetic split's)")
+    parser.add_argument("--fit", type=Path, default=None, help="a study folder: add a regime fitted to its runs")
     args = parser.parse_args(argv)
-    for regime in REGIMES:
+    regimes = list(REGIMES)
+    if args.fit is not None:
+        regime, note = fitted_regime(args.fit, args.seeds, args.images)
+        print(note)
+        regimes.append(regime)
+    for regime in regimes:
         start = time.perf_counter()
         rates = simulate(regime, args.studies, args.seeds, args.images)
         share, seed_sd = seed_share(regime, args.seeds, args.images)
