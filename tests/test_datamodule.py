@@ -159,6 +159,26 @@ def test_training_batches_depend_on_seed_and_epoch_only(copy):
     assert not torch.equal(first_batches(0, epoch=1, seed=1)[0], first_batches(0, epoch=1)[0])
 
 
+def test_occluded_test_batches_do_not_depend_on_the_worker_count(copy):
+    def batches(workers):
+        dm = datamodule(copy, num_workers=workers, occluded_test={"coverage": 0.3, "seed": 0, "kinds": ["hand", "bar"]})
+        dm.setup("test")
+        return [batch for loader in dm.test_dataloader() for batch in loader]
+
+    reference = batches(0)
+    assert len(reference) >= 4 and any("original_occluder" in batch for batch in reference)  # clean, occluded
+    for batch, other in zip(reference, batches(2), strict=True):
+        assert batch.keys() == other.keys()
+        for key, value in batch.items():
+            expected = other[key]
+            if isinstance(value, list) and isinstance(value[0], torch.Tensor):  # photo-sized, one per image
+                assert all(torch.equal(a, b) for a, b in zip(value, expected, strict=True)), key
+            elif isinstance(value, torch.Tensor):
+                assert torch.equal(value, expected), key
+            else:
+                assert value == expected, key
+
+
 def test_auto_workers_none_on_a_cpu_and_each_gpus_share_of_the_cores_on_one():
     assert loader_workers("auto", "cpu", available=64) == 0
     assert loader_workers("auto", "gpu", gpus_on_node=4, available=32) == 7  # 8 cores a GPU, one for its process

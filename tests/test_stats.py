@@ -181,7 +181,7 @@ def test_a_regime_fitted_to_a_studys_runs_matches_their_seed_share_and_spread(tm
     assert names == ["a (6 runs)", "b (6 runs)"]
     model_share, model_sd = calibration.seed_share(balanced, 1)
     assert share == pytest.approx(model_share, abs=0.2) and run_sd == pytest.approx(model_sd, rel=0.5)
-    regime, note = calibration.fitted_regime(tmp_path, seeds=5, images=100)
+    regime, note = calibration.fitted_regime(tmp_path, images=100)
     fitted_share, fitted_sd = calibration.seed_share(regime, 1, trials=100)
     assert fitted_share == pytest.approx(share, abs=0.1) and fitted_sd == pytest.approx(run_sd, rel=0.2), note
     with pytest.raises(SystemExit, match="no configuration there has two runs"):

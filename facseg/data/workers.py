@@ -5,8 +5,9 @@
   none: no process start-up, no copy of the dataset per worker.
 - On a GPU, the cores this process may use, shared among the machine's GPUs (a DDP run or a parallel sweep runs one
   process per GPU), less one for the process itself, at most 16: a 128 px training step of 8 crops takes about
-  3 ms on an H200 (docs/performance.md), as long as a loader process takes for one or two cached crops, so the GPU
-  wants every core there is; past 16, start-up and memory grow for no gain a GPU can show at these sizes.
+  3 ms on an H200 (docs/performance.md), where one loader process makes about two cached crops (8 ms a crop at
+  512 px), so a GPU needs four processes or more to keep up, the more the larger the crops; past 16, start-up and
+  memory grow for no gain a GPU can show at these sizes. Not measured on a GPU yet: `make bench-data` there says.
 
 The batches are the same whatever the count (each sample's augmentation is seeded by its index and epoch:
 facseg.data.dataset), so the choice changes the speed only, never the numbers.

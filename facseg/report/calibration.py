@@ -14,8 +14,8 @@ at 0.05 (target <= 0.07, on mean F1 and on the rare class's F1), and how often a
 matrix over all faces, averaged over all the runs it could give), and the difference's, of 0.
 
 `--fit DIR`: a fourth regime, fitted to a study folder's own runs (runs/<configuration>-s<seed>/per_image.npz): its
-seed and image spreads chosen so that the model's seed share of a seed mean's variance and a run's SD match the
-share and SD measured on the study's configurations (pooled over those with two runs or more).
+seed and image spreads chosen so that the share of a run's variance that comes from its seed, and a run's SD, match
+those measured on the study's configurations (pooled over those with two runs or more).
 
     python -m facseg.report.calibration [--studies 1000] [--fit DIR]   (make calibrate-stats; NumPy and SciPy only)
 """
@@ -157,8 +157,8 @@ def seed_share(regime: Regime, seeds: int = 5, images: int = 100, trials: int = 
 
 
 def measured_spread(study: Path) -> tuple[float, float, list[str]]:
-    """A study's seed share of a seed mean's variance (mean F1, clean test) and a run's SD, pooled over its
-    configurations with two runs or more, and those configurations' names."""
+    """The share of a run's variance (mean F1, clean test) that comes from its seed rather than the test images, and
+    a run's SD, pooled over the study's configurations with two runs or more; and those configurations' names."""
     groups = defaultdict(list)
     for path in sorted(study.glob("runs/*/per_image.npz")):
         groups[re.sub(r"-s\d+$", "", path.parent.name)].append(path.parent)
@@ -181,7 +181,7 @@ def measured_spread(study: Path) -> tuple[float, float, list[str]]:
     return seed_var / (seed_var + image_var), float(np.sqrt(seed_var)), names
 
 
-def fitted_regime(study: Path, seeds: int, images: int) -> tuple[Regime, str]:
+def fitted_regime(study: Path, images: int) -> tuple[Regime, str]:
     """The regime whose seed share and run SD are nearest the study's own (a grid over the two spreads)."""
     share, run_sd, names = measured_spread(study)
     best, found = float("inf"), None
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     regimes = list(REGIMES)
     if args.fit is not None:
-        regime, note = fitted_regime(args.fit, args.seeds, args.images)
+        regime, note = fitted_regime(args.fit, args.images)
         print(note)
         regimes.append(regime)
     for regime in regimes:
