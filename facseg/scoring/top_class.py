@@ -7,8 +7,8 @@ import torch
 
 def top_class(scores: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """The index of the largest value along `dim`, the first on ties, as max(dim).indices (but the last for a pixel
-    with a NaN), in about half its time on a CPU, whose max-with-index reduces element by element while amax is
-    vectorised: one equality pass, then the largest reversed index where equal (docs/performance.md)."""
+    with a NaN), faster on a CPU, whose max-with-index reduces element by element while amax is vectorised: one
+    equality pass, then the largest reversed index where equal."""
     c = scores.shape[dim]
     shape = [1] * scores.dim()
     shape[dim] = c
