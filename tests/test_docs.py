@@ -11,6 +11,7 @@ import importlib
 import re
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -112,18 +113,34 @@ def test_documented_command(page, command, monkeypatch):
         compose_each_point(HYDRA_CONFIGS[words[2]], words[3:])
     elif words[:2] == [".venv/bin/python", "-m"] and words[2] in ARGPARSE_MODULES:
         parse_only(words[2], words[3:], monkeypatch)
+    elif words[:3] == ["setsid", "nice", "-n"]:  # started in the background, in a session of its own
+        test_documented_command(page, shlex.join(words[4 : words.index(">")]), monkeypatch)
+    elif words[0] == "echo" and words[-2:] == [">", "/proc/$!/autogroup"]:  # that session's own nice
+        session = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        try:
+            autogroup = Path(f"/proc/{session.pid}/autogroup")
+            if not autogroup.exists():
+                pytest.skip("this kernel has no autogroup scheduling: nothing to set")
+            autogroup.write_text(words[1])
+            assert autogroup.read_text().split()[-2:] == ["nice", words[1]]
+        finally:
+            session.kill()
+            session.wait()
     else:
         pytest.fail(f"{page}: no check for {command!r}: add one here")
 
 
 def test_a_wrong_override_in_a_page_would_fail(monkeypatch):
-    """The checks above can fail: a misspelt key, a missing config option and a bad flag are caught."""
+    """The checks above can fail: a misspelt key (also behind setsid), a missing config option and a bad flag are
+    caught."""
     with pytest.raises(Exception, match="modle"):
         compose_each_point("train", ["-m", "modle=unet,segnet"])
     with pytest.raises(Exception, match="resnet"):
         compose_each_point("train", ["model=unet,resnet"])
     with pytest.raises(SystemExit):
         parse_only("facseg.data.check", ["/path/to/LaPa", "--frmat", "celebamask"], monkeypatch)
+    with pytest.raises(Exception, match="stduy"):  # a command started in a session of its own is checked as one
+        test_documented_command("page", "setsid nice -n 19 .venv/bin/python -m facseg.study stduy.seeds=2 > o &", None)
 
 
 def github_anchor(heading: str) -> str:
