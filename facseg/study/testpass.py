@@ -31,9 +31,16 @@ class StudyTestPass:
     @property
     def protocol(self) -> str:
         """A fingerprint of how runs are tested (the occluded conditions, the scoring resolution): study.rescore
-        tests again what was tested otherwise."""
+        tests again what was tested otherwise. Where the real occluders' data and caches sit is not part of it (a
+        study resumed from another checkout tests as before); whether their data is there is."""
         data = OmegaConf.to_container(self.plan.cfg.data, resolve=True)
-        spec = {"occluded_test": data.get("occluded_test"), "eval_resolution": data.get("eval_resolution")}
+        occluded = data.get("occluded_test")
+        if occluded and occluded.get("real"):
+            real = {k: v for k, v in occluded["real"].items() if k not in ("cache_dir", "composed_dir")}
+            root = Path(real["root"]) if real.get("root") else None
+            real["root"] = root and {"name": root.name, "present": root.is_dir()}
+            occluded = {**occluded, "real": real}
+        spec = {"occluded_test": occluded, "eval_resolution": data.get("eval_resolution")}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
     @staticmethod
@@ -51,6 +58,17 @@ class StudyTestPass:
         other_protocol = status["status"] == "ok" and status.get("test_protocol") != self.protocol
         return self.untested(output_dir) or (self.plan.settings.rescore and other_protocol)
 
+    def ensembles_due(self, models: list[str]) -> list[tuple[str, list[Path], Path]]:
+        """The ensembles (StudyPlan.ensembles) to score now: not scored yet, failed, due under to_test, or scored with
+        other members than the plan's now (a run that had failed then, retrained since)."""
+        due = []
+        for label, members, output_dir in self.plan.ensembles(models):
+            scored = (read_metrics(output_dir) or {}).get("checkpoints") or []
+            other_members = [Path(p).parts[-3:] for p in scored] != [Path(p).parts[-3:] for p in members]
+            if read_status(output_dir)["status"] != "ok" or other_members or self.to_test(output_dir):
+                due.append((label, members, output_dir))
+        return due
+
     def run(self, models: list[str], arm: str, ensembles: bool) -> None:
         """The arm's runs not tested yet and, with `ensembles`, the ensembles not scored yet, in one test pass.
         Weights that cannot be fitted fail their ensemble; a failing pass fails the ensembles it scores and leaves
@@ -61,11 +79,7 @@ class StudyTestPass:
             for model, path in runs
             if self.to_test(path)
         ]
-        todo = (
-            [e for e in self.plan.ensembles(models) if read_status(e[2])["status"] != "ok" or self.to_test(e[2])]
-            if ensembles
-            else []
-        )
+        todo = self.ensembles_due(models) if ensembles else []
         fitted = sorted({p for label, members, _ in todo if label.endswith("(fitted)") for p in members})
         log_probs = self.validation_log_probs(fitted) if fitted else {}  # read once for every fitted ensemble
         for label, members, output_dir in todo:
