@@ -29,8 +29,10 @@ COST_COLUMNS = [("params (M)", "params", 1e-6, 2), ("GFLOPs", "gflops", 1, 2), (
 
 
 def cost_cell(runs: list[Job], key: str, scale: float, digits: int) -> str:
+    """The runs' least figure: each run times its net once, after training, and a busy machine slows a timing,
+    never speeds it (parameters and GFLOPs are the same for every run)."""
     values = finite_values(runs, f"cost/{key}")
-    return f"{np.mean(values) * scale:.{digits}f}" if values else "-"
+    return f"{np.min(values) * scale:.{digits}f}" if values else "-"
 
 
 def md_row(cells: list[str]) -> str:

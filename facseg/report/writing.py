@@ -80,7 +80,8 @@ def write_report(
             f"`{label_map(jobs).name}` classes. Metrics in % on the test split (mean F1: over "
             f"{', '.join(mean_f1_classes(jobs))}). {PROTOCOL} This report's family: {family} tests. "
             f"Cost at {cost.get('cost/image_size')} px on "
-            f"{cost.get('cost/device')}.",
+            f"{cost.get('cost/device')}; ms/image: the fastest of the runs' timings (each times its net once after "
+            "training, and a busy machine slows a timing, never speeds it).",
             "",
             comparison_table(jobs, stats),
             "",
