@@ -33,7 +33,7 @@ evaluate: ## score checkpoints on the test split: ARGS="ckpt_path=PATH" or ARGS=
 acceptance: ## the README's default sweep at full size: every model must reach test/miou >= 0.5
 	$(BIN)/python -m pytest -m acceptance -s $(ARGS)
 
-bench-ref: ## this machine's speed (GFLOP/s of a 2048 float32 matrix product): scale the docs' times by it
+bench-ref: ## this machine's speed (GFLOP/s of a matrix product, seconds of a U-Net training step): scale the docs' times
 	$(BIN)/python benchmarks/bench_ref.py
 
 bench: ## per-model costs on this machine: Lightning vs plain loop, inference variants, memory, channels_last steps

@@ -180,3 +180,4 @@ def test_bench_ref_prints_this_machines_speed(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     assert found["matmul_2048_float32_gflops"] > 1 and found["cores"] >= 1
+    assert 0 < found["unet_train_step_s"] < 60  # a real step of the default net was timed
