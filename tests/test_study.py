@@ -122,6 +122,10 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
     assert "## Tuning: the same budget for each architecture" in report and re.search(
         r"Time on cpu \(\d+ threads\)", report
     )
+    # Each retrained run's training time, kept for the report's per-run median (a run trained in this session).
+    runs = json.loads((directory / "study.json").read_text())["runs"]
+    assert sorted(runs) == sorted(f"{m}-s{s}" for m in MODELS for s in (1, 2)) and all(v > 0 for v in runs.values())
+    assert re.search(r"a run's training, median minutes: unet \d+\.\d, segnet \d+\.\d, pspnet \d+\.\d", report)
 
 
 def test_an_architecture_whose_trials_all_fail_is_named_and_the_others_finish(tmp_path, tiny_root):

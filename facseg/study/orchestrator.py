@@ -4,6 +4,7 @@ where it finished (facseg.study's docstring says what each phase does)."""
 from __future__ import annotations
 
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,12 +38,18 @@ class Study:
         """The architecture's seeds trained (or resumed) with its chosen settings; tested later, in the test pass."""
         for seed in self.plan.seeds():
             output_dir = self.plan.run_dir(model, seed, arm)
+            if read_status(output_dir)["status"] == "ok":
+                continue
+            start = time.perf_counter()
             try:
-                if read_status(output_dir)["status"] != "ok":
-                    extra = [*self.plan.arms()[arm], "test=false"]
-                    self.jobs.train(output_dir, model, seed, chosen["params"], extra, keep_best=True)
+                extra = [*self.plan.arms()[arm], "test=false"]
+                self.jobs.train(output_dir, model, seed, chosen["params"], extra, keep_best=True)
             except Exception as e:  # recorded in the run's status.json; the report names it
                 log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
+            finally:  # each run's training time, over every session that trained it: what a run costs here
+                runs = self.state.setdefault("runs", {})
+                runs[output_dir.name] = runs.get(output_dir.name, 0.0) + time.perf_counter() - start
+                write_json(self.plan.dir / STATE_FILE, self.state)
 
     def timed(self, phase: str, work, *args) -> Any:
         """work(*args), its time added to the phase's in study.json (so a resumed study counts every session)."""
@@ -72,7 +79,7 @@ class Study:
                 self.timed("test", self.test_pass.run, trained, arm, n == 0 and self.settings.ensembles)
         written = self.timed("report", self.write_report, models, chosen)
         total = sum(self.state["seconds"].values())
-        print(f"study finished in {total / 60:.1f} minutes ({self.durations()}): {written}")
+        print(f"study finished in {total / 60:.1f} minutes ({durations(self.state)}): {written}")
         failed = [f"{m} (every trial)" for m in models if chosen[m] is None]
         folders = [plan.run_dir(m, s, a) for m in models if chosen[m] for a in plan.arms() for s in plan.seeds()]
         folders += [path for _, _, path in plan.ensembles(models)] if self.settings.ensembles else []
@@ -82,9 +89,6 @@ class Study:
             log.error("failed: %s (the report names the errors; rerun the command to retry them)", ", ".join(failed))
             sys.exit(1)
         return written
-
-    def durations(self) -> str:
-        return ", ".join(f"{phase} {seconds / 60:.1f} min" for phase, seconds in self.state["seconds"].items())
 
     def write_report(self, models: list[str], chosen: dict[str, Any]) -> Path:
         plan = self.plan
@@ -109,7 +113,20 @@ class Study:
             plan.dir,
             jobs=jobs,
             title=f"Study `{plan.name}`: {', '.join(models)}, the same tuning budget each",
-            sections=[tuning_section(plan, self.space, chosen, jobs, self.durations()), ensemble_section(jobs)],
+            sections=[tuning_section(plan, self.space, chosen, jobs, durations(self.state)), ensemble_section(jobs)],
             compared=models,
             arms=[(plan.arm_label(m, OCCLUSION_ARM), m) for m in models] if len(plan.arms()) > 1 else [],
         )
+
+
+def durations(state: dict[str, Any]) -> str:
+    """Each phase's minutes (study.json), and a run's training: the median over each configuration's runs (their
+    names less the seed), as a slow spell of a shared machine stretches one run, not the median."""
+    phases = ", ".join(f"{phase} {seconds / 60:.1f} min" for phase, seconds in state["seconds"].items())
+    minutes: dict[str, list[float]] = {}
+    for name, seconds in state.get("runs", {}).items():
+        minutes.setdefault(name.rsplit("-s", 1)[0], []).append(seconds / 60)
+    if not minutes:
+        return phases
+    runs = ", ".join(f"{name} {statistics.median(m):.1f}" for name, m in minutes.items())
+    return f"{phases}; a run's training, median minutes: {runs} (`{STATE_FILE}`)"

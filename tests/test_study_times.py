@@ -1,0 +1,16 @@
+"""What a study says it cost: each phase's minutes and a run's training, read from study.json."""
+
+from facseg.study.orchestrator import durations
+
+
+def test_a_runs_time_is_the_median_of_its_configurations_runs_so_one_slow_spell_does_not_move_it():
+    state = {
+        "seconds": {"search": 600.0, "retrain": 2400.0},
+        # unet-s2 trained beside other work: 10 minutes where its seeds took 3
+        "runs": {"unet-s1": 180.0, "unet-s2": 600.0, "unet-s3": 186.0, "unet-occl-s1": 240.0, "segnet-s1": 300.0},
+    }
+    assert durations(state) == (
+        "search 10.0 min, retrain 40.0 min; a run's training, median minutes: unet 3.1, unet-occl 4.0, segnet 5.0 "
+        "(`study.json`)"
+    )
+    assert durations({"seconds": {"search": 60.0}}) == "search 1.0 min"  # a folder from before runs were timed
