@@ -20,13 +20,13 @@ from pathlib import Path
 import hydra
 import torch
 from bench_models import build_module, config, lightning_loop
-from timing import matmul_peak
 
 from facseg.data.cache import build_cache
 from facseg.data.crop import CropSettings
 from facseg.data.formats import LaPaLayout
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.data.workers import cores, loader_workers
+from facseg.runtime.speed import matmul_peak
 
 
 def data_overrides(root: Path, cache_dir: Path | None, workers: int | str, image_size: int) -> list[str]:

@@ -28,11 +28,12 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from timing import DTYPES, autocast, matmul_peak, sync, time_forward
+from timing import autocast, time_forward
 
 import facseg
 from facseg.models.cost import gflops
 from facseg.models.module import FaceSegModule
+from facseg.runtime.speed import DTYPES, matmul_peak, sync
 
 MODELS = ("unet", "segnet", "pspnet")
 LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}

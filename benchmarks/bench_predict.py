@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from timing import matmul_peak
 
 import facseg
 from facseg.data.synthetic import render_face
 from facseg.models import photos
+from facseg.runtime.speed import matmul_peak
 
 CELEBAMASK_MINI = facseg.PROJECT_ROOT.parent / "shared" / "real-data" / "celebamask-hq-mini"
 MEGAPIXELS = (1, 2, 4, 8, 12, 17)

@@ -12,41 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 
 import torch
 from bench_models import step_seconds
-from timing import matmul_peak
 
-SIZE = 2048
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        return platform.processor()
+from facseg.runtime.speed import machine_speed
 
 
 def main() -> None:
-    threads = torch.get_num_threads()
-    gflops = matmul_peak(torch.device("cpu"), "32", SIZE)
-    found = {
-        "cpu": cpu_name() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch_threads": threads,
-        "torch": torch.__version__,
-        f"matmul_{SIZE}_float32_gflops": round(gflops, 1),
-    }
+    found = machine_speed()
     step = argparse.Namespace(capacity=[], train_batch=8, step_size=128, precision="32", steps=4)
     found["unet_train_step_s"] = round(min(step_seconds("unet", step, torch.device("cpu"), True) for _ in range(2)), 3)
-    if torch.cuda.is_available():
-        found["gpu"] = torch.cuda.get_device_name()
-        found[f"gpu_matmul_{SIZE}_bf16_gflops"] = round(matmul_peak(torch.device("cuda"), "bf16", SIZE), 1)
     print(json.dumps(found))
-    print(f"this machine: {gflops:.0f} GFLOP/s (2048 float32 matrix product, {threads} threads)")
+    print(
+        f"this machine: {found['matmul_2048_float32_gflops']:.0f} GFLOP/s (2048 float32 matrix product, "
+        f"{found['torch_threads']} threads)"
+    )
     print(f"a training step of the default U-Net (128 px, batch 8, float32): {found['unet_train_step_s']:.3f} s")
 
 

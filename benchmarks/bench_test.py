@@ -21,10 +21,10 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from timing import matmul_peak
 
 import facseg
 from facseg.models.module import FaceSegModule
+from facseg.runtime.speed import matmul_peak
 from facseg.scoring.evaluator import TestEvaluator
 
 CLEAN_ONLY = ["data.occluded_test=null"]

@@ -123,8 +123,12 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
         r"Time on cpu \(\d+ threads\)", report
     )
     # Each retrained run's training time, kept for the report's per-run median (a run trained in this session).
-    runs = json.loads((directory / "study.json").read_text())["runs"]
+    state = json.loads((directory / "study.json").read_text())
+    runs = state["runs"]
     assert sorted(runs) == sorted(f"{m}-s{s}" for m in MODELS for s in (1, 2)) and all(v > 0 for v in runs.values())
+    # and the machine of each of the two sessions (the killed one and its resumption), as make bench-ref gives it
+    assert [m["matmul_2048_float32_gflops"] > 1 for m in state["machines"]] == [True, True]
+    assert re.search(r"the CPU's matrix product at \d+(-\d+)? GFLOP/s \(make bench-ref\) in 2 session", report)
     assert re.search(r"a run's training, median minutes: unet \d+\.\d, segnet \d+\.\d, pspnet \d+\.\d", report)
 
 

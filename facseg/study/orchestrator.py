@@ -7,6 +7,7 @@ import logging
 import statistics
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from omegaconf import DictConfig
 from facseg import report
 from facseg.runtime.atomic import write_json
 from facseg.runtime.record import read_json, read_status
+from facseg.runtime.speed import machine_speed
 from facseg.study.jobs import StudyJobs
 from facseg.study.plan import CHOSEN_FILE, OCCLUSION_ARM, STATE_FILE, StudyPlan
 from facseg.study.search import Search, search_space
@@ -67,7 +69,10 @@ class Study:
         chosen = read_json(plan.dir / CHOSEN_FILE) or {}
         if self.settings.report_only:
             models = [m for m in models if m in chosen]
-        else:
+        else:  # the machine of each session that works on the study, beside the times it adds (make bench-ref)
+            session = {"started": datetime.now().isoformat(timespec="seconds"), **machine_speed()}
+            self.state.setdefault("machines", []).append(session)
+            write_json(plan.dir / STATE_FILE, self.state)
             for model in models:
                 if model not in chosen:
                     chosen[model] = self.timed("search", self.search.run, model)
@@ -126,7 +131,11 @@ def durations(state: dict[str, Any]) -> str:
     minutes: dict[str, list[float]] = {}
     for name, seconds in state.get("runs", {}).items():
         minutes.setdefault(name.rsplit("-s", 1)[0], []).append(seconds / 60)
-    if not minutes:
-        return phases
-    runs = ", ".join(f"{name} {statistics.median(m):.1f}" for name, m in minutes.items())
-    return f"{phases}; a run's training, median minutes: {runs} (`{STATE_FILE}`)"
+    if minutes:
+        runs = ", ".join(f"{name} {statistics.median(m):.1f}" for name, m in minutes.items())
+        phases += f"; a run's training, median minutes: {runs}"
+    speeds = [m["matmul_2048_float32_gflops"] for m in state.get("machines", [])]
+    if speeds:
+        speed = f"{min(speeds):.0f}" if min(speeds) == max(speeds) else f"{min(speeds):.0f}-{max(speeds):.0f}"
+        phases += f"; the CPU's matrix product at {speed} GFLOP/s (make bench-ref) in {len(speeds)} session(s)"
+    return phases + (f" (`{STATE_FILE}`)" if minutes or speeds else "")
