@@ -28,6 +28,15 @@ TINY = [
     "trainer.enable_model_summary=false",
 ]
 
+# The test protocol cut to the clean split and the primary occluded condition, for tests whose subject is not the
+# other conditions: each is one more pass over the test split (conf/data/lapa.yaml, occluded_test).
+FEW_CONDITIONS = [
+    "data.occluded_test.severities=[]",
+    "data.occluded_test.targets=null",
+    "data.occluded_test.real=null",
+    "data.occluded_test.realign=null",
+]
+
 
 def tiny_data(root: Path) -> list[str]:
     """Overrides that point data= at the `tiny_root` set: ensure_synthetic finds its marker and reuses it."""

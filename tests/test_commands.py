@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import facseg
-from tests.helpers import TINY, subprocess_env, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, subprocess_env, tiny_data
 
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
@@ -90,7 +90,7 @@ def test_bench_predict_parses_photos_of_1_to_17_megapixels_in_a_smoke_mode():
 
 
 def test_bench_ensembles_scores_alike_in_one_pass_and_one_pass_each_in_a_tiny_smoke_mode(tiny_root):
-    overrides = [*tiny_data(tiny_root), "data.image_size=64"]
+    overrides = [*tiny_data(tiny_root), *FEW_CONDITIONS, "data.image_size=64"]
     out = bench("bench_ensembles.py", "--seeds", "1", "--batches", "1", *overrides)
     assert "8 ensembles of 3 checkpoints" in out, out
     assert "the same mean F1 both ways: True" in out and "ratio" in out

@@ -10,7 +10,7 @@ from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.models.module import FaceSegModule
 from facseg.scoring import evaluator
 from tests import wandb_log
-from tests.helpers import run_facseg
+from tests.helpers import FEW_CONDITIONS, run_facseg
 
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
@@ -25,6 +25,7 @@ DDP = [
     "trainer.enable_model_summary=false",
     "data.image_size=64",
     "data.batch_size=2",
+    *FEW_CONDITIONS,  # the clean and primary occluded shards, which single_process_test scores too
 ]
 
 
@@ -52,11 +53,10 @@ def single_process_test(run_dir, root) -> dict:
     module = FaceSegModule.load_from_checkpoint(metrics["best_checkpoint"], weights_only=True)
     # The occluded split as conf/data/lapa.yaml sets it: its shards are pooled too.
     datamodule = FaceDataModule(root=str(root), image_size=64, batch_size=2, occluded_test={"coverage": 0.2})
-    trainer = pl.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[evaluator.TestEvaluator()]
-    )
+    scoring = evaluator.TestEvaluator()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[scoring])
     trainer.test(module, datamodule=datamodule, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("/loss")}
+    metrics = {k: float(v) for k, v in scoring.results.items() if not k.endswith("/loss")}
     assert "occluded/inside/pixel_acc" in metrics
     return metrics
 

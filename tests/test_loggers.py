@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from facseg.runtime.loggers import WandbLogger, wandb_offline, wandb_reachable
-from tests.helpers import TINY, run_facseg, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, run_facseg, tiny_data
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,10 @@ def test_an_online_run_that_cannot_start_goes_on_offline(tmp_path, tiny_root, se
     environment = {"WANDB_MODE": "online", "WANDB_API_KEY": "k" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{port}"}
     try:
         result = run_facseg(
-            [*TINY, *tiny_data(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300, env=environment
+            [*TINY, *FEW_CONDITIONS, *tiny_data(tiny_root), f"hydra.run.dir={run_dir}"],
+            cwd=tmp_path,
+            timeout=300,
+            env=environment,
         )
     finally:
         if server == "refusing":

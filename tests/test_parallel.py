@@ -7,7 +7,7 @@ import time
 import pytest
 
 from facseg.runtime.device_pool import claim_device
-from tests.helpers import TINY, run_facseg, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, run_facseg, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweepers]'")
 
@@ -46,6 +46,7 @@ def test_parallel_sweep_runs_every_point(tmp_path, tiny_root):
         f"parallel.lock_dir={tmp_path / 'locks'}",
         "model=unet,pspnet,segnet",
         *TINY,
+        *FEW_CONDITIONS,
         *tiny_data(tiny_root),
         "logger=csv",
         f"hydra.sweep.dir={sweep}",

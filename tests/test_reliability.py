@@ -13,10 +13,10 @@ from facseg.runtime.atomic import write_json
 from facseg.runtime.config_checks import ConfigError
 from facseg.runtime.training import train
 from tests import wandb_log
-from tests.helpers import TINY, compose_train, run_facseg, subprocess_env, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
 # Three epochs of two batches: step 3 is the middle of the second epoch.
-RESUMABLE = [*TINY, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0"]
+RESUMABLE = [*TINY, *FEW_CONDITIONS, "trainer.max_epochs=3", "trainer.limit_train_batches=1.0"]
 
 
 def final_metrics(run_dir):
@@ -126,7 +126,15 @@ def test_usr2_through_the_submitit_launcher_saves_requeues_and_resumes_exactly(t
 def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
     result = run_facseg(
-        ["-m", *TINY, *tiny_data(tiny_root), "logger=csv", "data.image_size=64,100,64", f"hydra.sweep.dir={sweep}"],
+        [
+            "-m",
+            *TINY,
+            *FEW_CONDITIONS,
+            *tiny_data(tiny_root),
+            "logger=csv",
+            "data.image_size=64,100,64",
+            f"hydra.sweep.dir={sweep}",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode != 0
@@ -206,7 +214,7 @@ def test_result_files_are_replaced_whole(tmp_path):
 
 @pytest.mark.slow
 def test_explicit_checkpoint_resumes_another_directory(tmp_path, tiny_root):
-    base = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0"]
+    base = [*TINY, *FEW_CONDITIONS, *tiny_data(tiny_root), "logger=csv", "trainer.limit_train_batches=1.0"]
     train(compose_train(base, tmp_path / "first"))  # one epoch
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     train(compose_train([*base, f"ckpt_path={last}", "trainer.max_epochs=2"], tmp_path / "second"))

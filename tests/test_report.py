@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 
 import facseg
 from facseg.report import load_sweep, main, write_report
-from tests.helpers import TINY, run_facseg, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, run_facseg, tiny_data
 
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
@@ -23,7 +23,16 @@ def sweep(tmp_path_factory, tiny_root):
     cwd = tmp_path_factory.mktemp("sweep")
     sweep = cwd / "multirun"
     result = run_facseg(
-        ["-m", "model=unet,segnet", "seed=0,1", *TINY, *tiny_data(tiny_root), "logger=csv", f"hydra.sweep.dir={sweep}"],
+        [
+            "-m",
+            "model=unet,segnet",
+            "seed=0,1",
+            *TINY,
+            *FEW_CONDITIONS,
+            *tiny_data(tiny_root),
+            "logger=csv",
+            f"hydra.sweep.dir={sweep}",
+        ],
         cwd,
     )
     assert result.returncode == 0, result.stderr[-3000:]

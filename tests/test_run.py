@@ -17,7 +17,7 @@ from facseg.models.module import FaceSegModule
 from facseg.runtime.record import read_arrays
 from facseg.runtime.training import init_weights, train
 from tests import wandb_log
-from tests.helpers import TINY, compose_train, run_facseg, subprocess_env, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, compose_train, run_facseg, subprocess_env, tiny_data
 
 CLASS_NAMES = LabelMap.named("lapa").names
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
@@ -252,7 +252,8 @@ def learning_rates(run_dir: Path) -> dict[str, list[float]]:
 
 @pytest.mark.slow
 def test_optimizer_and_schedule_come_from_config_and_are_logged_every_step(tmp_path, tiny_root):
-    base = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
+    base = [*TINY, *FEW_CONDITIONS, *tiny_data(tiny_root), "logger=csv", "trainer.max_epochs=2"]
+    base.append("trainer.log_every_n_steps=1")
     # The default: AdamW at 3e-3, linear warm-up (here over half of the 4 steps), then a cosine to 0.
     train(compose_train([*base, "scheduler.warmup_fraction=0.5"], tmp_path / "default"))
     assert learning_rates(tmp_path / "default") == {"lr-AdamW": pytest.approx([1.5e-3, 3e-3, 3e-3, 1.5e-3])}
@@ -269,6 +270,7 @@ def test_wandb_runs_are_named_grouped_and_keep_the_best_validation(tmp_path, tin
     """A study's W&B runs: named by model, seed and what the sweep varies, in the study's group, with its tags."""
     sweep = tmp_path / "sweep"
     args = ["-m", "optimizer.lr=0.003,0.001", "group=my-study", "tags=[first-try,cpu]", *TINY, *tiny_data(tiny_root)]
+    args += FEW_CONDITIONS
     result = run_facseg([*args, "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for job, lr in zip(sorted(sweep.glob("*_unet")), ("0.003", "0.001")):

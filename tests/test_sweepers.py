@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.helpers import TINY, run_facseg, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, run_facseg, tiny_data
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweepers]'")
 
@@ -30,6 +30,7 @@ def test_optuna_search_tolerates_failed_trials_and_writes_the_best(tmp_path, tin
             "hydra.sweeper.sampler.seed=1",
             "data.image_size=choice(64,100)",
             *TINY[1:],
+            *FEW_CONDITIONS,
             *tiny_data(tiny_root),
             "logger=csv",
             f"hydra.sweep.dir={sweep}",
@@ -58,6 +59,7 @@ def test_sweep_through_the_submitit_local_launcher(tmp_path, tiny_root):
             "hydra/launcher=submitit_local",
             "model=unet,pspnet",
             *TINY,
+            *FEW_CONDITIONS,
             *tiny_data(tiny_root),
             "logger=csv",
             f"hydra.sweep.dir={sweep}",
