@@ -55,7 +55,7 @@ def occluded_stages(condition: str) -> list[str]:
 class TestEvaluator(pl.Callback):
     """Scores trainer.test's predictions; `output_dir`: where the test files go (none: nothing written); `members`
     and `weights`: score the weighted mean probability of these members of the module's (None: all, equal
-    weights); `log`: log the results through the module (else they are only in `results`); `shared`: the
+    weights); `log`: give the results to the trainer's loggers (else they are only in `results`); `shared`: the
     SharedBatch of the evaluators that score the same test pass; `loss`: the loss reported (None: the module's).
 
     What it needs of the module (FaceSegModule): test_step returns M x N x C x S x S member logits, `loss`, its
@@ -78,7 +78,7 @@ class TestEvaluator(pl.Callback):
         self.output_dir = Path(output_dir) if output_dir else None
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B
         # An ensemble of some of the module's members, so that one test pass scores several ensembles of the same
-        # nets (one evaluator each; none logs through the module, or they would log the same keys).
+        # nets (one evaluator each; none logs to the trainer's loggers, or they would log the same keys).
         self.members, self.weights = self._scoring(members, weights) if members is not None else (None, None)
         self.log = log
         self.shared = shared or SharedBatch()
@@ -283,7 +283,7 @@ class TestEvaluator(pl.Callback):
         for loss in self.losses.values():
             loss.reset()
         if self.log and trainer.is_global_zero:  # straight to the loggers: Lightning's self.log costs about a
-            # millisecond a key, and a test has ~1,400 (every condition, class and region): 1.5 s a run on 2 cores
+            # millisecond a key, and a test has ~1,000 (every condition, class and region): 0.8 s a run on 2 cores
             numbers = {k: v for k, v in self.numbers().items() if v is not None}
             for logger in trainer.loggers:
                 logger.log_metrics(numbers, step=trainer.global_step)
