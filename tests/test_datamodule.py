@@ -11,11 +11,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from facseg.data.cache import CropCache, cache_folder, locked
+from facseg.data.cache import CropCache, cache_folder
 from facseg.data.cache import main as prepare
 from facseg.data.crop import CropSettings
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.workers import MOST, loader_workers
+from facseg.runtime.atomic import locked
 
 
 def datamodule(root, **kwargs) -> FaceDataModule:

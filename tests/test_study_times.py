@@ -1,6 +1,11 @@
 """What a study says it cost: each phase's minutes and a run's training, read from study.json."""
 
-from facseg.study.orchestrator import durations
+import json
+import multiprocessing
+from functools import partial
+
+from facseg.runtime.atomic import update_json
+from facseg.study.orchestrator import add, durations
 
 
 def test_a_runs_time_is_the_median_of_its_configurations_runs_so_one_slow_spell_does_not_move_it():
@@ -19,3 +24,21 @@ def test_a_runs_time_is_the_median_of_its_configurations_runs_so_one_slow_spell_
         "segnet 5.0; the CPU's matrix product at 145-229 GFLOP/s (make bench-ref) in 2 session(s) (`study.json`)"
     )
     assert durations({"seconds": {"search": 60.0}}) == "search 1.0 min"  # a folder from before runs were timed
+
+
+def train_seeds(path, model: str) -> None:
+    for seed in range(200):  # each run's seconds added as Study.retrain adds them
+        update_json(path, partial(add, "runs", f"{model}-s{seed}", 1.0), empty=lambda: {"seconds": {}})
+
+
+def test_processes_that_work_on_one_study_folder_at_once_keep_each_others_times(tmp_path):
+    """`study.models=[unet]` and `study.models=[segnet]` on one folder, at once: study.json ends with both."""
+    path = tmp_path / "study.json"
+    processes = [multiprocessing.get_context("fork").Process(target=train_seeds, args=(path, m)) for m in "ab"]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    runs = json.loads(path.read_text())["runs"]
+    assert len(runs) == 400 and set(runs.values()) == {1.0}

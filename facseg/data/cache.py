@@ -18,7 +18,6 @@ label maps are composed first (into CACHE_DIR/composed here, data.composed_dir i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
@@ -37,15 +36,11 @@ from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
 from facseg.data.formats import SPLITS, Layout, SplitFiles
 from facseg.data.labels import LabelMap
 from facseg.data.layouts import FORMATS, open_layout
+from facseg.runtime.atomic import locked
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-
-try:
-    import fcntl  # POSIX: the lock that lets one process build a cache while others wait
-except ImportError:  # pragma: no cover - Windows: no lock, each run builds what it finds missing
-    fcntl = None
 
 
 class StaleCache(ValueError):
@@ -158,19 +153,6 @@ def build_cache(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    """Hold an exclusive lock on `path` (created if missing) for the block: other processes wait."""
-    with open(path, "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_cache(

@@ -1,15 +1,23 @@
-"""Atomic file writes: a kill never leaves a half-written file behind (the run record, reports, caches, outputs)."""
+"""Atomic file writes: a kill never leaves a half-written file behind (the run record, reports, caches, outputs);
+and the lock that lets several processes share a file (a crop cache, a study's study.json)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl  # POSIX: one process at a time in a locked block, the others wait
+except ImportError:  # pragma: no cover - Windows: no lock, each process works on what it finds
+    fcntl = None
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
@@ -27,6 +35,31 @@ def write_bytes(path: Path | str, data: bytes) -> None:
 def write_json(path: Path | str, data: Any) -> None:
     """JSON (no NaN: JSON has none), written whole or not at all."""
     write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on `path` (created if missing) for the block: other processes wait."""
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_json(path: Path, change: Callable[[Any], None], empty: Callable[[], Any] = dict) -> Any:
+    """`change` applied in place to the JSON as it is on disk now (`empty()` when there is none), written back
+    whole, under a lock beside the file: processes that update one file at once each keep the others' changes.
+    Returns what was written."""
+    path = Path(path)
+    with locked(path.with_name(f".{path.name}.lock")):
+        data = json.loads(path.read_text()) if path.is_file() else empty()
+        change(data)
+        write_json(path, data)
+    return data
 
 
 def write_npz(path: Path | str, arrays: dict[str, Any]) -> None:

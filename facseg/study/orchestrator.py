@@ -8,13 +8,14 @@ import statistics
 import sys
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from facseg import report
-from facseg.runtime.atomic import write_json
+from facseg.runtime.atomic import update_json
 from facseg.runtime.record import read_json, read_status
 from facseg.runtime.speed import machine_speed
 from facseg.study.jobs import StudyJobs
@@ -36,6 +37,11 @@ class Study:
         self.test_pass = StudyTestPass(self.plan, self.jobs)
         self.state = read_json(directory / STATE_FILE) or {"seconds": {}}
 
+    def record(self, change) -> None:
+        """`change` applied to study.json as it is on disk: processes that work on one study folder at once (one per
+        architecture, say: study.models=[unet], ...) each keep the others' times and machines."""
+        self.state = update_json(self.plan.dir / STATE_FILE, change, empty=lambda: {"seconds": {}})
+
     def retrain(self, model: str, chosen: dict[str, Any], arm: str) -> None:
         """The architecture's seeds trained (or resumed) with its chosen settings; tested later, in the test pass."""
         for seed in self.plan.seeds():
@@ -49,9 +55,7 @@ class Study:
             except Exception as e:  # recorded in the run's status.json; the report names it
                 log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
             finally:  # each run's training time, over every session that trained it: what a run costs here
-                runs = self.state.setdefault("runs", {})
-                runs[output_dir.name] = runs.get(output_dir.name, 0.0) + time.perf_counter() - start
-                write_json(self.plan.dir / STATE_FILE, self.state)
+                self.record(partial(add, "runs", output_dir.name, time.perf_counter() - start))
 
     def timed(self, phase: str, work, *args) -> Any:
         """work(*args), its time added to the phase's in study.json (so a resumed study counts every session)."""
@@ -59,9 +63,7 @@ class Study:
         try:
             return work(*args)
         finally:
-            seconds = self.state["seconds"]
-            seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
-            write_json(self.plan.dir / STATE_FILE, self.state)
+            self.record(partial(add, "seconds", phase, time.perf_counter() - start))
 
     def run(self) -> Path:
         plan = self.plan
@@ -71,12 +73,12 @@ class Study:
             models = [m for m in models if m in chosen]
         else:  # the machine of each session that works on the study, beside the times it adds (make bench-ref)
             session = {"started": datetime.now().isoformat(timespec="seconds"), **machine_speed()}
-            self.state.setdefault("machines", []).append(session)
-            write_json(plan.dir / STATE_FILE, self.state)
+            self.record(lambda state: state.setdefault("machines", []).append(session))
             for model in models:
                 if model not in chosen:
-                    chosen[model] = self.timed("search", self.search.run, model)
-                    write_json(plan.dir / CHOSEN_FILE, chosen)
+                    picked = {model: self.timed("search", self.search.run, model)}
+                    chosen.update(picked)  # and on disk, beside what other processes' searches picked
+                    update_json(plan.dir / CHOSEN_FILE, lambda on_disk, picked=picked: on_disk.update(picked))
             trained = [m for m in models if chosen[m] is not None]
             for n, arm in enumerate(plan.arms()):  # the first arm with the ensembles, then the other arms
                 for model in trained:
@@ -122,6 +124,12 @@ class Study:
             compared=models,
             arms=[(plan.arm_label(m, OCCLUSION_ARM), m) for m in models] if len(plan.arms()) > 1 else [],
         )
+
+
+def add(key: str, name: str, seconds: float, state: dict[str, Any]) -> None:
+    """Seconds added to study.json's state[key][name]."""
+    times = state.setdefault(key, {})
+    times[name] = times.get(name, 0.0) + seconds
 
 
 def durations(state: dict[str, Any]) -> str:
