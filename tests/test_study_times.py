@@ -34,7 +34,8 @@ def train_seeds(path, model: str) -> None:
 def test_processes_that_work_on_one_study_folder_at_once_keep_each_others_times(tmp_path):
     """`study.models=[unet]` and `study.models=[segnet]` on one folder, at once: study.json ends with both."""
     path = tmp_path / "study.json"
-    processes = [multiprocessing.get_context("fork").Process(target=train_seeds, args=(path, m)) for m in ("unet", "segnet")]
+    fork = multiprocessing.get_context("fork")
+    processes = [fork.Process(target=train_seeds, args=(path, model)) for model in ("unet", "segnet")]
     for process in processes:
         process.start()
     for process in processes:
