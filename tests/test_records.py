@@ -49,10 +49,10 @@ def tables(text: str, default: str | None = "report.md") -> list[Table]:
     return found
 
 
-def mismatches(readme: str, reports: dict[str, str]) -> list[str]:
+def mismatches(readme: str, reports: dict[str, str], default: str | None = "report.md") -> list[str]:
     """Every README table cell that its report does not hold as it is, named by line, row and column."""
     problems = []
-    for table in tables(readme):
+    for table in tables(readme, default):
         if table.source is None:
             continue
         if table.source not in reports:
@@ -88,6 +88,17 @@ def test_a_records_tables_are_cut_from_its_report(readme: Path):
         pytest.skip(f"{readme.parent.name}: its report is being regenerated (the banner); tables checked after")
     reports = {p.name: p.read_text() for p in readme.parent.glob("*.md") if p.name != "README.md"}
     problems = mismatches(text, reports)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_front_pages_quoted_tables_are_cut_from_their_records():
+    """README.md quotes a record's table under a `<!-- from experiments/NAME/report.md -->` line; its other tables
+    are its own."""
+    readme = (facseg.PROJECT_ROOT / "README.md").read_text()
+    sources = {t.source for t in tables(readme, None) if t.source}
+    assert sources, "README.md quotes no record's table: its results section has lost its marker line"
+    reports = {s: (facseg.PROJECT_ROOT / s).read_text() for s in sources if (facseg.PROJECT_ROOT / s).is_file()}
+    problems = mismatches(readme, reports, default=None)
     assert not problems, "\n".join(problems)
 
 
