@@ -50,6 +50,25 @@ def locked(path: Path):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def claimed(path: Path):
+    """Try the exclusive lock on `path` (created if missing) without waiting: True for the block if this process
+    took it, False if another process holds it (it is doing the work the lock stands for)."""
+    with open(path, "a") as handle:
+        if fcntl is None:
+            yield True
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def update_json(path: Path, change: Callable[[Any], None], empty: Callable[[], Any] = dict) -> Any:
     """`change` applied in place to the JSON as it is on disk now (`empty()` when there is none), written back
     whole, under a lock beside the file: processes that update one file at once each keep the others' changes.

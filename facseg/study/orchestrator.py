@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from facseg import report
-from facseg.runtime.atomic import update_json
+from facseg.runtime.atomic import claimed, locked, update_json
 from facseg.runtime.record import read_json, read_status
 from facseg.runtime.speed import machine_speed
 from facseg.study.jobs import StudyJobs
@@ -38,24 +38,54 @@ class Study:
         self.state = read_json(directory / STATE_FILE) or {"seconds": {}}
 
     def record(self, change) -> None:
-        """`change` applied to study.json as it is on disk: processes that work on one study folder at once (one per
-        architecture, say: study.models=[unet], ...) each keep the others' times and machines."""
+        """`change` applied to study.json as it is on disk: processes that work on one study folder at once each keep
+        the others' times and machines."""
         self.state = update_json(self.plan.dir / STATE_FILE, change, empty=lambda: {"seconds": {}})
 
-    def retrain(self, model: str, chosen: dict[str, Any], arm: str) -> None:
-        """The architecture's seeds trained (or resumed) with its chosen settings; tested later, in the test pass."""
+    def retrain(self, model: str, chosen: dict[str, Any], arm: str) -> list[Path]:
+        """The architecture's seeds trained (or resumed) with its chosen settings; tested later, in the test pass.
+        Each run is claimed while it trains (a lock beside its folder), so processes started with the same command on
+        one study folder share the runs. Returns the runs other processes hold: wait_for them before testing."""
+        elsewhere = []
         for seed in self.plan.seeds():
             output_dir = self.plan.run_dir(model, seed, arm)
-            if read_status(output_dir)["status"] == "ok":
-                continue
-            start = time.perf_counter()
-            try:
-                extra = [*self.plan.arms()[arm], "test=false"]
-                self.jobs.train(output_dir, model, seed, chosen["params"], extra, keep_best=True)
-            except Exception as e:  # recorded in the run's status.json; the report names it
-                log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
-            finally:  # each run's training time, over every session that trained it: what a run costs here
-                self.record(partial(add, "runs", output_dir.name, time.perf_counter() - start))
+            with claimed(claim_file(output_dir)) as mine:
+                if not mine:
+                    elsewhere.append(output_dir)
+                    continue
+                if read_status(output_dir)["status"] == "ok":
+                    continue
+                start = time.perf_counter()
+                try:
+                    extra = [*self.plan.arms()[arm], "test=false"]
+                    self.jobs.train(output_dir, model, seed, chosen["params"], extra, keep_best=True)
+                except Exception as e:  # recorded in the run's status.json; the report names it
+                    log.error("%s%s seed %d failed: %s", model, arm and f" ({arm})", seed, e)
+                finally:  # each run's training time, over every session that trained it: what a run costs here
+                    self.record(partial(add, "runs", output_dir.name, time.perf_counter() - start))
+        return elsewhere
+
+    def search_all(self, models: list[str], chosen: dict[str, Any]) -> None:
+        """Each architecture's search not finished yet into `chosen` (and chosen.json): first those no other process
+        is searching, then, waiting for them, the others' picks (searched here if their process stopped short)."""
+        waiting = []
+        for model in models:
+            if model not in chosen:
+                with claimed(self.plan.dir / f".search-{model}.claim") as mine:
+                    if mine:
+                        self.search_one(model, chosen)
+                    else:
+                        waiting.append(model)
+        for model in waiting:
+            with locked(self.plan.dir / f".search-{model}.claim"):
+                self.search_one(model, chosen)
+
+    def search_one(self, model: str, chosen: dict[str, Any]) -> None:
+        chosen.update(read_json(self.plan.dir / CHOSEN_FILE) or {})  # what other processes picked meanwhile
+        if model not in chosen:
+            picked = {model: self.timed("search", self.search.run, model)}
+            chosen.update(picked)  # and on disk, beside what other processes' searches picked
+            update_json(self.plan.dir / CHOSEN_FILE, lambda on_disk: on_disk.update(picked))
 
     def timed(self, phase: str, work, *args) -> Any:
         """work(*args), its time added to the phase's in study.json (so a resumed study counts every session)."""
@@ -74,16 +104,12 @@ class Study:
         else:  # the machine of each session that works on the study, beside the times it adds (make bench-ref)
             session = {"started": datetime.now().isoformat(timespec="seconds"), **machine_speed()}
             self.record(lambda state: state.setdefault("machines", []).append(session))
-            for model in models:
-                if model not in chosen:
-                    picked = {model: self.timed("search", self.search.run, model)}
-                    chosen.update(picked)  # and on disk, beside what other processes' searches picked
-                    update_json(plan.dir / CHOSEN_FILE, lambda on_disk, picked=picked: on_disk.update(picked))
+            self.search_all(models, chosen)
             trained = [m for m in models if chosen[m] is not None]
             for n, arm in enumerate(plan.arms()):  # the first arm with the ensembles, then the other arms
-                for model in trained:
-                    self.timed("retrain", self.retrain, model, chosen[model], arm)
-                self.timed("test", self.test_pass.run, trained, arm, n == 0 and self.settings.ensembles)
+                wait_for([path for m in trained for path in self.timed("retrain", self.retrain, m, chosen[m], arm)])
+                with locked(plan.dir / ".test.claim"):  # one test pass at a time; the next finds the runs tested
+                    self.timed("test", self.test_pass.run, trained, arm, n == 0 and self.settings.ensembles)
         written = self.timed("report", self.write_report, models, chosen)
         total = sum(self.state["seconds"].values())
         print(f"study finished in {total / 60:.1f} minutes ({durations(self.state)}): {written}")
@@ -124,6 +150,19 @@ class Study:
             compared=models,
             arms=[(plan.arm_label(m, OCCLUSION_ARM), m) for m in models] if len(plan.arms()) > 1 else [],
         )
+
+
+def claim_file(output_dir: Path) -> Path:
+    """The lock a run is claimed by, beside its folder."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    return output_dir.with_name(f".{output_dir.name}.claim")
+
+
+def wait_for(runs: list[Path]) -> None:
+    """Until the processes that hold these runs' claims are done with them (trained or failed)."""
+    for output_dir in runs:
+        with locked(claim_file(output_dir)):
+            pass
 
 
 def add(key: str, name: str, seconds: float, state: dict[str, Any]) -> None:
