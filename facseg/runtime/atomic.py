@@ -38,28 +38,15 @@ def write_json(path: Path | str, data: Any) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: Path):
-    """Hold an exclusive lock on `path` (created if missing) for the block: other processes wait."""
-    with open(path, "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def claimed(path: Path):
-    """Try the exclusive lock on `path` (created if missing) without waiting: True for the block if this process
-    took it, False if another process holds it (it is doing the work the lock stands for)."""
+def claimed(path: Path, wait: bool = False):
+    """The exclusive lock on `path` (created if missing) for the block. Without `wait`, tried once: True if this
+    process took it, False if another process holds it (it is doing the work the lock stands for)."""
     with open(path, "a") as handle:
         if fcntl is None:
             yield True
             return
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -67,6 +54,13 @@ def claimed(path: Path):
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on `path` (created if missing) for the block: other processes wait."""
+    with claimed(path, wait=True):
+        yield
 
 
 def update_json(path: Path, change: Callable[[Any], None], empty: Callable[[], Any] = dict) -> Any:
