@@ -27,6 +27,7 @@ of whole runs is (1/126 with 5 a side), so a correction over every test of a rep
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,7 +160,8 @@ def _side(boot: Bootstrap, runs: Runs, classes: ClassSet, key: str, minus: Runs 
         full = full - full_values(minus, classes, key)
         per_replicate = per_replicate - boot.replicate_values(minus, classes, key, keep)
     defined = np.isfinite(full)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # a replicate where no run's value is defined stays NaN, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         return _Side(full[defined], np.nanmean(per_replicate[:, defined], axis=1) if defined.any() else full[:0])
 
 
