@@ -18,10 +18,11 @@ def test_a_runs_time_is_the_median_of_its_configurations_runs_so_one_slow_spell_
         "search 10.0 min, retrain 40.0 min; a run's training, median minutes: unet 3.1, unet-occl 4.0, segnet 5.0 "
         "(`study.json`)"
     )
-    # Resumed on another day, on a slower machine: both sessions' speeds are given.
+    # Resumed on another day, on a slower machine: both processes' speeds are given.
     state["machines"] = [{"matmul_2048_float32_gflops": 229.4}, {"matmul_2048_float32_gflops": 145.0}]
     assert durations(state).endswith(
-        "segnet 5.0; the CPU's matrix product at 145-229 GFLOP/s (make bench-ref) in 2 session(s) (`study.json`)"
+        "segnet 5.0; the CPU's matrix product at 145-229 GFLOP/s (make bench-ref), measured by the 2 processes that "
+        "ran it (`study.json`)"
     )
     assert durations({"seconds": {"search": 60.0}}) == "search 1.0 min"  # a folder from before runs were timed
 

@@ -184,5 +184,6 @@ def durations(state: dict[str, Any]) -> str:
     speeds = [m["matmul_2048_float32_gflops"] for m in state.get("machines", [])]
     if speeds:
         speed = f"{min(speeds):.0f}" if min(speeds) == max(speeds) else f"{min(speeds):.0f}-{max(speeds):.0f}"
-        phases += f"; the CPU's matrix product at {speed} GFLOP/s (make bench-ref) in {len(speeds)} session(s)"
+        processes = f"the {len(speeds)} processes" if len(speeds) > 1 else "the process"
+        phases += f"; the CPU's matrix product at {speed} GFLOP/s (make bench-ref), measured by {processes} that ran it"
     return phases + (f" (`{STATE_FILE}`)" if minutes or speeds else "")
