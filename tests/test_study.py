@@ -131,7 +131,7 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
     assert sorted(runs) == sorted(f"{m}-s{s}" for m in MODELS for s in (1, 2)) and all(v > 0 for v in runs.values())
     # and the machine of each of the two sessions (the killed one and its resumption), as make bench-ref gives it
     assert [m["matmul_2048_float32_gflops"] > 1 for m in state["machines"]] == [True, True]
-    assert re.search(r"the CPU's matrix product at \d+(-\d+)? GFLOP/s \(make bench-ref\) in 2 session", report)
+    assert re.search(r"matrix product at \d+(-\d+)? GFLOP/s \(make bench-ref\), measured by the 2 processes", report)
     assert re.search(r"a run's training, median minutes: unet \d+\.\d, pspnet \d+\.\d", report)
 
 
