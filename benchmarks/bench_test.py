@@ -1,11 +1,14 @@
 """What a run's test costs, and where it goes: trainer.test of one untrained matched U-Net (the time does not depend
 on the weights) over the test split, clean only and with every default occluded condition, side by side in one
 process. Each test batch's time is split into loading (the loader: decoding, cropping, drawing occluders), the
-net's forward (test_step) and scoring (the evaluator: warping back, metrics); per loader, and in total.
+net's forward (test_step) and scoring (the evaluator: warping back, metrics); per loader, and in total; beside
+them, the process's peak resident memory while each loader ran (Linux's VmHWM, reset as each loader starts).
 
-    python benchmarks/bench_test.py [--batches N] [run overrides, e.g. data=celebamask data.root=...]
+    python benchmarks/bench_test.py [--batches N] [--passes clean,every] [run overrides, e.g. data=celebamask
+        data.root=...]
 
-The goal it checks (issue 27): scoring one condition costs at most the net's forward on the same batches.
+The goals it checks: scoring one condition costs at most the net's forward on the same batches (issue 27); the
+peak does not grow with the test split (issue 43: run it on a split and on 4x it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from omegaconf import OmegaConf
 
 import facseg
 from facseg.models.module import FaceSegModule
+from facseg.runtime.memory import peak_bytes, reset_peak
 from facseg.runtime.speed import matmul_peak
 from facseg.scoring.evaluator import TestEvaluator
 
@@ -36,8 +40,21 @@ class Clock(pl.Callback):
 
     def __init__(self) -> None:
         self.seconds: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        self.peaks: dict[int, int] = {}  # bytes resident at most while each loader ran
+        self.loader = -1
         self.mark = time.perf_counter()
         self.first, self.last = _Mark(self, "forward"), _Mark(self, "scoring")
+
+    def enter(self, loader: int) -> None:
+        """The last loader's peak kept, the next one's measured afresh."""
+        if loader != self.loader:
+            self.leave()
+            reset_peak()
+            self.loader = loader
+
+    def leave(self) -> None:
+        if self.loader >= 0:
+            self.peaks[self.loader] = max(self.peaks.get(self.loader, 0), peak_bytes())
 
     def tick(self, part: str, loader: int) -> None:
         now = time.perf_counter()
@@ -52,12 +69,13 @@ class _Mark(pl.Callback):
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if self.part == "forward":
             self.clock.tick("loading", dataloader_idx)
+            self.clock.enter(dataloader_idx)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self.clock.tick(self.part, dataloader_idx)
 
 
-def timed_test(overrides: list[str], batches: int | None) -> tuple[list[str], dict[str, dict[int, float]], float]:
+def timed_test(overrides: list[str], batches: int | None) -> tuple[list[str], Clock, float]:
     with initialize_config_dir(config_dir=str(facseg.CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=unet", *overrides])
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -73,29 +91,40 @@ def timed_test(overrides: list[str], batches: int | None) -> tuple[list[str], di
     )
     start = clock.mark = time.perf_counter()
     trainer.test(module, datamodule=datamodule, verbose=False)
-    return list(datamodule.test_stages), clock.seconds, time.perf_counter() - start
+    clock.leave()
+    return list(datamodule.test_stages), clock, time.perf_counter() - start
+
+
+def row(parts: list[float], peak_gb: float) -> str:
+    loading, forward, scoring = parts
+    return f"{loading:8.2f} {forward:8.2f} {scoring:8.2f}  {scoring / forward:15.2f}  {peak_gb:7.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=None, help="test batches per loader (default: all)")
+    parser.add_argument("--passes", default="clean,every", help="which passes: clean (clean only), every (condition)")
     parser.add_argument("overrides", nargs="*", help="run config overrides (the data, the crop size)")
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"this machine: {matmul_peak(torch.device('cpu'), '32', 2048):.0f} GFLOP/s (make bench-ref)")
+    passes = {"clean": ("clean only", CLEAN_ONLY), "every": ("every condition", [])}
     totals = {}
-    for name, extra in (("clean only", CLEAN_ONLY), ("every condition", [])):
-        stages, seconds, total = timed_test([*args.overrides, *extra], args.batches)
+    for name, extra in (passes[p] for p in args.passes.split(",")):
+        stages, clock, total = timed_test([*args.overrides, *extra], args.batches)
         totals[name] = total
         print(f"{name}: {len(stages)} test loaders, {total:.1f} s in trainer.test")
-        print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward")
+        print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward  peak GB")
         for i, stage in enumerate(stages):
-            parts = [seconds[p][i] for p in ("loading", "forward", "scoring")]
-            print(f"  {stage:34s} {parts[0]:8.2f} {parts[1]:8.2f} {parts[2]:8.2f}  {parts[2] / parts[1]:.2f}")
-        parts = [sum(seconds[p].values()) for p in ("loading", "forward", "scoring")]
-        print(f"  {'all':34s} {parts[0]:8.2f} {parts[1]:8.2f} {parts[2]:8.2f}  {parts[2] / parts[1]:.2f}")
-    print(f"every condition / clean only: {totals['every condition'] / totals['clean only']:.1f}x")
+            parts = [clock.seconds[p][i] for p in ("loading", "forward", "scoring")]
+            peak = clock.peaks.get(i, 0) / 1e9
+            print(f"  {stage:34s} {row(parts, peak)}")
+        parts = [sum(clock.seconds[p].values()) for p in ("loading", "forward", "scoring")]
+        peak = max(clock.peaks.values()) / 1e9
+        print(f"  {'all':34s} {row(parts, peak)}")
+    if len(totals) == 2:
+        print(f"every condition / clean only: {totals['every condition'] / totals['clean only']:.1f}x")
 
 
 if __name__ == "__main__":

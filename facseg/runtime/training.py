@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -32,6 +33,7 @@ from facseg.runtime.loggers import finish_wandb, is_wandb
 from facseg.runtime.record import METRICS_FILE, failed_status, wandb_run_id, write_cost, write_metrics, write_status
 from facseg.runtime.redact import redact
 from facseg.scoring.evaluator import TestEvaluator
+from facseg.scoring.footprint import check_test_fits
 
 log = logging.getLogger(__name__)
 BEST = "best.ckpt"  # the selected checkpoint's stable name, beside best-epochNNN.ckpt
@@ -92,6 +94,8 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
             logger.experiment.define_metric(cfg.optimized_metric, summary="max")
             logger.experiment.define_metric("val/loss", summary="min")
 
+    if cfg.test and isinstance(trainer.accelerator, CPUAccelerator):  # on a GPU the photos are scored there
+        check_test_fits(datamodule, processes=trainer.num_devices)
     try:
         resume = resume_checkpoint(cfg, output_dir)
         if resume:

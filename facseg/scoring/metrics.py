@@ -11,7 +11,8 @@
 
 `confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports. With `per_image`, the metric
 also keeps each image's confusion matrix, squared error and pixel count, under its index in the split (gathered
-over processes under DDP): what intervals by bootstrap over images and paired tests between models resample.
+over processes under DDP): what intervals by bootstrap over images and paired tests between models resample. They
+are spooled to disk as they come (facseg.scoring.spool), so that a test pass's memory does not grow with its split.
 
 Label pixels of value IGNORE are not scored (as if outside `where`).
 
@@ -27,9 +28,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from facseg.data.labels import BACKGROUND, IGNORE, LabelMap
+from facseg.scoring.spool import Spool
 from facseg.scoring.top_class import top_class
 
 PER_IMAGE = ("index", "confusion", "squared_error", "pixels")
@@ -113,9 +115,7 @@ class SegmentationMetrics(Metric):
         self.add_state("confmat", torch.zeros(c, c, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("pixels", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        if per_image:
-            for name in PER_IMAGE:
-                self.add_state(f"image_{name}", [], dist_reduce_fx="cat")
+        self.images: dict[str, Spool] = {}  # PER_IMAGE name -> its rows, made by the first update
 
     def update(
         self,
@@ -147,7 +147,10 @@ class SegmentationMetrics(Metric):
             if index is None:
                 raise ValueError("SegmentationMetrics(per_image=True).update needs the images' index")
             for name, value in zip(PER_IMAGE, (index, confusion, squared_error, pixels)):
-                getattr(self, f"image_{name}").append(value.to(self.confmat.device))
+                value = value.detach().cpu().numpy()
+                if name not in self.images:
+                    self.images[name] = Spool(value.dtype, value.shape[1:])
+                self.images[name].append(value)
 
     def compute(self) -> dict[str, torch.Tensor]:
         confmat = self.confmat.double()
@@ -169,11 +172,28 @@ class SegmentationMetrics(Metric):
         return {**{k: v.float() for k, v in out.items()}, "confusion": self.confmat.clone()}
 
     def per_image_results(self) -> dict[str, torch.Tensor]:
-        """Every scored image's `index`, `confusion` (N x C x C), `squared_error` and `pixels`, in index order.
+        """Every scored image's `index`, `confusion` (N x C x C), `squared_error` and `pixels`, in index order: on
+        the CPU, memory-mapped from the spool where one process scored them in order.
 
-        Under DDP, every process's images are gathered.
+        Under DDP, every process's images are gathered (each stage's in memory, in turn).
         """
-        with self.sync_context(should_sync=self._to_sync):
-            values = {name: dim_zero_cat(getattr(self, f"image_{name}")) for name in PER_IMAGE}
-        order = values["index"].argsort()
-        return {name: value[order] for name, value in values.items()}
+        if self.images:
+            values = {name: torch.from_numpy(self.images[name].array()) for name in PER_IMAGE}
+        else:  # no image here (a process whose shard had none): its part of the gather
+            c = self.num_classes
+            values = {"index": torch.zeros(0, dtype=torch.long), "confusion": torch.zeros(0, c, c, dtype=torch.long)}
+            values.update(squared_error=torch.zeros(0, dtype=torch.float64), pixels=torch.zeros(0, dtype=torch.long))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            device = self.confmat.device  # NCCL gathers on the GPU
+            values = {k: torch.cat(gather_all_tensors(v.to(device))).cpu() for k, v in values.items()}
+        index = values["index"]
+        if len(index) > 1 and not bool((index[1:] > index[:-1]).all()):
+            order = index.argsort()
+            values = {name: value[order] for name, value in values.items()}
+        return values
+
+    def reset(self) -> None:
+        super().reset()
+        for spool in self.images.values():
+            spool.close()
+        self.images = {}

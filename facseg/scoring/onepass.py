@@ -65,7 +65,7 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         nets = [view for net in nets for view in (net, Mirrored(net, mirror))]
     module = members[0]
     module.net = Ensemble(nets) if len(nets) > 1 else nets[0]
-    shared = SharedBatch(trim=len(scorings) > 1)  # each batch's scores, once for every scoring
+    shared = SharedBatch()  # each batch's scores, once for every scoring
     evaluators = [
         TestEvaluator(
             s.output_dir,

@@ -15,13 +15,13 @@ bit the same. About 2x faster on 2 CPU cores, the bands staying in the cache (do
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from facseg.data.labels import BACKGROUND, IGNORE
+from facseg.runtime.memory import trim_heap
 from facseg.scoring.metrics import Prediction
 from facseg.scoring.warp import PhotoGrid
 
@@ -87,28 +87,20 @@ class BatchScores:
         return self.photo[scoring]
 
 
-def trim_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class SharedBatch:
     """The current test batch's BatchScores, worked out once for all the evaluators given this object, each of which
     says in advance what it scores (`expect`): their photo predictions come out of one banded pass.
 
-    `trim`: trim the heap as each batch's scores are freed. Scoring 16 ensembles in one pass, the photo-sized
-    tensors made and freed every batch fragment glibc's heap: 10.2 GB resident after 44 batches without, 2.9 GB
-    with, 5 % slower (docs/performance.md).
+    The heap is trimmed as each batch's scores are freed (facseg.runtime.memory): the photo-sized tensors made and
+    freed every batch would otherwise fragment it, and the resident memory would grow with the test split (one
+    run's test of 48 photos at 512 px, every default condition: 8.2 GB without, 1.8 GB with, and no slower;
+    16 ensembles in one pass: 10.2 GB after 44 batches without, 2.9 GB with; docs/performance.md).
     """
 
-    def __init__(self, trim: bool = False) -> None:
+    def __init__(self) -> None:
         self.key: tuple[int, int] | None = None
         self.scores: BatchScores | None = None
         self.scorings: list[Scoring] = []
-        self.trim = trim
 
     def expect(self, scoring: Scoring) -> None:
         if scoring not in self.scorings:
@@ -135,5 +127,4 @@ class SharedBatch:
 
     def clear(self) -> None:
         self.key, self.scores = None, None
-        if self.trim:
-            trim_heap()
+        trim_heap()
