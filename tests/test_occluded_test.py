@@ -1,6 +1,8 @@
 """The occluded test conditions: severities to the pixel, targeted and real occluders, realignment, and metrics that
 separate what an occluder hides from what it costs on the pixels it leaves visible."""
 
+import pickle
+
 import cv2
 import numpy as np
 import pytest
@@ -93,6 +95,16 @@ def test_real_occluders_come_from_training_photos_only_and_are_blended(tmp_path,
     again = RealOccluders(CELEBAMASK_MINI, ("eye_g", "hat"), cache_dir=tmp_path).load()
     assert [c.source for c in again] == [c.source for c in cutouts]
     np.testing.assert_array_equal(again[0].rgb, cutouts[0].rgb)
+    # Streamed into the cache and read back one at a time, they are the ones cut out in memory without a cache;
+    # a loader worker gets the occluders without the open file.
+    monkeypatch.undo()
+    held = RealOccluders(CELEBAMASK_MINI, ("eye_g", "hat")).load()
+    assert isinstance(held, list) and len(held) == len(again)
+    for mine, cached in zip(held, again):
+        np.testing.assert_array_equal(mine.rgb, cached.rgb)
+        np.testing.assert_array_equal(mine.mask, cached.mask)
+        assert (mine.face_width, mine.luminance, mine.kind) == (cached.face_width, cached.luminance, cached.kind)
+    assert pickle.loads(pickle.dumps(occluders)).load()[-1].source == cutouts[-1].source
 
     real = RealOcclusion(occluders, seed=0, face=FACE)
     image, label = test_files.read(0)

@@ -118,6 +118,30 @@ def crop_one(files: SplitFiles, index: int, settings: CropSettings) -> tuple[np.
     return (*warp_to_crop(image, label, matrix, settings.image_size), matrix)
 
 
+class RowWriter:
+    """An .npy file of known shape written row by row, in order, through a plain file: the pages of a memory map
+    written to count as the process's resident memory until the system writes them back (a LaPa training split
+    at 512 px is 14 GB of crops), a file's writes do not."""
+
+    def __init__(self, path: Path, dtype: type, shape: tuple[int, ...]) -> None:
+        self.dtype, self.shape, self.rows = np.dtype(dtype), shape, 0
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by __exit__)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.file, header)
+
+    def write(self, row: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(row, self.dtype).tobytes())
+        self.rows += 1
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *failed) -> None:
+        self.file.close()
+        if not any(failed) and self.rows != self.shape[0]:
+            raise RuntimeError(f"{self.file.name}: {self.rows} rows written of {self.shape[0]}")
+
+
 def build_cache(
     layout: Layout, split: str, settings: CropSettings, cache_dir: Path, workers: int | None = None
 ) -> Path:
@@ -129,16 +153,17 @@ def build_cache(
     n, s = len(files.images), settings.image_size
     log.info("Building the %s crop cache (%d images, %d px) at %s", split, n, s, folder)
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, s, s, 3))
-        labels = np.lib.format.open_memmap(tmp / "labels.npy", "w+", np.uint8, (n, s, s))
-        matrices = np.lib.format.open_memmap(tmp / "matrices.npy", "w+", np.float64, (n, 2, 3))
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        with (
+            RowWriter(tmp / "images.npy", np.uint8, (n, s, s, 3)) as images,
+            RowWriter(tmp / "labels.npy", np.uint8, (n, s, s)) as labels,
+            RowWriter(tmp / "matrices.npy", np.float64, (n, 2, 3)) as matrices,
+            ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool,
+        ):
             crops = pool.map(crop_one, repeat(files), range(n), repeat(settings), chunksize=16)
-            for i, (crop, label, matrix) in enumerate(tqdm(crops, total=n, desc=f"crop cache, {split}", unit="photo")):
-                images[i], labels[i], matrices[i] = crop, label, matrix
-        for array in (images, labels, matrices):
-            array.flush()
-        del images, labels, matrices
+            for crop, label, matrix in tqdm(crops, total=n, desc=f"crop cache, {split}", unit="photo"):
+                images.write(crop)
+                labels.write(label)
+                matrices.write(matrix)
         manifest = {
             "version": CACHE_VERSION,
             "settings": asdict(settings),

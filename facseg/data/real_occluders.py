@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -64,27 +64,31 @@ class RealOccluders:
         self.cache = Path(cache_dir) / f"cutouts-{key.hexdigest()[:16]}.npz" if cache_dir else None
         self._cutouts: list[Cutout] | None = None
 
-    def load(self) -> list[Cutout]:
-        """The cut-outs: from the cache, or cut out now (and cached)."""
+    def load(self) -> Sequence[Cutout]:
+        """The cut-outs: read one at a time from the cache (cut out now and cached when it is missing); without a
+        cache_dir, cut out now and held in memory."""
         if self._cutouts is None:
-            if self.cache is not None and self.cache.is_file():
-                self._cutouts = _read_cutouts(self.cache)
+            if self.cache is None:
+                self._cutouts = list(self.build())
             else:
-                self._cutouts = self.build()
-                if self.cache is not None:
+                if not self.cache.is_file():
                     self.cache.parent.mkdir(parents=True, exist_ok=True)
-                    _write_cutouts(self.cache, self._cutouts)
-            if not self._cutouts:
+                    _write_cutouts(self.cache, self.build())
+                self._cutouts = CachedCutouts(self.cache)
+            if not len(self._cutouts):
                 raise ValueError(f"no {' or '.join(self.classes)} in the training split of {self.root}")
         return self._cutouts
 
-    def build(self) -> list[Cutout]:
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cutouts": None}  # a worker process opens the cache file itself
+
+    def build(self) -> Iterator[Cutout]:
+        """Each cut-out as it is found, photo by photo."""
         log.info(
             "cutting %s out of the %d training photos of %s", "/".join(self.classes), len(self.files.names), self.root
         )
         self.layout.prepare()  # the official release's label maps composed, once
         face_ids = self.labels.ids(self.labels.face)
-        out = []
         for index, name in enumerate(self.files.names):
             image, label = self.files.read(index)
             face = np.isin(label, face_ids)
@@ -97,37 +101,60 @@ class RealOccluders:
                     continue
                 ys, xs = np.nonzero(mask)
                 y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-                out.append(
-                    Cutout(
-                        rgb=image[y0:y1, x0:x1].copy(),
-                        mask=mask[y0:y1, x0:x1].copy(),
-                        face_centre=np.array([face_xs.mean() - x0, face_ys.mean() - y0]),
-                        face_width=float(face_xs.max() - face_xs.min() + 1),
-                        luminance=_luminance(image, face),
-                        kind=kind,
-                        source=name,
-                    )
+                yield Cutout(
+                    rgb=image[y0:y1, x0:x1].copy(),
+                    mask=mask[y0:y1, x0:x1].copy(),
+                    face_centre=np.array([face_xs.mean() - x0, face_ys.mean() - y0]),
+                    face_width=float(face_xs.max() - face_xs.min() + 1),
+                    luminance=_luminance(image, face),
+                    kind=kind,
+                    source=name,
                 )
-        return out
 
 
-def _write_cutouts(path: Path, cutouts: list[Cutout]) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    for i, c in enumerate(cutouts):
-        arrays[f"{i}/rgb"], arrays[f"{i}/mask"] = c.rgb, c.mask
-        arrays[f"{i}/face"] = np.array([*c.face_centre, c.face_width, c.luminance])
-        arrays[f"{i}/names"] = np.array([c.kind, c.source])
-    write_npz(path, {"count": np.array(len(cutouts)), **arrays})
+def _write_cutouts(path: Path, cutouts: Iterable[Cutout]) -> None:
+    """The cut-outs streamed into one file as they come (never all in memory), with their count last."""
+
+    def arrays():
+        count = 0
+        for i, c in enumerate(cutouts):
+            yield from ((f"{i}/rgb", c.rgb), (f"{i}/mask", c.mask))
+            yield f"{i}/face", np.array([*c.face_centre, c.face_width, c.luminance])
+            yield f"{i}/names", np.array([c.kind, c.source])
+            count += 1
+        yield "count", np.array(count)
+
+    write_npz(path, arrays())
 
 
-def _read_cutouts(path: Path) -> list[Cutout]:
-    with np.load(path) as data:
-        out = []
-        for i in range(int(data["count"])):
-            x, y, width, luminance = data[f"{i}/face"]
-            kind, source = (str(s) for s in data[f"{i}/names"])
-            out.append(Cutout(data[f"{i}/rgb"], data[f"{i}/mask"], np.array([x, y]), width, luminance, kind, source))
-        return out
+class CachedCutouts(Sequence[Cutout]):
+    """The cached cut-outs, each read from the file when asked for: the full CelebAMask-HQ's training split has
+    thousands of eyeglasses and hats, which no process (nor each loader worker) holds at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = None
+        self._count = int(self._open()["count"])
+
+    def _open(self):
+        if self._file is None:
+            self._file = np.load(self.path)
+        return self._file
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> Cutout:
+        if not -self._count <= i < self._count:
+            raise IndexError(f"cut-out {i} of {self._count}")
+        i %= self._count
+        data = self._open()
+        x, y, width, luminance = data[f"{i}/face"]
+        kind, source = (str(s) for s in data[f"{i}/names"])
+        return Cutout(data[f"{i}/rgb"], data[f"{i}/mask"], np.array([x, y]), width, luminance, kind, source)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}  # never pickle the open file into worker processes
 
 
 @dataclass(frozen=True)

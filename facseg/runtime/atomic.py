@@ -4,11 +4,11 @@ and the lock that lets several processes share a file (a crop cache, a study's s
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,23 @@ except ImportError:  # pragma: no cover - Windows: no lock, each process works o
     fcntl = None
 
 
-def write_bytes(path: Path | str, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename over it: readers see the old file or the new one."""
+@contextlib.contextmanager
+def replacing(path: Path | str):
+    """A temporary file beside `path` to write, renamed over `path` when the block ends without an error (and
+    removed when it does not): readers see the old file or the new one."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        partial.write_bytes(data)
+        yield partial
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    with replacing(path) as partial:
+        partial.write_bytes(data)
 
 
 def write_json(path: Path | str, data: Any) -> None:
@@ -75,11 +82,15 @@ def update_json(path: Path, change: Callable[[Any], None], empty: Callable[[], A
     return data
 
 
-def write_npz(path: Path | str, arrays: dict[str, Any]) -> None:
-    """Compressed NumPy arrays (`np.load` reads them back), written whole or not at all."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())
+def write_npz(path: Path | str, arrays: dict[str, Any] | Iterable[tuple[str, Any]]) -> None:
+    """Compressed NumPy arrays (`np.load` reads them back), written whole or not at all. Streamed into the file an
+    array at a time, as np.savez_compressed lays them out: `arrays` may be a generator (of name, array pairs) that
+    makes each only when it is written, so that what is written never has to fit in memory at once."""
+    items = arrays.items() if isinstance(arrays, dict) else arrays
+    with replacing(path) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, array in items:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def json_number(value: Any) -> float | None:

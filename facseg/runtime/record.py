@@ -138,13 +138,16 @@ def write_test_files(
     run_dir.mkdir(parents=True, exist_ok=True)
     pooled = {stage: matrix.tolist() for stage, matrix in confusion.items()}
     write_json(run_dir / CONFUSION_FILE, {"classes": classes, **pooled, "aligned_by": aligned_by})
-    arrays = {"names": np.array(names), "classes": np.array(classes)}
-    for stage, kept in per_image.items():
-        for key, value in kept.items():
-            # Counts in the narrowest integer type that holds them: a LaPa split is 2,000 matrices.
-            narrow = value.astype(np.min_scalar_type(value.max(initial=0))) if value.dtype.kind == "i" else value
-            arrays[f"{stage}/{key}"] = narrow
-    write_npz(run_dir / PER_IMAGE_FILE, arrays)
+
+    def arrays():  # one at a time: a stage's counts are read from their spool as they are written
+        yield from (("names", np.array(names)), ("classes", np.array(classes)))
+        for stage, kept in per_image.items():
+            for key, value in kept.items():
+                # Counts in the narrowest integer type that holds them: a LaPa split is 2,000 matrices.
+                narrow = value.astype(np.min_scalar_type(value.max(initial=0))) if value.dtype.kind == "i" else value
+                yield f"{stage}/{key}", narrow
+
+    write_npz(run_dir / PER_IMAGE_FILE, arrays())
     write_npz(run_dir / SAMPLES_FILE, {f"{s}/{k}": v for s, kept in samples.items() for k, v in kept.items()})
 
 
