@@ -5,15 +5,32 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
+.PHONY: help install lock install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
-install: ## create .venv (when absent) and install facseg editable with its dev tools, sweepers and demo page
+# The lock: exact versions with hashes for the platform the records are made on (CPython 3.11, Linux x86-64; the
+# CUDA wheel of torch, which runs on the CPU too). Elsewhere `make install` takes pyproject.toml's ranges.
+LOCK := requirements.lock
+LOCKED_PLATFORM := import sys, platform; sys.exit(sys.version_info[:2] != (3, 11) or platform.system() != "Linux" \
+	or platform.machine() != "x86_64")
+
+install: ## create .venv (when absent); install the locked versions (requirements.lock), then facseg editable
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev,sweepers,demo]'
+	if $(BIN)/python -c '$(LOCKED_PLATFORM)'; then \
+		$(BIN)/python -m pip install --require-hashes --no-deps -r $(LOCK) && \
+		$(BIN)/python -m pip install --no-deps -e . ; \
+	else \
+		echo "not CPython 3.11 on Linux x86-64: pyproject.toml's ranges, not $(LOCK)'s versions"; \
+		$(BIN)/python -m pip install -e '.[dev,sweepers,demo]' ; \
+	fi
+
+lock: ## refresh requirements.lock after pyproject.toml changed (keeps its pins; ARGS=--upgrade for the newest)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra sweepers --extra demo --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
+		--custom-compile-command "make lock" --quiet -o $(LOCK) $(ARGS)
 
 install-browser: ## Chromium and its driver, for the demo page's browser test (Debian or Ubuntu, as root; CI runs it)
 	apt-get update -qq && apt-get install -y -qq chromium chromium-driver
