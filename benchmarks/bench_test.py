@@ -36,9 +36,11 @@ CLEAN_ONLY = ["data.occluded_test=null"]
 
 class Clock(pl.Callback):
     """Seconds per test loader of loading, forward and scoring: `first` goes before the evaluator in the callbacks
-    (its batch end is the forward's end), `last` after it (its batch end is scoring's end)."""
+    (its batch end is the forward's end), `last` after it (its batch end is scoring's end). Each loader's row is
+    printed as it ends (a long test shows its progress, and a stopped one what it did)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stages: list[str]) -> None:
+        self.stages = stages
         self.seconds: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         self.peaks: dict[int, int] = {}  # bytes resident at most while each loader ran
         self.loader = -1
@@ -55,6 +57,8 @@ class Clock(pl.Callback):
     def leave(self) -> None:
         if self.loader >= 0:
             self.peaks[self.loader] = max(self.peaks.get(self.loader, 0), peak_bytes())
+            parts = [self.seconds[p][self.loader] for p in ("loading", "forward", "scoring")]
+            print(f"  {self.stages[self.loader]:34s} {row(parts, self.peaks[self.loader] / 1e9)}", flush=True)
 
     def tick(self, part: str, loader: int) -> None:
         now = time.perf_counter()
@@ -81,7 +85,7 @@ def timed_test(overrides: list[str], batches: int | None) -> tuple[list[str], Cl
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
     module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.recorded_settings)
-    clock = Clock()
+    clock = Clock(list(datamodule.test_stages))
     trainer = pl.Trainer(
         logger=False,
         callbacks=[clock.first, TestEvaluator(), clock.last],
@@ -112,17 +116,14 @@ def main() -> None:
     passes = {"clean": ("clean only", CLEAN_ONLY), "every": ("every condition", [])}
     totals = {}
     for name, extra in (passes[p] for p in args.passes.split(",")):
+        print(f"{name}:")
+        print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward  peak GB", flush=True)
         stages, clock, total = timed_test([*args.overrides, *extra], args.batches)
         totals[name] = total
-        print(f"{name}: {len(stages)} test loaders, {total:.1f} s in trainer.test")
-        print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward  peak GB")
-        for i, stage in enumerate(stages):
-            parts = [clock.seconds[p][i] for p in ("loading", "forward", "scoring")]
-            peak = clock.peaks.get(i, 0) / 1e9
-            print(f"  {stage:34s} {row(parts, peak)}")
         parts = [sum(clock.seconds[p].values()) for p in ("loading", "forward", "scoring")]
         peak = max(clock.peaks.values()) / 1e9
         print(f"  {'all':34s} {row(parts, peak)}")
+        print(f"  {len(stages)} test loaders, {total:.1f} s in trainer.test")
     if len(totals) == 2:
         print(f"every condition / clean only: {totals['every condition'] / totals['clean only']:.1f}x")
 
