@@ -20,6 +20,7 @@ from facseg.runtime.record import (
     read_cost,
     read_metrics,
     read_per_image,
+    read_provenance,
     read_samples,
     read_status,
 )
@@ -39,6 +40,7 @@ class Job:
     confusion: dict[str, np.ndarray] = field(default_factory=dict)
     per_image: dict[str, np.ndarray] = field(default_factory=dict)
     samples: dict[str, np.ndarray] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # per stage, what produced it (provenance.json)
 
 
 def load_job(path: Path, label: str | None = None) -> Job:
@@ -66,6 +68,7 @@ def load_job(path: Path, label: str | None = None) -> Job:
         confusion={k: np.array(v) for k, v in confusion.items() if k not in ("classes", "aligned_by")},
         per_image=read_per_image(path),
         samples=read_samples(path),
+        provenance=read_provenance(path),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from facseg.report.estimates import Statistics
 from facseg.report.figures import plot_confusion, plot_per_class, plot_qualitative, plot_severity, png
 from facseg.report.occlusion import arm_tests, occlusion_section
+from facseg.report.provenance import provenance_section
 from facseg.report.runs import Job, groups, label_map, load_sweep, mean_f1_classes, newest_sweep
 from facseg.report.tables import (
     comparison_table,
@@ -101,6 +102,9 @@ def write_report(
             write_bytes(figures / "severity_f1.png", png(severity))
             lines += ["![mean F1 against occluder coverage](figures/severity_f1.png)", ""]
         lines += [section for section in sections]
+        produced = provenance_section(jobs)
+        if produced:
+            lines += [produced]
         if any_job["data"] != "synthetic" and label_map(jobs).published.get("results"):
             lines += ["## Beside the published results", "", published_table(jobs, stats), ""]
         for name, fig in [

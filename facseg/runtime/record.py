@@ -10,6 +10,8 @@ A run directory holds:
   and the image `names`: what intervals over images and paired tests resample.
 - `samples.npz`: the first test images as crops, with truth and prediction, clean and occluded (`STAGE/KEY`).
 - `cost.json`: parameters, GFLOPs and inference latency of the net (timings vary; metrics.json stays exact).
+- `provenance.json`: what produced the numbers, per stage (`training`, `test`): package versions, the lock's
+  digest, the precision, the device, its measured speed, the seconds (facseg.runtime.provenance).
 - `wandb_id.txt`: the id of the run's W&B run, which a resumed run (and a study's later test) continues.
 
 A sweep directory holds one such directory per job (Hydra names them NUM_NAME) and `summary.json`.
@@ -25,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from facseg.runtime.atomic import write_json, write_npz
+from facseg.runtime.atomic import update_json, write_json, write_npz
 
 METRICS_FILE, STATUS_FILE, SUMMARY_FILE = "metrics.json", "status.json", "summary.json"
 CONFUSION_FILE, PER_IMAGE_FILE, SAMPLES_FILE, COST_FILE = "confusion.json", "per_image.npz", "samples.npz", "cost.json"
+PROVENANCE_FILE = "provenance.json"
 WANDB_ID_FILE = "wandb_id.txt"
 # The keys of metrics.json that a test writes: the clean split, every occluded condition, the ceiling, the natural
 # subsets. A run tested again keeps its other keys (model, seed, validation score, checkpoint).
@@ -55,6 +58,11 @@ def read_metrics(run_dir: Path) -> dict[str, Any] | None:
 
 def read_cost(run_dir: Path) -> dict[str, Any]:
     return read_json(Path(run_dir) / COST_FILE) or {}
+
+
+def read_provenance(run_dir: Path) -> dict[str, Any]:
+    """Per stage (`training`, `test`), what produced it; {} for a run recorded before it was kept."""
+    return read_json(Path(run_dir) / PROVENANCE_FILE) or {}
 
 
 def read_confusion(run_dir: Path) -> dict[str, Any]:
@@ -118,6 +126,11 @@ def write_test_metrics(run_dir: Path, metrics: dict[str, Any], into_run: bool) -
         }
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def write_provenance(run_dir: Path, stage: str, record: dict[str, Any]) -> None:
+    """What produced this stage of the run (a later test replaces an earlier test's, the training's stays)."""
+    update_json(Path(run_dir) / PROVENANCE_FILE, lambda found: found.update({stage: record}))
 
 
 def write_cost(run_dir: Path, cost: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +31,16 @@ from facseg.runtime.config_checks import check_config
 from facseg.runtime.ddp import end_ddp_job
 from facseg.runtime.device_pool import claim_device
 from facseg.runtime.loggers import finish_wandb, is_wandb
-from facseg.runtime.record import METRICS_FILE, failed_status, wandb_run_id, write_cost, write_metrics, write_status
+from facseg.runtime.provenance import produced_by
+from facseg.runtime.record import (
+    METRICS_FILE,
+    failed_status,
+    wandb_run_id,
+    write_cost,
+    write_metrics,
+    write_provenance,
+    write_status,
+)
 from facseg.runtime.redact import redact
 from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.footprint import check_test_fits
@@ -103,18 +113,25 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         elif cfg.get("init_from"):
             init_weights(module, cfg.init_from)
         # weights_only: a checkpoint holds tensors and plain data only, so loading one never runs code.
+        start = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         except Exception as e:
             if trainer.received_sigterm:  # the workers died of it first: end as Lightning's own SIGTERM exit does,
                 raise SIGTERMException(0) from e  # which also ends a sweep rather than starting its next job
             raise
+        seconds = {"training": time.perf_counter() - start}  # this process's: a resumed run's earlier part is not in it
         best_path, best_score = selected_checkpoint(trainer, cfg.optimized_metric)
         if best_path and trainer.is_global_zero:
             best_path = stable_best(Path(best_path))
         if cfg.test:
+            start = time.perf_counter()
             trainer.test(module, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)
+            seconds["test"] = time.perf_counter() - start
         if trainer.is_global_zero:
+            device, precision = trainer.strategy.root_device, trainer.precision
+            for stage, spent in seconds.items():
+                write_provenance(output_dir, stage, produced_by(device, precision, spent))
             # Timed on the device the run trained on (Lightning hands the module back on the CPU after test).
             net = module.net.to(trainer.strategy.root_device)
             write_cost(output_dir, model_cost(net, datamodule.settings.image_size))

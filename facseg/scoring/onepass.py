@@ -11,6 +11,7 @@ data's class set declares (a LaPa-class net on CelebAMask-HQ: `data=celebamask`)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from facseg.data.labels import LabelMap
 from facseg.models.ensemble import Ensemble, Mirrored, normalised_weights
 from facseg.runtime.loggers import finish_wandb, is_wandb
-from facseg.runtime.record import wandb_run_id, write_test_metrics
+from facseg.runtime.provenance import produced_by
+from facseg.runtime.record import wandb_run_id, write_provenance, write_test_metrics
 from facseg.runtime.redact import redact
 from facseg.scoring.checkpoints import checkpoint_settings, data_config, load
 from facseg.scoring.evaluator import TestEvaluator
@@ -78,7 +80,11 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         for s, member_weights in zip(scorings, weights)
     ]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=evaluators, logger=False)
+    start = time.perf_counter()
     trainer.test(module, datamodule=datamodule, weights_only=True, verbose=False)
+    # The pass's seconds, shared by every scoring in it; and the test's own versions and device, which may be
+    # another machine's than the training's.
+    tested_by = produced_by(trainer.strategy.root_device, trainer.precision, time.perf_counter() - start)
     out = []
     for s, evaluator, member_weights in zip(scorings, evaluators, weights):
         names = [members[paths.index(p)].hparams.model["name"] for p in s.checkpoints]
@@ -98,6 +104,7 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         if trainer.is_global_zero:
             log_run(cfg, label, metrics, names, settings, evaluator, s.into_run)
             metrics = write_test_metrics(s.output_dir, metrics, s.into_run)
+            write_provenance(s.output_dir, "test", {**tested_by, "scorings_in_the_pass": len(scorings)})
         out.append(metrics)
     return out
 
