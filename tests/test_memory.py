@@ -89,3 +89,14 @@ def test_a_run_whose_test_cannot_fit_stops_before_training(tmp_path, tiny_root):
         train(cfg)
     assert not (run_dir / "checkpoints").exists()
     assert peak_bytes() < free  # nothing was allocated for the batch
+
+
+def test_a_run_checks_its_test_once_its_data_is_generated(tmp_path, caplog):
+    """The check runs as training starts, after the synthetic set is generated (before it, the set's test split
+    does not exist yet), and logs its estimate."""
+    spec = ["data.synthetic.train=8", "data.synthetic.val=4", "data.synthetic.test=4", "data.synthetic.size=96"]
+    root = f"data.root={tmp_path / 'fresh'}"
+    cfg = compose_train([*TINY, *spec, root, "logger=csv", "data.occluded_test=null"], tmp_path / "run")
+    caplog.set_level("INFO", logger="facseg.scoring.footprint")
+    train(cfg)
+    assert "Test pass: about 0.0 GB beyond" in caplog.text and "4 photos of up to 96x96 px, batch 4" in caplog.text

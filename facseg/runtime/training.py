@@ -20,7 +20,6 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -43,7 +42,7 @@ from facseg.runtime.record import (
 )
 from facseg.runtime.redact import redact
 from facseg.scoring.evaluator import TestEvaluator
-from facseg.scoring.footprint import check_test_fits
+from facseg.scoring.footprint import TestMemoryCheck
 
 log = logging.getLogger(__name__)
 BEST = "best.ckpt"  # the selected checkpoint's stable name, beside best-epochNNN.ckpt
@@ -96,6 +95,8 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
     )
     evaluator = TestEvaluator(output_dir)
     callbacks = [*(hydra.utils.instantiate(c) for c in cfg.callbacks.values()), evaluator]
+    if cfg.test:  # a test the machine cannot hold stops the run before training, not after it
+        callbacks.append(TestMemoryCheck())
     loggers = [hydra.utils.instantiate(c, **_resume_args(c, output_dir)) for c in cfg.logger.values()]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **trainer_overrides)
     for logger in loggers:
@@ -104,8 +105,6 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
             logger.experiment.define_metric(cfg.optimized_metric, summary="max")
             logger.experiment.define_metric("val/loss", summary="min")
 
-    if cfg.test and isinstance(trainer.accelerator, CPUAccelerator):  # on a GPU the photos are scored there
-        check_test_fits(datamodule, processes=trainer.num_devices)
     try:
         resume = resume_checkpoint(cfg, output_dir)
         if resume:

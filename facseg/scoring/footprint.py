@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 
+import pytorch_lightning as pl
 from PIL import Image
+from pytorch_lightning.accelerators import CPUAccelerator
 
 from facseg.data.formats import SplitFiles
 from facseg.runtime.memory import available_bytes, resident_bytes
@@ -85,3 +87,14 @@ def check_test_fits(datamodule, processes: int = 1) -> int:
             "the checkpoint later with `facseg evaluate` on a larger machine"
         )
     return need
+
+
+class TestMemoryCheck(pl.Callback):
+    """check_test_fits as training starts: after the data is prepared (a generated set exists by then) and before
+    the first step. On a GPU the photos are scored there, and the check is left out."""
+
+    __test__ = False  # not a pytest test class
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if isinstance(trainer.accelerator, CPUAccelerator):
+            check_test_fits(trainer.datamodule, processes=trainer.num_devices)
