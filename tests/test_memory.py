@@ -15,7 +15,7 @@ from facseg.data.formats import SplitFiles
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.runtime.memory import available_bytes, peak_bytes, reset_peak
 from facseg.runtime.training import train
-from facseg.scoring.footprint import TestWillNotFit, largest_photo, needed_bytes
+from facseg.scoring.footprint import TestWillNotFit, batch_bytes, largest_photo, spooled_bytes
 from tests.helpers import TINY, compose_train, subprocess_env, tiny_data
 
 # One untrained U-Net's test pass with every default condition, in a process of its own; prints its peak resident
@@ -69,11 +69,9 @@ def test_the_largest_photo_is_read_from_the_label_headers(tmp_path):
     assert len(set(shapes)) > 1  # sizes vary, so the maxima are of height and width apart
 
 
-def test_the_estimate_grows_with_the_batch_and_with_the_split_only_by_its_counts():
-    one = needed_bytes((512, 512), 8, 2000, 63, 19)
-    assert needed_bytes((512, 512), 16, 2000, 63, 19) - one == 8 * 512 * 512 * 260
-    counts = needed_bytes((512, 512), 8, 4000, 63, 19) - one  # 2,000 more photos: their confusion matrices
-    assert counts == 2000 * 63 * (19 * 19 + 3) * 8
+def test_the_memory_estimate_grows_with_the_batch_and_the_disk_estimate_with_the_split():
+    assert batch_bytes((512, 512), 16) == 2 * batch_bytes((512, 512), 8) == 16 * 512 * 512 * 260
+    assert spooled_bytes(4000, 63, 19) == 2 * spooled_bytes(2000, 63, 19) == 4000 * 63 * (19 * 19 + 3) * 8
 
 
 def test_a_run_whose_test_cannot_fit_stops_before_training(tmp_path, tiny_root):
@@ -99,4 +97,4 @@ def test_a_run_checks_its_test_once_its_data_is_generated(tmp_path, caplog):
     cfg = compose_train([*TINY, *spec, root, "logger=csv", "data.occluded_test=null"], tmp_path / "run")
     caplog.set_level("INFO", logger="facseg.scoring.footprint")
     train(cfg)
-    assert "Test pass: about 0.0 GB beyond" in caplog.text and "4 photos of up to 96x96 px, batch 4" in caplog.text
+    assert "Test pass: about 0.0 GB beyond" in caplog.text and "4 photos of up to 96x96 px, batch 4)" in caplog.text
