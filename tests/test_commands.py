@@ -78,9 +78,8 @@ def test_bench_data_runs_in_a_tiny_smoke_mode():
 def test_bench_test_splits_each_loaders_time_in_a_tiny_smoke_mode(tiny_root):
     overrides = [*tiny_data(tiny_root), "data.image_size=64"]
     out = bench("bench_test.py", "--batches", "1", *overrides)
-    assert re.search(r"clean only:\n(.*\n)+  1 test loaders, .*\nevery condition:\n(.*\n)+  1[01] test loaders", out), (
-        out
-    )
+    passes = r"clean only:\n(.*\n)+  1 test loaders, .*\nevery condition:\n(.*\n)+  1[01] test loaders"
+    assert re.search(passes, out), out
     # each loader's seconds (loading, forward, scoring), their ratio and the peak resident memory while it ran
     peak = re.search(r"occluded_target/eyes\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)$", out, re.M)
     assert peak and 0.3 < float(peak.group(1)) < 8, out
