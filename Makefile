@@ -29,7 +29,7 @@ install: ## create .venv (when absent); install the locked versions (requirement
 
 lock: ## refresh requirements.lock after pyproject.toml changed (keeps its pins; ARGS=--upgrade for the newest)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra sweepers --extra demo --generate-hashes \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" --quiet -o $(LOCK) $(ARGS)
 
 install-browser: ## Chromium and its driver, for the demo page's browser test (Debian or Ubuntu, as root; CI runs it)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import logging
 import tempfile
@@ -33,6 +32,7 @@ from timing import autocast, time_forward
 import facseg
 from facseg.models.cost import gflops
 from facseg.models.module import FaceSegModule
+from facseg.runtime.memory import peak_bytes, reset_peak, resident_bytes, trim_heap
 from facseg.runtime.speed import DTYPES, matmul_peak, sync
 
 MODELS = ("unet", "segnet", "pspnet")
@@ -224,13 +224,6 @@ def bench_inference(args, device) -> None:
 # --- (c) peak memory -----------------------------------------------------------------------------------------------
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def peak_training_memory(model: str, args, device) -> float:
     """MiB at the high-water mark of 2 training steps: weights, gradients, AdamW state and activations."""
     size = args.image_size
@@ -240,9 +233,9 @@ def peak_training_memory(model: str, args, device) -> float:
         baseline = torch.cuda.memory_allocated(device)
     else:
         gc.collect()
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so that the last model's pages do not count
-        Path("/proc/self/clear_refs").write_text("5")  # resets the resident-set high-water mark (Linux)
-        baseline = _status_kib("VmRSS") * 1024
+        trim_heap()  # hand freed heap back, so that the last model's pages do not count
+        reset_peak()
+        baseline = resident_bytes()
     module = build_module(model, args.capacity, args.channels_last).to(device).train()
     module.configure_model()
     optimizer = torch.optim.AdamW(module.parameters())
@@ -255,7 +248,7 @@ def peak_training_memory(model: str, args, device) -> float:
         loss.backward()
         optimizer.step()
     sync(device)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _status_kib("VmHWM") * 1024
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_bytes()
     del module, optimizer, images, labels, loss
     return (peak - baseline) / 2**20
 
