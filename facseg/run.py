@@ -19,7 +19,7 @@ from facseg.runtime.errors import user_errors
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float:
-    from facseg.runtime.training import run_job  # torch and Lightning, once the config has composed
+    from facseg.training.job import run_job  # torch and Lightning, once the config has composed
 
     return run_job(cfg)
 

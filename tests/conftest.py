@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facseg.data.synthetic import SyntheticSpec, generate
-from facseg.runtime.training import train
+from facseg.training.job import train
 from tests.helpers import CELEBAMASK_MINI, NATURAL_TEST_ID, TINY, celebamask_ids, compose_train, tiny_data
 
 

@@ -21,7 +21,7 @@ from facseg.data.layouts import open_layout
 from facseg.data.transforms import HorizontalFlipSwap
 from facseg.models.photos import predict
 from facseg.runtime.record import read_arrays
-from facseg.runtime.training import train
+from facseg.training.job import train
 from tests.helpers import CELEBAMASK_MINI as MINI
 from tests.helpers import CONF_DIR, TINY, compose_train
 from tests.helpers import celebamask_ids as ids

@@ -8,9 +8,9 @@ from facseg.data.formats import read_landmarks
 from facseg.data.labels import BACKGROUND, IGNORE, LabelMap
 from facseg.data.landmarks import ALIGNMENT_POINTS
 from facseg.data.synthetic import render_face
+from facseg.data.warp import PhotoGrid, warp_to_photos
+from facseg.metrics.region import Prediction, SegmentationMetrics
 from facseg.scoring import probabilities
-from facseg.scoring.metrics import Prediction, SegmentationMetrics
-from facseg.scoring.warp import PhotoGrid, warp_to_photos
 from tests.helpers import REAL_SAMPLES
 
 CLASS_NAMES = LabelMap.named("lapa").names

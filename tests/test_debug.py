@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from facseg.runtime.training import train
+from facseg.training.job import train
 from tests.helpers import compose_train, tiny_data
 
 SMALL = ["data.image_size=64", "data.batch_size=4", "trainer.enable_progress_bar=false"]

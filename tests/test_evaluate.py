@@ -11,12 +11,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from facseg.data.labels import IGNORE
+from facseg.data.warp import CERTAIN
 from facseg.evaluate import evaluate
 from facseg.models.module import FaceSegModule
-from facseg.runtime.training import train
 from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.onepass import Scoring, score
-from facseg.scoring.warp import CERTAIN
+from facseg.training.job import train
 from tests import wandb_log
 from tests.helpers import CONF_DIR, TINY, compose_train, tiny_data
 

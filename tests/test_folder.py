@@ -11,7 +11,7 @@ import yaml
 
 from facseg.data.check import main as check_main
 from facseg.data.labels import LabelMap
-from facseg.runtime.training import train
+from facseg.training.job import train
 from tests.helpers import TINY, compose_train
 
 # LaPa's 11 classes merged into 4: background, skin, the features (brows, eyes, nose, lips, mouth), hair.

@@ -97,11 +97,40 @@ def test_no_import_cycle():
             visit(name, [name])
 
 
+# The stage folders, lowest first: a module imports from its own folder and those before it only.
+LAYERS = ("runtime", "data", "metrics", "models", "scoring", "training", "report", "study")
+
+
 def test_floor_plan_stage_folders_and_thin_commands():
     top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "cli"))
     assert len(top) <= 10, f"{len(top)} modules directly in facseg/: {top}"
     stages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} - {"conf"}
-    assert stages == {"data", "models", "scoring", "study", "report", "runtime"}
+    assert stages == set(LAYERS)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    def layer(module: str) -> int | None:
+        parts = module.split(".")
+        return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+    return sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        if layer(name) is not None
+        for target in targets
+        if layer(target) is not None and layer(target) > layer(name)
+    )
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py") if "conf" not in p.relative_to(PACKAGE).parts}
+    graph = {name: facseg_imports(path, set(paths)) for name, path in paths.items()}
+    assert layer_violations(graph) == []
+    # The check sees a violation: the data importing the scoring, or the metrics the models.
+    assert layer_violations({"facseg.data.x": {"facseg.scoring.y"}, "facseg.metrics.a": {"facseg.models"}}) == [
+        "facseg.data.x imports facseg.scoring.y",
+        "facseg.metrics.a imports facseg.models",
+    ]
 
 
 def test_no_module_over_400_lines_or_named_like_the_standard_library():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from facseg.data.labels import IGNORE, LabelMap, LabelMapping
-from facseg.scoring.metrics import SegmentationMetrics
+from facseg.metrics.region import SegmentationMetrics
 
 LAPA = LabelMap.named("lapa")
 

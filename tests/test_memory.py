@@ -14,8 +14,8 @@ from PIL import Image
 from facseg.data.formats import SplitFiles
 from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.runtime.memory import available_bytes, peak_bytes, reset_peak
-from facseg.runtime.training import train
 from facseg.scoring.footprint import TestWillNotFit, batch_bytes, largest_photo, spooled_bytes
+from facseg.training.job import train
 from tests.helpers import TINY, compose_train, subprocess_env, tiny_data
 
 # One untrained U-Net's test pass with every default condition, in a process of its own; prints its peak resident

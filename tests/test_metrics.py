@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facseg.scoring.metrics import SegmentationMetrics
-from facseg.scoring.top_class import top_class
+from facseg.metrics.region import SegmentationMetrics
+from facseg.metrics.top_class import top_class
 
 NAMES = ["background", "a", "b"]
 

@@ -16,8 +16,8 @@ from facseg.data.labels import BACKGROUND, LabelMap
 from facseg.data.layouts import open_layout
 from facseg.data.occlusion import FixedOcclusion, Occlusion, face_mask
 from facseg.data.real_occluders import RealOccluders, RealOcclusion
+from facseg.metrics.confusion import metrics
 from facseg.models.module import FaceSegModule
-from facseg.scoring.confusion import metrics
 from facseg.scoring.evaluator import TestEvaluator
 from tests.helpers import CELEBAMASK_MINI
 

@@ -11,12 +11,12 @@ from hydra import compose, initialize_config_dir
 
 from facseg.data.datamodule import FaceDataModule
 from facseg.data.labels import LabelMap
+from facseg.data.warp import warp_to_photos
 from facseg.models.exporting import _export_onnx, export
 from facseg.models.factory import build_net
 from facseg.models.inference import load_parser
 from facseg.models.module import FaceSegModule
 from facseg.models.photos import predict
-from facseg.scoring.warp import warp_to_photos
 from tests.helpers import CONF_DIR, REAL_SAMPLES
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from facseg.runtime.atomic import write_json
-from facseg.runtime.config_checks import ConfigError
-from facseg.runtime.training import train
+from facseg.training.config_checks import ConfigError
+from facseg.training.job import train
 from tests import wandb_log
 from tests.helpers import FEW_CONDITIONS, TINY, compose_train, run_facseg, subprocess_env, tiny_data
 

@@ -15,7 +15,7 @@ import facseg
 from facseg.data.labels import LabelMap
 from facseg.models.module import FaceSegModule
 from facseg.runtime.record import read_arrays
-from facseg.runtime.training import init_weights, train
+from facseg.training.job import init_weights, train
 from tests import wandb_log
 from tests.helpers import FEW_CONDITIONS, TINY, compose_train, run_facseg, subprocess_env, tiny_data
 

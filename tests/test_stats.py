@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.special import stdtrit
 
+from facseg.metrics.confusion import metrics
+from facseg.metrics.region import SegmentationMetrics
 from facseg.models.ensemble import fit_weights
 from facseg.report import calibration
 from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, holm, interval, paired
 from facseg.report.calibration import REGIMES, simulate
-from facseg.scoring.confusion import metrics
-from facseg.scoring.metrics import SegmentationMetrics
 
 CLASSES = ["background", "a", "b"]
 FOREGROUND = [1, 2]

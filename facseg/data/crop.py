@@ -3,7 +3,7 @@
 As in the face-parsing literature, 5 points (eye centres, nose tip, mouth corners) are fitted by least squares to a
 fixed template, so every face lands at the same place and size in the crop whatever its position, scale and roll in
 the photo. Every matrix here maps original pixel coordinates to crop pixel coordinates (2 x 3, OpenCV's convention);
-facseg.scoring.warp takes predictions the way back. NumPy and OpenCV only.
+facseg.data.warp takes predictions the way back. NumPy and OpenCV only.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from torch import nn
 
 from facseg.data.labels import IGNORE, LabelMap
 from facseg.data.transforms import MEAN, STD
+from facseg.metrics.region import SegmentationMetrics
 from facseg.models.ensemble import Ensemble
 from facseg.models.factory import build_net
-from facseg.scoring.metrics import SegmentationMetrics
 
 
 class FaceSegModule(pl.LightningModule):

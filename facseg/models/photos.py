@@ -18,10 +18,10 @@ from tqdm import tqdm
 from facseg.data.crop import warp_to_crop
 from facseg.data.detect import Face, FaceFinder
 from facseg.data.formats import read_image
+from facseg.data.warp import warp_to_photos
+from facseg.metrics.top_class import top_class
 from facseg.models.inference import Parser, load_parser
 from facseg.runtime.atomic import write_bytes, write_json
-from facseg.scoring.top_class import top_class
-from facseg.scoring.warp import warp_to_photos
 
 log = logging.getLogger(__name__)
 

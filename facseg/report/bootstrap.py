@@ -2,7 +2,7 @@
 
 The trained run is the unit of replication: a configuration's seeds are a sample of the runs it could have given,
 and the test images a sample of the faces it could meet. Every metric is computed as the literature computes it,
-from a confusion matrix pooled over the test images (facseg.scoring.confusion), over one class set fixed by the
+from a confusion matrix pooled over the test images (facseg.metrics.confusion), over one class set fixed by the
 split's truth (`Runs.present`), the same for every configuration, condition and replicate.
 
 - `Runs`: one configuration's seeds, each seed's per-image matrices (S x N x C x C) and squared errors, on the
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import stdtr, stdtrit
 
-from facseg.scoring.confusion import metrics, value
+from facseg.metrics.confusion import metrics, value
 
 REPLICATES = 2000  # image bootstrap replicates: the image variance of a seed mean settles to ~3 %
 LEVEL = 0.95

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facseg.metrics.confusion import metrics
 from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, full_values, interval, paired
-from facseg.scoring.confusion import metrics
 
 CLASSES = ("background", "skin", "hair", "eye", "brow", "mouth")
 AREA = np.array([0.6, 0.25, 0.1, 0.025, 0.015, 0.01])  # share of an image's pixels

@@ -11,7 +11,7 @@ and almost always right, which flatters the whole-photo figures. `ceiling/...` s
 through the crop and back (the crop's label, warped onto the photo as a prediction is): what the crop size costs a
 perfect hard prediction, per class (a reference, not a bound: soft scores warped back can do better at boundaries).
 The module's test_step returns its members' crop logits (one member but for an Ensemble); scored at the original
-resolution, each member's logits are warped back onto the photo (facseg.scoring.warp, batched, on the module's
+resolution, each member's logits are warped back onto the photo (facseg.data.warp, batched, on the module's
 device) and only then combined (the weighted mean of their softmax probabilities), so a single net and an ensemble
 go through the same warp of the same quantity. Several evaluators can score ensembles of the module's members in
 one test pass: each says its ensemble in advance and one banded pass over each batch's photos works out all their
@@ -33,14 +33,14 @@ import torch
 from torchmetrics import MeanMetric
 
 from facseg.data.labels import BACKGROUND, IGNORE
+from facseg.data.warp import CERTAIN, PhotoGrid
+from facseg.metrics.confusion import metrics as metrics_table
+from facseg.metrics.region import Prediction, SegmentationMetrics
 from facseg.models.ensemble import normalised_weights
 from facseg.runtime.atomic import json_number
 from facseg.runtime.record import write_test_files
-from facseg.scoring.confusion import metrics as metrics_table
 from facseg.scoring.media import log_media
-from facseg.scoring.metrics import Prediction, SegmentationMetrics
 from facseg.scoring.probabilities import SharedBatch, mean, padded, photo_predictions
-from facseg.scoring.warp import CERTAIN, PhotoGrid
 
 SCALARS = ("miou", "f1_fg", "pixel_acc", "rmse")
 

@@ -7,7 +7,7 @@ before the test, on CelebAMask-HQ's 19 classes with every default condition (bat
 and 0.61 GB, so 66 MB a photo, about 250 bytes a pixel; docs/performance.md). A batch is padded to its largest
 photo: the estimate takes the split's largest height and width together. Disk: each image's counts per scored stage
 (a confusion matrix, a squared error and a pixel count: what the report's intervals resample), spooled to the
-temporary folder (facseg.scoring.spool).
+temporary folder (facseg.runtime.spool).
 """
 
 from __future__ import annotations

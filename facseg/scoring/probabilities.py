@@ -2,7 +2,7 @@
 evaluator per ensemble of the same checkpoints): the members' softmax probabilities on the crop and, when scoring
 at the photo's resolution, each evaluator's Prediction on the photos.
 
-On the photos, each member's logits are warped back (facseg.scoring.warp) and only then turned into probabilities,
+On the photos, each member's logits are warped back (facseg.data.warp) and only then turned into probabilities,
 so a single net and an ensemble go through the same warp of the same quantity; an ensemble is the weighted mean of
 its members' probabilities. The photos are worked through a band of rows at a time, every member and every
 evaluator's ensemble in each band, and only what the metrics read is kept: the arg-max, the sum of squared
@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from facseg.data.labels import BACKGROUND, IGNORE
+from facseg.data.warp import PhotoGrid
+from facseg.metrics.region import Prediction
 from facseg.runtime.memory import trim_heap
-from facseg.scoring.metrics import Prediction
-from facseg.scoring.warp import PhotoGrid
 
 BAND = 1 << 19  # floats of one member's probabilities per band of rows (2 MB): what stays in a CPU's cache
 Scoring = tuple[tuple[int, ...], tuple[float, ...]]  # an ensemble's members and their normalised weights

@@ -11,8 +11,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facseg.runtime.record import read_metrics
-from facseg.runtime.training import run_job
 from facseg.study.plan import StudyPlan
+from facseg.training.job import run_job
 
 
 def key(override: str) -> str:

@@ -12,7 +12,7 @@
 `confusion`: the pooled matrix itself (rows: target, columns: prediction), for reports. With `per_image`, the metric
 also keeps each image's confusion matrix, squared error and pixel count, under its index in the split (gathered
 over processes under DDP): what intervals by bootstrap over images and paired tests between models resample. They
-are spooled to disk as they come (facseg.scoring.spool), so that a test pass's memory does not grow with its split.
+are spooled to disk as they come (facseg.runtime.spool), so that a test pass's memory does not grow with its split.
 
 Label pixels of value IGNORE are not scored (as if outside `where`).
 
@@ -31,8 +31,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from facseg.data.labels import BACKGROUND, IGNORE, LabelMap
-from facseg.scoring.spool import Spool
-from facseg.scoring.top_class import top_class
+from facseg.metrics.top_class import top_class
+from facseg.runtime.spool import Spool
 
 PER_IMAGE = ("index", "confusion", "squared_error", "pixels")
 

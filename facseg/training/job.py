@@ -26,7 +26,6 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
-from facseg.runtime.config_checks import check_config
 from facseg.runtime.ddp import end_ddp_job
 from facseg.runtime.device_pool import claim_device
 from facseg.runtime.loggers import finish_wandb, is_wandb
@@ -43,6 +42,7 @@ from facseg.runtime.record import (
 from facseg.runtime.redact import redact
 from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.footprint import TestMemoryCheck
+from facseg.training.config_checks import check_config
 
 log = logging.getLogger(__name__)
 BEST = "best.ckpt"  # the selected checkpoint's stable name, beside best-epochNNN.ckpt

@@ -1,6 +1,6 @@
 """The metrics of pooled confusion matrices, in NumPy: what the report's intervals resample (facseg.report.bootstrap)
 and what the evaluator's under-occluder rates are. The same definitions as the torchmetrics metrics that training
-logs (facseg.scoring.metrics), for matrices of any leading shape (replicates, seeds, images)."""
+logs (facseg.metrics.region), for matrices of any leading shape (replicates, seeds, images)."""
 
 from __future__ import annotations
 
