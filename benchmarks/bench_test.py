@@ -1,14 +1,16 @@
-"""What a run's test costs, and where it goes: trainer.test of one untrained matched U-Net (the time does not depend
-on the weights) over the test split, clean only and with every default occluded condition, side by side in one
-process. Each test batch's time is split into loading (the loader: decoding, cropping, drawing occluders), the
+"""What a run's test costs, and where it goes: trainer.test of one matched U-Net (untrained, or `--checkpoint`'s:
+the kinds of error cost more on an untrained net's ragged parse) over the test split, clean only and with every
+default occluded condition, side by side in one process. Each test batch's time is split into loading (the loader: decoding, cropping, drawing occluders), the
 net's forward (test_step) and scoring (the evaluator: warping back, metrics); per loader, and in total; beside
 them, the process's peak resident memory while each loader ran (Linux's VmHWM, reset as each loader starts).
 
-    python benchmarks/bench_test.py [--batches N] [--passes clean,every] [run overrides, e.g. data=celebamask
-        data.root=...]
+    python benchmarks/bench_test.py [--batches N] [--passes clean,every,regions] [run overrides, e.g.
+        data=celebamask data.root=...]
 
-The goals it checks: scoring one condition costs at most the net's forward on the same batches (issue 27); the
-peak does not grow with the test split (issue 43: run it on a split and on 4x it).
+Passes: `clean`, the clean test only; `every`, every default occluded condition; `regions`, every condition with
+the region metrics only (error_kinds=false). The goals it checks: scoring one condition costs at most the net's
+forward on the same batches (issue 27); the peak does not grow with the test split (issue 43: run it on a split
+and on 4x it); the kinds of error cost at most 1.25x the test without them (issue 41: every / regions).
 """
 
 from __future__ import annotations
@@ -79,16 +81,19 @@ class _Mark(pl.Callback):
         self.clock.tick(self.part, dataloader_idx)
 
 
-def timed_test(overrides: list[str], batches: int | None) -> tuple[list[str], Clock, float]:
+def timed_test(overrides: list[str], batches: int | None, checkpoint: str | None) -> tuple[list[str], Clock, float]:
     with initialize_config_dir(config_dir=str(facseg.CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=unet", *overrides])
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
-    module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.recorded_settings)
+    if checkpoint:  # a trained net: what its parse looks like sets the kinds of error's cost
+        module = FaceSegModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    else:
+        module = FaceSegModule(model=OmegaConf.to_container(cfg.model, resolve=True), **datamodule.recorded_settings)
     clock = Clock(list(datamodule.test_stages))
     trainer = pl.Trainer(
         logger=False,
-        callbacks=[clock.first, TestEvaluator(), clock.last],
+        callbacks=[clock.first, TestEvaluator(errors=cfg.error_kinds), clock.last],
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_test_batches=batches,
@@ -107,25 +112,31 @@ def row(parts: list[float], peak_gb: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=None, help="test batches per loader (default: all)")
-    parser.add_argument("--passes", default="clean,every", help="which passes: clean (clean only), every (condition)")
+    parser.add_argument("--passes", default="clean,every", help="which: clean, every (condition), regions (no errors)")
+    parser.add_argument("--checkpoint", default=None, help="a trained checkpoint (default: an untrained U-Net)")
     parser.add_argument("overrides", nargs="*", help="run config overrides (the data, the crop size)")
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"this machine: {matmul_peak(torch.device('cpu'), '32', 2048):.0f} GFLOP/s (make bench-ref)")
-    passes = {"clean": ("clean only", CLEAN_ONLY), "every": ("every condition", [])}
+    passes = {
+        "clean": ("clean only", CLEAN_ONLY),
+        "every": ("every condition", []),
+        "regions": ("every condition, region metrics only", ["error_kinds=false"]),
+    }
     totals = {}
     for name, extra in (passes[p] for p in args.passes.split(",")):
         print(f"{name}:")
         print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward  peak GB", flush=True)
-        stages, clock, total = timed_test([*args.overrides, *extra], args.batches)
+        stages, clock, total = timed_test([*args.overrides, *extra], args.batches, args.checkpoint)
         totals[name] = total
         parts = [sum(clock.seconds[p].values()) for p in ("loading", "forward", "scoring")]
         peak = max(clock.peaks.values()) / 1e9
         print(f"  {'all':34s} {row(parts, peak)}")
         print(f"  {len(stages)} test loaders, {total:.1f} s in trainer.test")
-    if len(totals) == 2:
-        print(f"every condition / clean only: {totals['every condition'] / totals['clean only']:.1f}x")
+    for a, b in (("every condition", "clean only"), ("every condition", "every condition, region metrics only")):
+        if a in totals and b in totals:
+            print(f"{a} / {b}: {totals[a] / totals[b]:.2f}x")
 
 
 if __name__ == "__main__":

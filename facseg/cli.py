@@ -5,6 +5,7 @@
     facseg check /path/to/LaPa               facseg prepare /path/to/LaPa CACHE  facseg run --cfg job | --help
     facseg study hydra.sweep.dir=DIR         (the fair comparison: tuning, seeds, ensembles, report)
     facseg demo "models=[A.ckpt,B.ckpt]"     (a local page: upload a photo, see it parsed; the `demo` extra)
+    facseg score PRED_DIR TRUTH_ROOT --out FILE   (label maps made by anything, scored as a run's test)
 
 Tab completion in bash: `eval "$(facseg -sc install=bash)"` (in ~/.bashrc to keep it): command names, then each
 Hydra command's config groups and keys.
@@ -27,8 +28,9 @@ COMMANDS = {
     "check": "facseg.data.check",
     "prepare": "facseg.data.cache",
     "demo": "facseg.demo",
+    "score": "facseg.score",
 }
-ARGPARSE = {"report", "check", "prepare"}
+ARGPARSE = {"report", "check", "prepare", "score"}
 HYDRA = [command for command in COMMANDS if command not in ARGPARSE]
 
 

@@ -19,6 +19,7 @@ from tests.helpers import CONF_DIR
 
 LAPA = LabelMap.named("lapa")
 CLASS_NAMES = LAPA.names
+HYBRIDS = ("hybrid", "deeplabv3plus")
 
 
 def test_segnet_is_the_papers_net_at_full_width():
@@ -54,7 +55,7 @@ def test_segnet_rejects_sides_not_divisible_by_32():
         SegNet(num_classes=3, width=0.125)(torch.randn(1, 3, 48, 48))
 
 
-@pytest.mark.parametrize("arch", ["unet", "pspnet", "fpn", "segnet"])
+@pytest.mark.parametrize("arch", ["unet", "pspnet", "fpn", "segnet", "hybrid"])
 def test_factory_builds_every_family_with_matching_output(arch):
     options = {"width": 0.125} if arch == "segnet" else {"encoder": "resnet18"}
     net = build_net(arch, num_classes=11, **options).eval()
@@ -68,7 +69,9 @@ def configured_module(model: str, capacity: str = "matched") -> FaceSegModule:
 
 
 @pytest.mark.parametrize(
-    "model, capacity", [("unet", "matched"), ("segnet", "matched"), ("pspnet", "matched"), ("pspnet", "paper")]
+    "model, capacity",
+    [("unet", "matched"), ("segnet", "matched"), ("pspnet", "matched"), ("pspnet", "paper")]
+    + [("hybrid", "matched"), ("deeplabv3plus", "matched")],
 )
 def test_every_parameter_receives_a_gradient_in_a_training_step(model, capacity):
     """No dead weight: a parameter without a gradient would inflate the net's size without adding capacity (SMP's
@@ -90,10 +93,31 @@ def test_used_parameters_leave_out_what_a_net_never_reaches():
 
 
 def test_matched_capacity_is_the_default_and_within_25_percent():
-    sizes = {m: used_parameters(configured_module(m).net, 64) for m in ("unet", "segnet", "pspnet")}
+    """The three nets and the two hybrids: every used parameter within 25 % of every other net's count."""
+    sizes = {m: used_parameters(configured_module(m).net, 64) for m in ("unet", "segnet", "pspnet", *HYBRIDS)}
     assert max(sizes.values()) <= 1.25 * min(sizes.values()), sizes
-    paper = {m: used_parameters(configured_module(m, "paper").net, 64) for m in ("segnet", "pspnet")}
+    paper = {m: used_parameters(configured_module(m, "paper").net, 64) for m in ("segnet", "pspnet", *HYBRIDS)}
     assert paper["segnet"] == pytest.approx(29.4e6, rel=0.01) and paper["pspnet"] == pytest.approx(46.6e6, rel=0.01)
+    assert paper["deeplabv3plus"] == pytest.approx(45.7e6, rel=0.01)  # the paper's ResNet-101
+
+
+def test_the_hybrid_is_its_unet_parent_plus_pspnets_pyramid_at_the_bottleneck():
+    hybrid, unet = configured_module("hybrid").net.eval(), configured_module("unet").net
+    own = {n for n, _ in hybrid.named_parameters() if not n.startswith("unet.")}
+    assert own and all(n.startswith("pyramid.") for n in own)  # nothing but the pyramid beside the U-Net
+    assert {n.removeprefix("unet.") for n, _ in hybrid.named_parameters()} - {
+        n for n, _ in unet.named_parameters()
+    } == own
+    psp = hybrid.pyramid[0]
+    assert [b.pool_size for b in psp.blocks] == [1, 2, 3, 6]
+    channels = hybrid.encoder.out_channels[-1]
+    assert parameters(hybrid) - parameters(unet) == pytest.approx(3 * channels**2, rel=0.01)  # 4 x C^2/4 + 2C x C
+    seen = []
+    hybrid.pyramid.register_forward_hook(lambda module, args, output: seen.append((args[0].shape, output.shape)))
+    with torch.no_grad():
+        assert hybrid(torch.randn(1, 3, 64, 64)).shape == (1, 11, 64, 64)
+    ((bottleneck, out),) = seen
+    assert bottleneck == out and bottleneck[-1] == 2  # at stride 32, back to the encoder's width for the decoder
 
 
 def test_pspnet_is_the_papers_dilated_net_with_an_auxiliary_head():

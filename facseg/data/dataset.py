@@ -14,7 +14,8 @@ from facseg.data.cache import CropCache
 from facseg.data.conditions import Condition, realigned_matrix
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
 from facseg.data.detect import FaceFinder
-from facseg.data.formats import SplitFiles
+from facseg.data.formats import SplitFiles, read_landmarks
+from facseg.data.landmarks import NUM_LANDMARKS
 from facseg.data.transforms import seed_pipeline
 
 
@@ -104,6 +105,14 @@ class FaceSplit(Dataset):
             out["occluder"], out["occluder_kind"] = occlusion.mask, occlusion.kind
         return {**out, "crop": crop, "crop_label": crop_label, "matrix": matrix, "label": label}
 
+    def landmarks(self, index: int) -> np.ndarray:
+        """The photo's 106 landmarks (x y, its pixels), NaN where it has no landmark file: what the jawline's
+        error is measured against (facseg.metrics.jaw)."""
+        path = self.files.landmarks[index]
+        if path is not None and path.is_file():
+            return read_landmarks(path)
+        return np.full((NUM_LANDMARKS, 2), np.nan)
+
     @property
     def finder(self):
         if self._finder is None:
@@ -130,6 +139,7 @@ class FaceSplit(Dataset):
         if self.keep_original:
             sample["original_label"] = torch.from_numpy(found["label"]).long()
             sample["matrix"] = torch.from_numpy(found["matrix"])
+            sample["landmarks"] = torch.from_numpy(self.landmarks(index))
         if "occluder" in found:
             sample[f"{prefix}occluder"] = torch.from_numpy(found["occluder"])
             sample[f"{prefix}clean_label"] = torch.from_numpy(found["clean_label"]).long()

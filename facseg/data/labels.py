@@ -36,6 +36,9 @@ class LabelMap:
     face: tuple[str, ...] = ()  # the face's classes, hair and background out: what occluder coverage counts
     parts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # eyes, mouth, nose: what targeted occluders hide
     occluders: tuple[str, ...] = ()  # classes that are occluding objects (eyeglasses, hats): the natural subset
+    # What a plausible parse is (facseg.metrics.structure): `single`, classes a face has one region of; `sides`,
+    # left/right pairs, neither predicted where the truth has the other. Default: the flip pairs, for both.
+    anatomy: dict[str, tuple] = field(default_factory=dict)
     published: dict[str, Any] = field(default_factory=dict)  # benchmark, results {method: mean F1 %}, note
     mappings: dict[str, dict[str, Any]] = field(default_factory=dict)  # target class set name -> mapping spec
 
@@ -47,10 +50,17 @@ class LabelMap:
             raise ValueError(f"{where}: class names repeat: {list(self.names)}")
         if len(self.colours) != len(self.names):
             raise ValueError(f"{where}: {len(self.colours)} colours for {len(self.names)} classes")
-        for key in ("flip_pairs", "mean_f1", "face", "parts", "occluders"):
+        unknown_keys = set(self.anatomy) - {"single", "sides"}
+        if unknown_keys:
+            raise ValueError(f"{where}: anatomy takes `single` and `sides`, found {sorted(unknown_keys)}")
+        if any(len(pair) != 2 for pair in self.anatomy.get("sides", ())):
+            raise ValueError(f"{where}: anatomy.sides must be pairs [left, right], found {self.anatomy['sides']}")
+        for key in ("flip_pairs", "mean_f1", "face", "parts", "occluders", "anatomy"):
             value = getattr(self, key)
             named = [n for group in value for n in group] if key == "flip_pairs" else list(value)
             named = [n for part in value.values() for n in part] if key == "parts" else named
+            if key == "anatomy":
+                named = list(value.get("single", ())) + [n for pair in value.get("sides", ()) for n in pair]
             unknown = [n for n in named if n not in self.names]
             if unknown:
                 raise ValueError(f"{where}: {key} names unknown classes {unknown}; the classes are {list(self.names)}")
@@ -74,6 +84,7 @@ class LabelMap:
             face=tuple(plain.get("face") or ()),
             parts={k: tuple(v) for k, v in (plain.get("parts") or {}).items()},
             occluders=tuple(plain.get("occluders") or ()),
+            anatomy=anatomy_rules(plain.get("anatomy"), plain.get("flip_pairs") or ()),
             published=dict(plain.get("published") or {}),
             mappings=dict(plain.get("mappings") or {}),
         )
@@ -92,7 +103,8 @@ class LabelMap:
         """A dataset's own class set, from ROOT/classes.yaml (data=folder): `names` in id order, background first;
         optional `colours`, `flip_pairs`, `mean_f1` (default: every class but the background), `face` (what an
         occluder's coverage counts; default: every class but the background and the occluders), `parts` (what
-        the targeted occluded tests centre on), `occluders`."""
+        the targeted occluded tests centre on), `occluders`, `anatomy` (`single`: classes a face has one region
+        of; `sides`: left/right pairs; default: the flip pairs for both)."""
         path = Path(root) / FOLDER_CLASSES
         if not path.is_file():
             raise FileNotFoundError(
@@ -114,6 +126,12 @@ class LabelMap:
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path}: {e}") from e
 
+    def single(self) -> list[int]:
+        return self.ids(self.anatomy.get("single", ()))
+
+    def sides(self) -> list[tuple[int, int]]:
+        return [(self.names.index(a), self.names.index(b)) for a, b in self.anatomy.get("sides", ())]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for checkpoints, metrics.json and exported files."""
         return {
@@ -125,6 +143,7 @@ class LabelMap:
             "face": list(self.face),
             "parts": {k: list(v) for k, v in self.parts.items()},
             "occluders": list(self.occluders),
+            "anatomy": {"single": list(self.anatomy["single"]), "sides": [list(p) for p in self.anatomy["sides"]]},
             "published": self.published,
             "mappings": self.mappings,
         }
@@ -156,6 +175,16 @@ def default_colours(count: int) -> list[list[int]]:
 
     hues = [colorsys.hsv_to_rgb(i / max(1, count - 1), 0.75, 0.95) for i in range(count - 1)]
     return [[0, 0, 0], *([round(255 * v) for v in rgb] for rgb in hues)]
+
+
+def anatomy_rules(spec: Any, flip_pairs: Any) -> dict[str, tuple]:
+    """`single` and `sides` as tuples; what is not given follows the flip pairs (each sided class one region, and
+    neither side where the truth has the other)."""
+    spec = dict(spec or {})
+    pairs = [tuple(p) for p in flip_pairs]
+    single = spec.pop("single", [n for pair in pairs for n in pair])
+    sides = spec.pop("sides", pairs)
+    return {"single": tuple(single), "sides": tuple(tuple(p) for p in sides), **spec}
 
 
 def _plain(config: Any) -> dict[str, Any]:

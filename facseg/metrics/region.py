@@ -26,11 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from facseg.data.labels import BACKGROUND, IGNORE, LabelMap
+from facseg.metrics.errors import ERROR_ARRAYS, ErrorRules, image_errors, pooled_errors, summed
 from facseg.metrics.top_class import top_class
 from facseg.runtime.spool import Spool
 
@@ -102,8 +104,9 @@ class SegmentationMetrics(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, classes: LabelMap | Sequence[str], per_image: bool = False) -> None:
-        """`classes`: a class set, or class names (mean F1 then over all but the background)."""
+    def __init__(self, classes: LabelMap | Sequence[str], per_image: bool = False, errors: bool = False) -> None:
+        """`classes`: a class set, or class names (mean F1 then over all but the background); `errors`: also the
+        kinds of error region overlap does not see (facseg.metrics.errors; a class set, not names)."""
         super().__init__()
         self.class_names = classes.names if isinstance(classes, LabelMap) else tuple(classes)
         self.num_classes = len(self.class_names)
@@ -116,6 +119,15 @@ class SegmentationMetrics(Metric):
         self.add_state("squared_error", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("pixels", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
         self.images: dict[str, Spool] = {}  # PER_IMAGE name -> its rows, made by the first update
+        self.rules = ErrorRules.of(classes) if errors else None
+        if self.rules is not None:  # each image's counts, summed (facseg.metrics.errors.summed)
+            for name, value in summed(self._no_image_errors()).items():
+                dtype = torch.float64 if value.dtype.kind == "f" else torch.long
+                self.add_state(f"errors_{name}", torch.zeros(value.shape, dtype=dtype), dist_reduce_fx="sum")
+        self.per_image_names = PER_IMAGE + (ERROR_ARRAYS if self.rules is not None else ())
+
+    def _no_image_errors(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros((0, *shape), dtype) for name, (shape, dtype) in self.rules.shapes().items()}
 
     def update(
         self,
@@ -123,9 +135,14 @@ class SegmentationMetrics(Metric):
         target: torch.Tensor,
         where: torch.Tensor | None = None,
         index: torch.Tensor | None = None,
+        landmarks: torch.Tensor | None = None,
     ) -> None:
         """logits: N x C x H x W (or their Prediction); target: N x H x W class ids; where: N x H x W bool, the
-        pixels to score (all); index: the N images' places in the split (needed with `per_image`)."""
+        pixels to score (all); index: the N images' places in the split (needed with `per_image`); landmarks:
+        N x 106 x 2, in the target's pixels (NaN: none), for the jawline's error.
+
+        With `errors`, each image's kinds of error are worked out on its scored box (`where`: a photo padded at
+        its bottom and right), on the CPU."""
         scored = logits if isinstance(logits, Prediction) else Prediction.of(logits)
         if scored.probs is not None and scored.probs.shape[1] != self.num_classes:
             raise ValueError(f"logits {tuple(scored.probs.shape)} do not match {self.num_classes} classes")
@@ -143,14 +160,40 @@ class SegmentationMetrics(Metric):
         self.confmat += confusion.sum(0)
         self.squared_error += squared_error.sum()
         self.pixels += pixels.sum()
+        values = [index, confusion, squared_error, pixels]
+        if self.rules is not None:
+            errors = self._errors(scored.pred, target, where, confusion, landmarks)
+            for name, value in summed(errors).items():
+                state = getattr(self, f"errors_{name}")
+                state += torch.from_numpy(np.asarray(value)).to(state)
+            values += [errors[name] for name in ERROR_ARRAYS]
         if self.per_image:
             if index is None:
                 raise ValueError("SegmentationMetrics(per_image=True).update needs the images' index")
-            for name, value in zip(PER_IMAGE, (index, confusion, squared_error, pixels)):
-                value = value.detach().cpu().numpy()
+            for name, value in zip(self.per_image_names, values):
+                value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
                 if name not in self.images:
                     self.images[name] = Spool(value.dtype, value.shape[1:])
                 self.images[name].append(value)
+
+    def _errors(self, pred, target, where, confusion, landmarks) -> dict[str, np.ndarray]:
+        """The batch's kinds of error, image by image (facseg.metrics.errors.image_errors), stacked."""
+        pred, target = pred.to(torch.uint8).cpu().numpy(), target.to(torch.uint8).cpu().numpy()
+        confusion = confusion.cpu().numpy()
+        boxes = where.cpu().numpy() if where is not None else None
+        points = landmarks.cpu().numpy() if landmarks is not None else None
+        found = []
+        for i in range(len(target)):
+            h, w = target.shape[1:]
+            if boxes is not None:  # the photo's size: its scored rows and columns
+                h, w = int(boxes[i].any(1).nonzero()[0][-1]) + 1, int(boxes[i].any(0).nonzero()[0][-1]) + 1
+            truth = target[i, :h, :w].copy()
+            if boxes is not None:
+                truth[~boxes[i, :h, :w]] = IGNORE
+            found.append(
+                image_errors(pred[i, :h, :w], truth, self.rules, None if points is None else points[i], confusion[i])
+            )
+        return {name: np.stack([f[name] for f in found]) for name in ERROR_ARRAYS}
 
     def compute(self) -> dict[str, torch.Tensor]:
         confmat = self.confmat.double()
@@ -169,6 +212,14 @@ class SegmentationMetrics(Metric):
         for i, name in enumerate(self.class_names):
             out[f"iou/{name}"] = iou[i]
             out[f"f1/{name}"] = f1[i]
+        if self.rules is not None:
+            sums = {
+                name[len("errors_") :]: getattr(self, name).cpu().numpy()
+                for name in self._defaults
+                if name.startswith("errors_")
+            }
+            found = pooled_errors(sums, self.rules, present=(in_target > 0).cpu().numpy())
+            out.update({k: torch.tensor(v) for k, v in found.items()})
         return {**{k: v.float() for k, v in out.items()}, "confusion": self.confmat.clone()}
 
     def per_image_results(self) -> dict[str, torch.Tensor]:
@@ -178,11 +229,13 @@ class SegmentationMetrics(Metric):
         Under DDP, every process's images are gathered (each stage's in memory, in turn).
         """
         if self.images:
-            values = {name: torch.from_numpy(self.images[name].array()) for name in PER_IMAGE}
+            values = {name: torch.from_numpy(self.images[name].array()) for name in self.per_image_names}
         else:  # no image here (a process whose shard had none): its part of the gather
             c = self.num_classes
             values = {"index": torch.zeros(0, dtype=torch.long), "confusion": torch.zeros(0, c, c, dtype=torch.long)}
             values.update(squared_error=torch.zeros(0, dtype=torch.float64), pixels=torch.zeros(0, dtype=torch.long))
+            if self.rules is not None:
+                values.update({k: torch.from_numpy(v) for k, v in self._no_image_errors().items()})
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             device = self.confmat.device  # NCCL gathers on the GPU
             values = {k: torch.cat(gather_all_tensors(v.to(device))).cpu() for k, v in values.items()}

@@ -1,4 +1,5 @@
-"""Architecture name -> nn.Module: our SegNet and PSPNet, any other architecture SMP builds, or your own net."""
+"""Architecture name -> nn.Module: our SegNet, PSPNet and the U-Net/PSPNet hybrid, any other architecture SMP
+builds, or your own net."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 import segmentation_models_pytorch as smp
 from torch import nn
 
+from facseg.models.hybrid import PyramidUNet
 from facseg.models.pretrained import is_path, load_encoder, vgg16_bn_state
 from facseg.models.pspnet import PSPNet
 from facseg.models.segnet import SegNet
 
-OURS = ("segnet", "pspnet")  # faithful to their papers; SMP's PSPNet is a cut-down variant (see facseg.models.pspnet)
+# Faithful to their papers (SMP's PSPNet is a cut-down variant: facseg.models.pspnet), and the hybrid.
+OURS = ("segnet", "pspnet", "hybrid")
 CUSTOM = "custom"  # model=custom: model.net._target_ names the net
 
 
@@ -84,12 +87,15 @@ def build_net(
         net = PSPNet(num_classes, encoder=encoder or "resnet50", aux=aux, **options)
         if encoder_weights == "imagenet":
             net.encoder = smp.encoders.get_encoder(net.encoder_name, depth=5, weights="imagenet", output_stride=8)
-    elif arch in smp.MODEL_ARCHITECTURES_MAPPING:
+    elif arch == "hybrid" or arch in smp.MODEL_ARCHITECTURES_MAPPING:
         name = encoder or "resnet34"
         weights = None if is_path(encoder_weights) else encoder_weights
         if name.startswith("tu-") and weights is not None:
             weights = True  # timm encoders take a flag: the pretrained variant is part of the name
-        net = smp.create_model(arch, encoder_name=name, encoder_weights=weights, classes=num_classes, **options)
+        if arch == "hybrid":
+            net = PyramidUNet(num_classes, encoder=name, encoder_weights=weights, **options)
+        else:
+            net = smp.create_model(arch, encoder_name=name, encoder_weights=weights, classes=num_classes, **options)
     else:
         raise ValueError(f"model.arch={arch} is unknown; available: {', '.join(available_architectures())}")
     if is_path(encoder_weights):

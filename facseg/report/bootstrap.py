@@ -35,6 +35,7 @@ import numpy as np
 from scipy.special import stdtr, stdtrit
 
 from facseg.metrics.confusion import metrics, value
+from facseg.metrics.errors import ERROR_ARRAYS, additive, error_table, is_error_key
 
 REPLICATES = 2000  # image bootstrap replicates: the image variance of a seed mean settles to ~3 %
 LEVEL = 0.95
@@ -42,11 +43,13 @@ LEVEL = 0.95
 
 @dataclass
 class Runs:
-    """One configuration's test results: `confusion` S x N x C x C, `squared_error` and `pixels` S x N."""
+    """One configuration's test results: `confusion` S x N x C x C, `squared_error` and `pixels` S x N; `errors`,
+    the kinds of error's per-image counts (facseg.metrics.errors.additive, S x N x ...), where the runs kept them."""
 
     confusion: np.ndarray
     squared_error: np.ndarray
     pixels: np.ndarray
+    errors: dict[str, np.ndarray] | None = None
 
     @property
     def seeds(self) -> int:
@@ -55,16 +58,22 @@ class Runs:
     @classmethod
     def stack(cls, per_seed: Sequence[dict[str, np.ndarray]], stage: str) -> Runs:
         """From per_image.npz contents, one per seed, all on the same test images in the same order."""
+        errors = None
+        if all(f"{stage}/{name}" in a for a in per_seed for name in ERROR_ARRAYS):
+            counts = [additive({name: a[f"{stage}/{name}"] for name in ERROR_ARRAYS}) for a in per_seed]
+            errors = {k: np.stack([c[k] for c in counts]).astype(np.float64) for k in counts[0]}
         return cls(
             *(
                 np.stack([a[f"{stage}/{key}"].astype(np.float64) for a in per_seed])
                 for key in ("confusion", "squared_error", "pixels")
-            )
+            ),
+            errors,
         )
 
     def images(self, keep: np.ndarray) -> Runs:
         """The same runs on a subset of the images (a boolean mask over them)."""
-        return Runs(self.confusion[:, keep], self.squared_error[:, keep], self.pixels[:, keep])
+        errors = {k: v[:, keep] for k, v in self.errors.items()} if self.errors is not None else None
+        return Runs(self.confusion[:, keep], self.squared_error[:, keep], self.pixels[:, keep], errors)
 
     def present(self) -> list[int]:
         """The classes the images' truth holds (rows of the matrices): the class set of every mean."""
@@ -88,6 +97,22 @@ class ClassSet:
     def values(self, confusion: np.ndarray, squared_error: np.ndarray, pixels: np.ndarray, key: str) -> np.ndarray:
         return value(metrics(confusion, self.mean_f1, squared_error, pixels, present=self.present), key, self.names)
 
+    def error_values(self, sums: dict[str, np.ndarray] | None, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A kind of error's values from summed counts (facseg.metrics.errors.error_table); NaN (of `shape`) where
+        the runs kept none."""
+        if sums is None:
+            return np.full(shape, np.nan)
+        present = np.isin(np.arange(len(self.names)), self.present)
+        return error_value(error_table(sums, list(self.mean_f1), present), key, self.names)
+
+
+def error_value(table: dict[str, np.ndarray], key: str, names: Sequence[str]) -> np.ndarray:
+    """`bf1/2px` or per class `bf1/2px/skin` from an error table."""
+    if key in table:
+        return table[key]
+    name, cls = key.rsplit("/", 1)
+    return table[f"{name}_class"][..., list(names).index(cls)]
+
 
 class Bootstrap:
     """Shared image draws, so that every interval of one report resamples the same images (paired throughout)."""
@@ -101,6 +126,8 @@ class Bootstrap:
 
     def replicate_values(self, runs: Runs, classes: ClassSet, key: str, keep: np.ndarray | None = None) -> np.ndarray:
         """B x S: each seed's metric on each replicate's draw of the images (`keep`: those of a subset only)."""
+        if is_error_key(key):
+            return self._error_values(runs, classes, key, keep)
         cached = (id(runs), classes, None if keep is None else keep.tobytes())
         if cached not in self._tables:
             weights = self.weights if keep is None else self.weights[:, keep]
@@ -122,6 +149,16 @@ class Bootstrap:
             self._tables[cached] = (runs, table)  # the runs kept alive, so that their id is not reused
         return value(self._tables[cached][1], key, classes.names)
 
+    def _error_values(self, runs: Runs, classes: ClassSet, key: str, keep: np.ndarray | None) -> np.ndarray:
+        cached = ("errors", id(runs), classes, None if keep is None else keep.tobytes())
+        if cached not in self._tables:
+            weights = self.weights if keep is None else self.weights[:, keep]
+            sums = None
+            if runs.errors is not None:  # each count weighted by how often each image is drawn: B x S x ...
+                sums = {k: np.einsum("bn,sn...->bs...", weights, v) for k, v in runs.errors.items()}
+            self._tables[cached] = (runs, sums)
+        return classes.error_values(self._tables[cached][1], key, (self.replicates, runs.seeds))
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -139,6 +176,9 @@ class Estimate:
 
 def full_values(runs: Runs, classes: ClassSet, key: str) -> np.ndarray:
     """Per seed, the metric on the whole test split."""
+    if is_error_key(key):
+        sums = {k: v.sum(1) for k, v in runs.errors.items()} if runs.errors is not None else None
+        return classes.error_values(sums, key, (runs.seeds,))
     return classes.values(runs.confusion.sum(1), runs.squared_error.sum(1), runs.pixels.sum(1), key)
 
 

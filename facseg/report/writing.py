@@ -10,6 +10,7 @@ from pathlib import Path
 
 from facseg.report.estimates import Statistics
 from facseg.report.figures import plot_confusion, plot_per_class, plot_qualitative, plot_severity, png
+from facseg.report.kinds import error_tests, kinds_section
 from facseg.report.occlusion import arm_tests, occlusion_section
 from facseg.report.provenance import provenance_section
 from facseg.report.runs import Job, groups, label_map, load_sweep, mean_f1_classes, newest_sweep
@@ -75,6 +76,7 @@ def write_report(
         cost = next((r.metrics for runs in finished.values() for r in runs if "cost/device" in r.metrics), {})
         stats = Statistics(jobs)
         tests = comparison_tests(stats, compared, mean_f1_classes(jobs)) + arm_tests(stats, arms)
+        tests += error_tests(stats, compared)
         family = stats.family(tests) if stats.boot is not None else 0
         lines += [
             f"Data: `{any_job['data']}`, scored at the {any_job['eval_resolution']} resolution in the "
@@ -94,6 +96,11 @@ def write_report(
         differences = differences_section(jobs, stats, compared)
         if differences:
             lines += ["## Paired differences (test images matched)", "", differences, ""]
+        kinds, kinds_figures = kinds_section(jobs, stats, compared)
+        if kinds:
+            lines += [kinds]
+            for name, fig in kinds_figures.items():
+                write_bytes(figures / name, png(fig))
         occlusion = occlusion_section(jobs, stats, compared, arms)
         if occlusion:
             lines += [occlusion]

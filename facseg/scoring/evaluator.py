@@ -74,7 +74,9 @@ class TestEvaluator(pl.Callback):
         log: bool = True,
         shared: SharedBatch | None = None,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        errors: bool = True,
     ) -> None:
+        self.errors = errors  # the kinds of error (boundaries, structure, the jawline) of clean and each condition
         self.output_dir = Path(output_dir) if output_dir else None
         self.num_samples = num_samples  # first test images kept per stage, for the qualitative grid and W&B
         # An ensemble of some of the module's members, so that one test pass scores several ensembles of the same
@@ -114,7 +116,11 @@ class TestEvaluator(pl.Callback):
         self.aliases = dict(getattr(datamodule, "test_aliases", {}))
         self.natural = labels.ids(labels.occluders)  # classes that are occluders: the naturally occluded subset
         scored = ["test", "test/crop", "ceiling", *(s for c in self.conditions for s in occluded_stages(c))]
-        self.metrics = {s: SegmentationMetrics(labels, per_image=True).to(pl_module.device) for s in scored}
+        whole = {"test", *self.conditions}  # the kinds of error: of each condition's photos as a whole
+        self.metrics = {
+            s: SegmentationMetrics(labels, per_image=True, errors=self.errors and s in whole).to(pl_module.device)
+            for s in scored
+        }
         self.losses = {s: MeanMetric(nan_strategy="disable").to(pl_module.device) for s in self.stages}
         if self.natural:  # their mean F1 over the classes both subsets have: the occluders' own left out
             faces = replace(labels, mean_f1=tuple(c for c in labels.mean_f1 if c not in labels.occluders))
@@ -167,7 +173,9 @@ class TestEvaluator(pl.Callback):
             def photo(key: str) -> torch.Tensor:
                 return batch[key]
 
-        self.metrics[stage].update(scored, target, valid, index)
+        self.metrics[stage].update(
+            scored, target, valid, index, batch.get("landmarks") if scores.grid is not None else None
+        )
         if stage == "test":
             for condition in self.conditions:  # the clean prediction on what each condition leaves visible
                 hidden = photo(f"occluder/{self.aliases.get(condition, condition)}")

@@ -76,6 +76,7 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
             log=False,
             shared=shared,
             loss=members[paths.index(s.checkpoints[0])].loss,
+            errors=cfg.error_kinds,
         )
         for s, member_weights in zip(scorings, weights)
     ]

@@ -93,7 +93,7 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         **cfg.speed,
     )
-    evaluator = TestEvaluator(output_dir)
+    evaluator = TestEvaluator(output_dir, errors=cfg.error_kinds)
     callbacks = [*(hydra.utils.instantiate(c) for c in cfg.callbacks.values()), evaluator]
     if cfg.test:  # a test the machine cannot hold stops the run before training, not after it
         callbacks.append(TestMemoryCheck())

@@ -1,0 +1,46 @@
+"""Global structure of a parse: where region overlap is blind to the shape of the error.
+
+- Extra fragments: the 8-connected components of a class's prediction that touch no truth pixel of that class
+  (a stray blob of eye on the cheek; the part's own region, however ragged, is not one).
+- HD95: the 95th-percentile Hausdorff distance between the two boundaries (facseg.metrics.boundary's 1-px maps),
+  symmetric as MONAI's `compute_hausdorff_distance(percentile=95)`: the larger of the two directed 95th
+  percentiles. Conventions differ where a class is on one side only (MONAI returns NaN, TransUNet 0): facseg
+  scores the photo's diagonal, so that a miss stays in the mean; absent from both, the image does not count.
+- A plausible parse (`anatomy_ok`): at most one component of each class of the class set's `single` (each eye,
+  brow, the nose and each lip: facseg.data.labels' `anatomy`), and for each pair of its `sides`, no pixel of one
+  predicted where the truth has the other (a left eye where the right one is).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def components(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """The number of 8-connected components of a 0/1 mask, and its map of their labels (0: outside)."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8, copy=False), connectivity=8)
+    return count - 1, labels
+
+
+def extra_fragments(count: int, labels: np.ndarray, truth_mask: np.ndarray) -> int:
+    """Of a prediction's `count` components (`components`), those that touch no pixel of `truth_mask`."""
+    if count == 0:
+        return 0
+    touching = np.unique(labels[truth_mask > 0])
+    return count - int(np.count_nonzero(touching))  # label 0, outside the prediction, is not a component
+
+
+def hd95(pred_distances: np.ndarray, truth_distances: np.ndarray) -> float:
+    """The symmetric 95th-percentile Hausdorff distance of two boundaries, from each one's pixels' distances to the
+    other (facseg.metrics.boundary.boundary_distances); inf where one boundary is empty (the caller scores the
+    diagonal)."""
+    if len(pred_distances) == 0 or len(truth_distances) == 0:
+        return float("inf")
+    return float(max(np.percentile(pred_distances, 95), np.percentile(truth_distances, 95)))
+
+
+def sides_swapped(confusion: np.ndarray, sides: list[tuple[int, int]]) -> bool:
+    """Whether, in an image's confusion matrix (truth x prediction), any pixel of one side of a pair is predicted
+    where the truth has the other."""
+    return any(confusion[a, b] + confusion[b, a] > 0 for a, b in sides)
