@@ -1,8 +1,9 @@
 """What a run's test costs, and where it goes: trainer.test of one matched U-Net (untrained, or `--checkpoint`'s:
 the kinds of error cost more on an untrained net's ragged parse) over the test split, clean only and with every
-default occluded condition, side by side in one process. Each test batch's time is split into loading (the loader: decoding, cropping, drawing occluders), the
-net's forward (test_step) and scoring (the evaluator: warping back, metrics); per loader, and in total; beside
-them, the process's peak resident memory while each loader ran (Linux's VmHWM, reset as each loader starts).
+default occluded condition, side by side in one process. Each test batch's time is split into loading (the
+loader: decoding, cropping, drawing occluders), the net's forward (test_step) and scoring (the evaluator: warping
+back, metrics); per loader, and in total; beside them, the process's peak resident memory while each loader ran
+(Linux's VmHWM, reset as each loader starts).
 
     python benchmarks/bench_test.py [--batches N] [--passes clean,every,regions] [run overrides, e.g.
         data=celebamask data.root=...]
