@@ -30,7 +30,7 @@ HYDRA_CONFIGS = {
     "facseg.export": "export",
     "facseg.demo": "demo",
 }
-ARGPARSE_MODULES = {"facseg.report", "facseg.data.check", "facseg.data.cache", "facseg.data.synthetic"}
+ARGPARSE_MODULES = {"facseg.report", "facseg.data.check", "facseg.data.cache", "facseg.data.synthetic", "facseg.score"}
 
 
 def documented_commands() -> list[tuple[str, str]]:

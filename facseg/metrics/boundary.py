@@ -20,7 +20,6 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-SQUARE = np.ones((3, 3), np.uint8)
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
@@ -35,8 +34,8 @@ def inner_band(mask: np.ndarray, width: int) -> np.ndarray:
     """Boundary IoU's band (uint8 0/1): the mask's pixels within `width` 8-connected steps of its outside, the
     image's edge counted as outside (the paper pads one zero pixel before eroding)."""
     mask = mask.astype(np.uint8, copy=False)
-    eroded = cv2.erode(mask, SQUARE, iterations=width, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return mask - eroded
+    square = np.ones((2 * width + 1, 2 * width + 1), np.uint8)  # = the 3 x 3 square `width` times, in one pass
+    return mask - cv2.erode(mask, square, borderType=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def boundary_distances(pred_boundary: np.ndarray, truth_boundary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

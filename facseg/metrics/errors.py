@@ -89,19 +89,22 @@ def image_errors(
     confusion: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One image's counts (ERROR_ARRAYS, shapes as `rules.shapes()`). `pred`, `truth`: H x W class ids (a truth
-    pixel of IGNORE belongs to no class); `landmarks`: LaPa's 106 x 2 points in the same pixels, or None;
-    `confusion`: the image's C x C matrix (truth x prediction), if it is at hand."""
+    pixel of IGNORE belongs to no class, in either map); `landmarks`: LaPa's 106 x 2 points in the same pixels, or
+    None; `confusion`: the image's C x C matrix (truth x prediction) over its scored pixels, if it is at hand: a
+    class absent from both maps is skipped without a look at the pixels."""
     c = len(rules.names)
     h, w = truth.shape
     diagonal = float(np.hypot(h, w))
+    if confusion is None or (truth == IGNORE).any():
+        pred = np.where(truth == IGNORE, IGNORE, pred)  # an unscored pixel is in neither map's classes
+        scored = truth != IGNORE
+        confusion = np.bincount(truth[scored].astype(np.int64) * c + pred[scored], minlength=c * c).reshape(c, c)
     out = {name: np.zeros(shape, dtype) for name, (shape, dtype) in rules.shapes().items()}
     out["hd95"][:] = np.nan
     counts = np.zeros(c, np.int64)
-    for k in range(c):
+    for k in np.flatnonzero(confusion.sum(0) + confusion.sum(1)):  # the classes on either side
         pred_mask, truth_mask = (pred == k).view(np.uint8), (truth == k).view(np.uint8)
         x, y, bw, bh = cv2.boundingRect(pred_mask | truth_mask)
-        if bw == 0:
-            continue  # absent from both: counts nothing
         rows = slice(max(y - MARGIN, 0), min(y + bh + MARGIN, h))
         cols = slice(max(x - MARGIN, 0), min(x + bw + MARGIN, w))
         # Copies: OpenCV's vectorised paths then see the same memory layout for the same box, wherever it lies.
@@ -115,9 +118,6 @@ def image_errors(
         out["hd95"][k] = min(hd95(*distances), diagonal)
         counts[k], labels = components(pred_mask)
         out["fragments"][k] = extra_fragments(counts[k], labels, truth_mask)
-    if confusion is None:
-        scored = truth != IGNORE
-        confusion = np.bincount(truth[scored].astype(np.int64) * c + pred[scored], minlength=c * c).reshape(c, c)
     out["anatomy_ok"][...] = all(counts[k] <= 1 for k in rules.single) and not sides_swapped(confusion, rules.sides)
     has_landmarks = landmarks is not None and bool(np.isfinite(landmarks).all())
     out["jaw_nme"][...] = jaw_nme(pred, landmarks, list(rules.face)) if has_landmarks and rules.face else np.nan

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from facseg.metrics.boundary import boundary_counts, boundary_distances, boundary_map, nearest, pixels
@@ -38,11 +39,13 @@ def jaw_nme(pred: np.ndarray, landmarks: np.ndarray, face: list[int]) -> float:
 def jaw_counts(pred: np.ndarray, truth: np.ndarray, face: list[int], eyes: list[int]) -> np.ndarray:
     """Boundary F's 4 counts at 2 px (facseg.metrics.boundary.boundary_counts) of the face outline below the
     truth's eyes; zeros where the truth has no eye (the photo does not count)."""
-    eye_rows = face_mask(truth, eyes).nonzero()[0]
-    if len(eye_rows) == 0:
+    eye_rows = cv2.findNonZero(face_mask(truth, eyes))
+    if eye_rows is None:
         return np.zeros(4, np.int64)
-    below = int(eye_rows.mean()) + 1
-    pred_outline = boundary_map(face_mask(pred, face))
-    truth_outline = boundary_map(face_mask(truth, face))
-    pred_outline[:below], truth_outline[:below] = 0, 0
+    below = int(eye_rows[:, 0, 1].mean()) + 1
+    # The rows below the eyes, and the one above them (a pixel of the first row is on the outline when the pixel
+    # above it is not face): the outlines there are those of the whole maps.
+    top = max(below - 1, 0)
+    pred_outline = boundary_map(face_mask(pred[top:], face))[below - top :]
+    truth_outline = boundary_map(face_mask(truth[top:], face))[below - top :]
     return boundary_counts(*boundary_distances(pred_outline, truth_outline), (JAW_RADIUS,))[0]

@@ -27,8 +27,8 @@ def extra_fragments(count: int, labels: np.ndarray, truth_mask: np.ndarray) -> i
     """Of a prediction's `count` components (`components`), those that touch no pixel of `truth_mask`."""
     if count == 0:
         return 0
-    touching = np.unique(labels[truth_mask > 0])
-    return count - int(np.count_nonzero(touching))  # label 0, outside the prediction, is not a component
+    touching = np.bincount(labels[truth_mask > 0], minlength=count + 1)[1:]  # label 0: outside the prediction
+    return count - int(np.count_nonzero(touching))
 
 
 def hd95(pred_distances: np.ndarray, truth_distances: np.ndarray) -> float:
@@ -37,7 +37,17 @@ def hd95(pred_distances: np.ndarray, truth_distances: np.ndarray) -> float:
     diagonal)."""
     if len(pred_distances) == 0 or len(truth_distances) == 0:
         return float("inf")
-    return float(max(np.percentile(pred_distances, 95), np.percentile(truth_distances, 95)))
+    return float(max(percentile_95(pred_distances), percentile_95(truth_distances)))
+
+
+def percentile_95(values: np.ndarray) -> float:
+    """NumPy's default (linear) 95th percentile, by one partial sort: np.percentile's overhead is most of its time
+    on a boundary's few thousand distances."""
+    rank = 0.95 * (len(values) - 1)
+    low = int(rank)
+    high = min(low + 1, len(values) - 1)
+    parted = np.partition(values, (low, high))
+    return float(parted[low] + (parted[high] - parted[low]) * (rank - low))
 
 
 def sides_swapped(confusion: np.ndarray, sides: list[tuple[int, int]]) -> bool:

@@ -5,14 +5,18 @@ and the test images a sample of the faces it could meet. Every metric is compute
 from a confusion matrix pooled over the test images (facseg.metrics.confusion), over one class set fixed by the
 split's truth (`Runs.present`), the same for every configuration, condition and replicate.
 
-- `Runs`: one configuration's seeds, each seed's per-image matrices (S x N x C x C) and squared errors, on the
-  same N test images (per_image.npz of each run).
+- `Runs`: one configuration's seeds, each seed's per-image matrices (S x N x C x C), squared errors and kinds of
+  error's counts (facseg.metrics.errors), on the same N test images (per_image.npz of each run); the kinds of
+  error pool over a draw of images as the matrices do.
 - `interval`: the mean over seeds of the metric (each seed's metric on the whole split) and its 95 % interval,
   mean +- t * SE with SE^2 = s^2 / S + V_images: `s^2`, the variance between the seeds' values, with S - 1 degrees
   of freedom (a t, not a z: 5 seeds leave a t with 4), and `V_images`, the variance of the seed mean over a
   bootstrap of the test images with the runs held fixed (`Bootstrap`: one draw of images for the whole report,
   so both sides of a pair are resampled together). The degrees of freedom of the sum are Welch-Satterthwaite's.
-  With `minus` (the same runs at another stage: clean minus occluded), each seed's own difference is the value.
+  The interval is made on the metric's variance-stabilising scale (arcsin sqrt for fractions, sqrt for
+  non-negative quantities) and mapped back, so that it stays inside the metric's range (a rare class's F1 near 0
+  read 0.1 [-7.2, 7.4] on the metric's own scale). With `minus` (the same runs at another stage: clean minus
+  occluded), each seed's own difference is the value, on the metric's scale.
 - `paired`: A minus B, the difference the tables show (of the seed means), with the same two components per side
   (Welch: the runs of A and of B are independent draws, the images paired through the shared draw) and the
   two-sided p-value of its t statistic, so that p < 0.05 exactly when the 95 % interval leaves out 0. A side with
@@ -28,8 +32,8 @@ of whole runs is (1/126 with 5 a side), so a correction over every test of a rep
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import stdtr, stdtrit
@@ -193,16 +197,43 @@ class _Side:
         return float(np.var(self.values, ddof=1) / len(self.values)) if len(self.values) > 1 else 0.0
 
 
-def _side(boot: Bootstrap, runs: Runs, classes: ClassSet, key: str, minus: Runs | None, keep) -> _Side:
+def _side(
+    boot: Bootstrap, runs: Runs, classes: ClassSet, key: str, minus: Runs | None, keep, scale: Scale | None = None
+) -> _Side:
+    """Each run's value and each replicate's mean over runs; `scale`: of the values on a transformed scale."""
     full = full_values(runs, classes, key)
     per_replicate = boot.replicate_values(runs, classes, key, keep)
     if minus is not None:
         full = full - full_values(minus, classes, key)
         per_replicate = per_replicate - boot.replicate_values(minus, classes, key, keep)
+    if scale is not None:
+        full, per_replicate = scale.forward(full), scale.forward(per_replicate)
     defined = np.isfinite(full)
     with warnings.catch_warnings():  # a replicate where no run's value is defined stays NaN, without a warning
         warnings.simplefilter("ignore", RuntimeWarning)
         return _Side(full[defined], np.nanmean(per_replicate[:, defined], axis=1) if defined.any() else full[:0])
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A variance-stabilising scale for a bounded metric: its interval is made there and mapped back, so that it
+    stays inside the metric's range (a rare class's F1 near 0, a plausible share near 1)."""
+
+    forward: Callable[[np.ndarray], np.ndarray]
+    back: Callable[[np.ndarray], np.ndarray]
+    low: float
+    high: float
+
+
+# Fractions (F1, IoU, accuracies, boundary F, Boundary IoU, shares): the angular scale arcsin(sqrt(x)), defined at 0
+# and 1 themselves; non-negative quantities (HD95, fragments per face, the jaw's NME, RMSE): the square root.
+FRACTION = Scale(lambda x: np.arcsin(np.sqrt(np.clip(x, 0, 1))), lambda g: np.sin(g) ** 2, 0.0, np.pi / 2)
+NON_NEGATIVE = Scale(lambda x: np.sqrt(np.maximum(x, 0)), np.square, 0.0, np.inf)
+NON_NEGATIVE_METRICS = ("rmse", "hd95", "fragments", "jaw_nme")
+
+
+def scale_of(key: str) -> Scale:
+    return NON_NEGATIVE if key.split("/", 1)[0] in NON_NEGATIVE_METRICS else FRACTION
 
 
 def _combine(mean: float, sides: list[_Side], image_variance: float, images: int) -> Estimate:
@@ -238,11 +269,22 @@ def interval(
     keep: np.ndarray | None = None,
 ) -> Estimate:
     """The mean over seeds and its 95 % interval; with `minus`, of each seed's difference between the two (say
-    clean minus occluded: the same seeds and images); `keep`: on a subset of the images only."""
+    clean minus occluded: the same seeds and images); `keep`: on a subset of the images only.
+
+    A metric's own interval is made on its variance-stabilising scale (`scale_of`) and mapped back, so that it stays
+    inside the metric's range, then widened where needed to hold the mean (the scale's curvature can leave a skewed
+    mean just outside); a difference's stays on the metric's scale."""
+    images = boot.weights.shape[1] if keep is None else int(np.count_nonzero(keep))
     side = _side(boot, runs, classes, key, minus, keep)
     mean = float(side.values.mean()) if len(side.values) else float("nan")
-    images = boot.weights.shape[1] if keep is None else int(np.count_nonzero(keep))
-    return _combine(mean, [side], _image_variance(side.replicates), images)
+    found = _combine(mean, [side], _image_variance(side.replicates), images)
+    if minus is not None or not np.isfinite(mean):
+        return found
+    scale = scale_of(key)
+    side = _side(boot, runs, classes, key, None, keep, scale)
+    on_scale = _combine(float(side.values.mean()), [side], _image_variance(side.replicates), images)
+    low, high = (float(scale.back(np.clip(v, scale.low, scale.high))) for v in (on_scale.low, on_scale.high))
+    return replace(found, low=min(low, mean), high=max(high, mean))
 
 
 def paired(boot: Bootstrap, a: Runs, b: Runs, classes: ClassSet, keys: Sequence[str]) -> list[Estimate]:

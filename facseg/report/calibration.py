@@ -5,13 +5,19 @@ images, each (run, image) a confusion matrix. The model of those matrices: image
 (a rare class in some images only); run r gets each pixel of class c wrong with probability
 sigmoid(mu[c] + u[n, c] + v[r, c] + e[n, r, c]), the wrong pixels going to other classes in fixed shares. u is the
 image's difficulty (image variance), v the run's luck (seed variance), e their interaction. Three regimes by default:
-seed-dominant (runs differ more than test sets of N images would), balanced and image-dominant.
+seed-dominant (runs differ more than test sets of N images would), balanced and image-dominant. The kinds of error
+(facseg.metrics.errors) follow the same offsets: a class's boundary holds 4 sqrt(t[n, c]) pixels, of which a share
+sigmoid(logit(MISSED_BOUNDARY[c]) + u + v + e) is missed (boundary F), extra fragments come at a rate
+FRAGMENTS[c] exp(u + v + e) and HD95 is HD95[c] exp(u + v + e) px; a face is plausible with probability
+sigmoid(1.5 - u - v - e) (class-mean offsets).
 
 Per regime, studies of two configurations of the same architecture (the null: every difference is chance) go
 through facseg.report.bootstrap's `paired` and `interval`; printed: how often the paired test calls them different
-at 0.05 (target <= 0.07, on mean F1 and on the rare class's F1), and how often a 95 % interval holds the truth
-(target >= 0.93): a single configuration's, of its mean over seeds of the population F1 (the F1 of its expected
-matrix over all faces, averaged over all the runs it could give), and the difference's, of 0.
+at 0.05 (target <= 0.07, on every metric in COVERED), and how often a 95 % interval holds the truth (target >=
+0.93): a single configuration's, of its mean over seeds of the population value (the metric of its expected counts
+over all faces, averaged over all the runs it could give), for each metric in COVERED: mean F1, the rare class's F1
+(near 0 for some runs: its interval is the one a bounded scale keeps inside [0, 1]), boundary F, fragments per
+face, HD95 and the plausible share; and the difference's, of 0.
 
 `--fit DIR`: a fourth regime, fitted to a study folder's own runs (runs/<configuration>-s<seed>/per_image.npz): its
 seed and image spreads chosen so that the share of a run's variance that comes from its seed, and a run's SD, match
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from facseg.metrics.confusion import metrics
+from facseg.metrics.errors import RADII, WIDTHS, error_table
 from facseg.report.bootstrap import Bootstrap, ClassSet, Runs, full_values, interval, paired
 
 CLASSES = ("background", "skin", "hair", "eye", "brow", "mouth")
@@ -53,6 +60,10 @@ DESTINATION = np.array(
 )
 MEAN_F1 = list(range(1, len(CLASSES)))
 RARE_KEY = f"f1/{CLASSES[RARE]}"
+MISSED_BOUNDARY = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.35])  # share of a class's boundary beyond 2 px
+FRAGMENTS = np.array([0.02, 0.05, 0.1, 0.05, 0.08, 0.05])  # extra components per face
+HD95 = np.array([4.0, 6.0, 12.0, 3.0, 3.0, 4.0])  # px
+COVERED = ("f1_fg", RARE_KEY, "bf1/2px", "fragments", "hd95", "anatomy_ok")
 
 
 @dataclass(frozen=True)
@@ -89,49 +100,83 @@ def _errors(rng: np.random.Generator, regime: Regime, truth: np.ndarray, image_o
     return truth[None] / (1 + np.exp(-logit))
 
 
+def _error_counts(rng, regime: Regime, truth: np.ndarray, image_offsets, run_offsets) -> dict[str, np.ndarray]:
+    """R x N x ... per-image counts of the kinds of error (facseg.metrics.errors.additive's keys), on the offsets
+    of `_errors`."""
+    offsets = image_offsets[None] + run_offsets[:, None]
+    offsets = offsets + regime.interaction_sd * rng.standard_normal(offsets.shape)
+    present = truth[None] > 0
+    boundary = 4 * np.sqrt(np.maximum(truth, 0))[None] * np.ones_like(offsets)
+    matched = boundary / (1 + np.exp(np.log(MISSED_BOUNDARY / (1 - MISSED_BOUNDARY)) + offsets))
+    counts = np.stack([matched, boundary, matched, boundary], -1)[..., None, :].repeat(len(RADII), -2)
+    hd95 = np.where(present, HD95 * np.exp(offsets), 0.0)
+    plausible = 1 / (1 + np.exp(offsets.mean(-1) - 1.5))
+    runs, images = offsets.shape[:2]
+    return {
+        "boundary": counts,
+        "band": np.ones((*offsets.shape, len(WIDTHS), 2)),
+        "hd95_sum": hd95,
+        "hd95_count": present.astype(np.float64) * np.ones_like(offsets),
+        "fragments": FRAGMENTS * np.exp(offsets),
+        "anatomy_ok": plausible,
+        "jaw_sum": np.zeros((runs, images)),
+        "jaw_count": np.zeros((runs, images)),
+        "jaw_boundary": np.zeros((runs, images, 4)),
+        "images": np.ones((runs, images)),
+    }
+
+
 def _matrices(truth: np.ndarray, wrong: np.ndarray) -> np.ndarray:
     """... x C x C confusion matrices from true counts and wrong pixels per class."""
     return truth[..., None] * np.eye(len(CLASSES)) + wrong[..., None] * (DESTINATION - np.eye(len(CLASSES)))
 
 
-def population_value(rng: np.random.Generator, regime: Regime, runs: int = 400, faces: int = 20_000) -> float:
-    """The estimand: the mean over runs of the mean F1 of each run's matrix pooled over (many) faces."""
+def population_values(rng: np.random.Generator, regime: Regime, runs: int = 400, faces: int = 20_000) -> dict:
+    """The estimands: per metric of COVERED, the mean over runs of each run's value pooled over (many) faces."""
     truth = _truth(rng, faces)
     image_offsets = _offsets(rng, faces, regime.image_sd)
-    values = []
+    present = np.ones(len(CLASSES), bool)
+    values = defaultdict(list)
     for start in range(0, runs, 50):
         run_offsets = _offsets(rng, min(50, runs - start), regime.seed_sd)
         pooled = _matrices(truth.sum(0), _errors(rng, regime, truth, image_offsets, run_offsets).sum(1))
-        values.append(metrics(pooled, MEAN_F1)["f1_fg"])
-    return float(np.concatenate(values).mean())
+        table = metrics(pooled, MEAN_F1)
+        values["f1_fg"].append(table["f1_fg"])
+        values[RARE_KEY].append(table["f1"][..., RARE])
+        counts = {k: v.sum(1) for k, v in _error_counts(rng, regime, truth, image_offsets, run_offsets).items()}
+        errors = error_table(counts, MEAN_F1, present)
+        for key in COVERED[2:]:
+            values[key].append(errors[key])
+    return {key: float(np.concatenate(found).mean()) for key, found in values.items()}
 
 
 def simulate(regime: Regime, studies: int, seeds: int = 5, images: int = 100, replicates: int = 500, seed: int = 0):
     """Rates over `studies` null studies: false positives of the paired test (mean F1, rare class) and coverage of
     the single-configuration and difference intervals."""
     rng = np.random.default_rng(seed)
-    truth_value = population_value(rng, regime)
-    calls, rare_calls, covered, covered_difference = 0, 0, 0, 0
+    truth_values = population_values(rng, regime)
+    calls, covered = defaultdict(int), defaultdict(int)
+    covered_difference = 0
     for study in range(studies):
         truth = _truth(rng, images)
         image_offsets = _offsets(rng, images, regime.image_sd)
         sides = []
         for _ in range(2):
-            wrong = _errors(rng, regime, truth, image_offsets, _offsets(rng, seeds, regime.seed_sd))
-            confusion = _matrices(truth[None], wrong)
-            sides.append(Runs(confusion, np.zeros(confusion.shape[:2]), confusion.sum((2, 3))))
+            run_offsets = _offsets(rng, seeds, regime.seed_sd)
+            confusion = _matrices(truth[None], _errors(rng, regime, truth, image_offsets, run_offsets))
+            errors = _error_counts(rng, regime, truth, image_offsets, run_offsets)
+            sides.append(Runs(confusion, np.zeros(confusion.shape[:2]), confusion.sum((2, 3)), errors))
         boot = Bootstrap(images, seed=study, replicates=replicates)
         classes = ClassSet.of(CLASSES, MEAN_F1, sides[0])
-        overall, rare = paired(boot, *sides, classes, ["f1_fg", RARE_KEY])
-        calls += overall.p < 0.05
-        rare_calls += rare.p < 0.05
-        covered_difference += overall.low <= 0 <= overall.high
-        single = interval(boot, sides[0], classes, "f1_fg")
-        covered += single.low <= truth_value <= single.high
+        for key, found in zip(COVERED, paired(boot, *sides, classes, list(COVERED))):
+            calls[key] += found.p < 0.05
+            covered_difference += key == "f1_fg" and found.low <= 0 <= found.high
+        for key in COVERED:
+            single = interval(boot, sides[0], classes, key)
+            covered[key] += single.low <= truth_values[key] <= single.high
     return {
-        "false_positive": calls / studies,
-        "false_positive_rare": rare_calls / studies,
-        "coverage": covered / studies,
+        "false_positive": {key: calls[key] / studies for key in COVERED},
+        "coverage": {key: covered[key] / studies for key in COVERED},
         "coverage_difference": covered_difference / studies,
     }
 
@@ -222,14 +267,17 @@ def main(argv: list[str] | None = None) -> None:
             f"of a seed mean's variance {share:.2f}, a run's SD {100 * seed_sd:.2f} mean-F1 points"
         )
         print(f"{regime.name}:")
+        positives = rates["false_positive"]
         print(
-            f"  null false-positive rate at 0.05: {max(rates['false_positive'], rates['false_positive_rare']):.3f} "
-            f"(mean F1 {rates['false_positive']:.3f}, rare class {rates['false_positive_rare']:.3f}; {setting})"
+            f"  null false-positive rate at 0.05: {max(positives.values()):.3f} ("
+            + ", ".join(f"{key} {rate:.3f}" for key, rate in positives.items())
+            + f"; {setting})"
         )
+        coverage = rates["coverage"]
         print(
-            f"  interval coverage: {min(rates['coverage'], rates['coverage_difference']):.3f} "
-            f"(single configuration {rates['coverage']:.3f}, difference {rates['coverage_difference']:.3f}; "
-            f"{time.perf_counter() - start:.0f} s)"
+            f"  interval coverage: {min(*coverage.values(), rates['coverage_difference']):.3f} (single configuration: "
+            + ", ".join(f"{key} {rate:.3f}" for key, rate in coverage.items())
+            + f"; difference of mean F1 {rates['coverage_difference']:.3f}; {time.perf_counter() - start:.0f} s)"
         )
 
 
