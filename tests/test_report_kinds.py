@@ -12,7 +12,7 @@ from facseg.metrics.errors import ERROR_ARRAYS, ErrorRules, image_errors, pooled
 from facseg.report import Job, write_report
 from facseg.report.estimates import Statistics
 from facseg.report.kinds import error_tests
-from tests.test_errors import LEFT_EYE
+from tests.test_errors import LEFT_EYE, RIGHT_EYE
 
 LAPA = LabelMap.named("lapa")
 RULES = ErrorRules.of(LAPA)
@@ -37,6 +37,8 @@ def parse(truth: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
         pred = np.roll(truth, 1, axis=1)
         if rng.random() < 0.5:
             pred[44:46, 2:4] = LEFT_EYE
+        if rng.random() < 0.3:  # and a right eye taken for the left one
+            pred[pred == RIGHT_EYE] = LEFT_EYE
         return pred
     return np.roll(truth, 3, axis=0)  # every edge 3 px off
 
@@ -59,7 +61,8 @@ def job(label: str, kind: str, seed: int) -> Job:
     path = Path(f"/nonexistent/{label}_{seed}")
     samples = {"test/label": np.stack(truths[:2]), "test/prediction": np.stack(preds[:2])}
     samples["test/image"] = np.zeros((2, 48, 48, 3), np.uint8)
-    return Job(path.name, path, "ok", label, metrics=metrics, per_image=per_image, samples=samples)
+    confusion = {"test": per_image["test/confusion"].sum(0)}
+    return Job(path.name, path, "ok", label, metrics=metrics, confusion=confusion, per_image=per_image, samples=samples)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +96,11 @@ def test_the_section_reads_the_claims_from_tests_in_the_reports_family(jobs, tmp
     assert claims["U-Net handles fine-grained details better than PSPNet"] == "supports it"
     assert claims["PSPNet preserves global structure better than U-Net"] == "supports it"
     assert "jaw NME" not in report  # random label maps have no landmarks; no jaw outline below eyes either
-    for figure in ("f1_vs_boundary_f", "error_map"):
+    swaps = next(line for line in report.splitlines() if line.startswith("| model | left_eyebrow / right_eyebrow"))
+    rows = report.splitlines()[report.splitlines().index(swaps) + 2 :][:2]
+    assert rows[0].startswith("| unet | 0.00 | ") and float(rows[0].split(" | ")[2].strip(" |")) > 0  # its eyes
+    assert rows[1] == "| pspnet | 0.00 | 0.00 |"
+    for figure in ("f1_vs_boundary_f", "error_map", "left_right_swaps"):
         assert f"figures/{figure}.png" in report
     assert (tmp_path / "figures" / "f1_vs_boundary_f.png").stat().st_size > 10_000
     size = int(report.split("This report's family: ")[1].split(" ")[0])

@@ -23,7 +23,9 @@ class loses precision on the classes it took the pixels from, not a class of its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,6 +100,13 @@ class Prediction:
                 cells, error = cells.where(counted, n * c * c), error * counted
             found = self.paired[id(target)] = (target, cells, error)  # the target kept: its id stays its own
         return found[1], found[2]
+
+
+@functools.cache
+def error_pool() -> ThreadPoolExecutor:
+    """Threads for the kinds of error, one per core torch uses: the net is idle while a batch is scored, and
+    OpenCV, SciPy's k-d trees and NumPy's large operations release the GIL."""
+    return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="facseg-errors")
 
 
 class SegmentationMetrics(Metric):
@@ -182,17 +191,17 @@ class SegmentationMetrics(Metric):
         confusion = confusion.cpu().numpy()
         boxes = where.cpu().numpy() if where is not None else None
         points = landmarks.cpu().numpy() if landmarks is not None else None
-        found = []
-        for i in range(len(target)):
+
+        def one(i: int) -> dict[str, np.ndarray]:
             h, w = target.shape[1:]
             if boxes is not None:  # the photo's size: its scored rows and columns
                 h, w = int(boxes[i].any(1).nonzero()[0][-1]) + 1, int(boxes[i].any(0).nonzero()[0][-1]) + 1
             truth = target[i, :h, :w].copy()
             if boxes is not None:
                 truth[~boxes[i, :h, :w]] = IGNORE
-            found.append(
-                image_errors(pred[i, :h, :w], truth, self.rules, None if points is None else points[i], confusion[i])
-            )
+            return image_errors(pred[i, :h, :w], truth, self.rules, None if points is None else points[i], confusion[i])
+
+        found = list(error_pool().map(one, range(len(target))))  # images apart: the same numbers in any order
         return {name: np.stack([f[name] for f in found]) for name in ERROR_ARRAYS}
 
     def compute(self) -> dict[str, torch.Tensor]:

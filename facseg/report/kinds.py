@@ -120,6 +120,17 @@ def kinds_section(jobs: list[Job], stats: Statistics, compared: list[str] | None
         lines += ["**The study's claims**, each read from one test stated in advance:", "", *claims, ""]
     figures = {"f1_vs_boundary_f.png": plot_f1_vs_boundary(jobs, stats)}
     lines += ["![region F1 against boundary F per class](figures/f1_vs_boundary_f.png)", ""]
+    swaps = swap_rows(jobs, stats)
+    if swaps:
+        lines += [
+            "Left/right swaps: the share of each pair's true pixels predicted as its mirror class (%, clean, "
+            "pooled over the runs' confusion matrices):",
+            "",
+            *swaps,
+            "",
+        ]
+        figures["left_right_swaps.png"] = plot_swaps(jobs, stats)
+        lines += ["![left/right swaps per pair](figures/left_right_swaps.png)", ""]
     error_map = plot_error_map(jobs)
     if error_map is not None:
         figures["error_map.png"] = error_map
@@ -182,6 +193,46 @@ def claim_rows(stats: Statistics) -> list[str]:
                 f"| {claim} | {test} | " + " | ".join(difference_cells(d, *scales[metric])) + f" | {reading(d, sign)} |"
             )
     return rows if len(rows) > 2 else []
+
+
+def swap_shares(jobs: list[Job], stats: Statistics) -> dict[str, list[float]]:
+    """Per configuration, per flip pair of the class set: (pixels of a predicted as b + of b as a) / (a + b), from
+    the pooled clean confusion matrices of its runs."""
+    labels = label_map(jobs)
+    pairs = [(labels.names.index(a), labels.names.index(b)) for a, b in labels.flip_pairs]
+    out = {}
+    for label, runs in stats.groups.items():
+        matrices = [run.confusion["test"] for run in runs if "test" in run.confusion]
+        if matrices and pairs:
+            m = np.sum(matrices, 0)
+            out[label] = [(m[a, b] + m[b, a]) / max(m[a].sum() + m[b].sum(), 1) for a, b in pairs]
+    return out
+
+
+def swap_rows(jobs: list[Job], stats: Statistics) -> list[str]:
+    shares = swap_shares(jobs, stats)
+    if not shares:
+        return []
+    pairs = [f"{a} / {b}" for a, b in label_map(jobs).flip_pairs]
+    rows = ["| model | " + " | ".join(pairs) + " |", "|---|" + "---|" * len(pairs)]
+    return rows + [
+        f"| {label} | " + " | ".join(f"{100 * s:.2f}" for s in found) + " |" for label, found in shares.items()
+    ]
+
+
+def plot_swaps(jobs: list[Job], stats: Statistics) -> Figure:
+    shares = swap_shares(jobs, stats)
+    pairs = [f"{a}/{b}" for a, b in label_map(jobs).flip_pairs]
+    fig = Figure(figsize=(1.6 * len(pairs) * max(1, len(shares)) / 2 + 2, 3.5), layout="tight")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(shares))
+    for n, (label, found) in enumerate(shares.items()):
+        ax.bar(np.arange(len(pairs)) + n * width, [100 * s for s in found], width, label=label)
+    ax.set_xticks(np.arange(len(pairs)) + width * (len(shares) - 1) / 2, pairs, fontsize=8)
+    ax.set_ylabel("swapped (% of the pair's pixels)")
+    ax.set_title("left/right swaps, clean")
+    ax.legend(fontsize=7)
+    return fig
 
 
 def plot_f1_vs_boundary(jobs: list[Job], stats: Statistics) -> Figure:
