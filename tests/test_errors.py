@@ -17,6 +17,7 @@ from facseg.data.labels import LabelMap
 from facseg.metrics.errors import RADII, WIDTHS, ErrorRules, image_errors, pooled_errors, summed
 from facseg.metrics.region import SegmentationMetrics
 from facseg.scoring.parses import UnscorableParses, score_parses
+from tests.helpers import CELEBAMASK_MINI
 
 LAPA = LabelMap.named("lapa")
 RULES = ErrorRules.of(LAPA)
@@ -158,13 +159,18 @@ def square(mask: np.ndarray, y: int, x: int, size: int, k: int) -> np.ndarray:
 
 def test_a_stray_blob_is_a_fragment_that_costs_boundary_precision_and_plausibility():
     truth = square(np.zeros((80, 80), np.uint8), 20, 20, 20, LEFT_EYE)
-    pred = square(truth.copy(), 60, 60, 5, LEFT_EYE)  # the blob touches no true eye
+    pred = square(truth.copy(), 60, 60, 7, LEFT_EYE)  # the blob touches no true eye
     found = pooled(pred, truth)
     assert found["fragments/left_eye"] == 1 and found["fragments"] == 1
-    precision, recall = 76 / (76 + 16), 1.0  # boundary pixels: the square's 76, the blob's 16
+    precision, recall = 76 / (76 + 24), 1.0  # boundary pixels: the square's 76, the blob's 24
     assert found["bf1/2px/left_eye"] == pytest.approx(2 * precision * recall / (precision + recall))
-    assert found["anatomy_ok"] == 0.0  # two regions of one eye
+    assert found["anatomy_ok"] == 0.0  # two regions of one eye (the blob is over a tenth of the eye)
     assert found["hd95/left_eye"] > 30  # the blob's boundary is over 5 % of the prediction's
+    speck = pooled(square(truth.copy(), 60, 60, 2, LEFT_EYE), truth)
+    assert speck["fragments"] == 1 and speck["anatomy_ok"] == 1.0  # a speck is a fragment, not a second eye
+    split = truth.copy()
+    split[29:31] = 0  # a brow or an eye parted in two, as the truth may show it
+    assert pooled(split, split)["anatomy_ok"] == 1.0 and pooled(split, truth)["anatomy_ok"] == 0.0
 
 
 def test_a_hole_costs_boundary_precision_and_is_a_background_fragment():
@@ -273,3 +279,16 @@ def test_score_says_each_kind_of_problem_in_one_line_and_writes_nothing(tmp_path
     out = tmp_path / "scored.json"
     assert cli.main(["score", str(tmp_path / "parse"), str(tiny_root), "--out", str(out)]) == 1
     assert not out.exists()
+
+
+@pytest.mark.skipif(not CELEBAMASK_MINI.is_dir(), reason=f"{CELEBAMASK_MINI} is absent: the real-face check needs it")
+def test_score_reads_celebamask_and_measures_the_jaw_by_its_outline(tmp_path):
+    """A CelebAMask-HQ folder has no landmarks: the jaw by the face outline below the eyes; its truth scores 1."""
+    ids = (CELEBAMASK_MINI / "val.txt").read_text().split()
+    parse = tmp_path / "parse"
+    parse.mkdir()
+    for name in ids:
+        shutil.copy(CELEBAMASK_MINI / "masks" / f"{name}.png", parse / f"{name}.png")
+    found = score_parses(parse, CELEBAMASK_MINI, split="val")
+    assert found["val/f1_fg"] == 1.0 and found["val/jaw_bf1/2px"] == 1.0 and found["val/jaw_nme"] is None
+    assert found["val/hd95/l_eye"] == 0.0 and found["val/anatomy_ok"] > 0.9  # the truth's own eyes are one region

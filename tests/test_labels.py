@@ -71,3 +71,15 @@ def test_ignored_pixels_count_nowhere():
         assert torch.equal(value.nan_to_num(-1), b.compute()[key].nan_to_num(-1)), key
     for key, value in a.per_image_results().items():
         assert torch.equal(value, b.per_image_results()[key]), key
+
+
+def test_anatomy_rules_follow_the_flip_pairs_unless_given_and_name_a_wrong_key_or_class():
+    spec = {"name": "x", "names": ["background", "a", "l", "r"], "colours": [[0, 0, 0]] * 4, "flip_pairs": [["l", "r"]]}
+    plain = LabelMap.from_config(spec)
+    assert plain.single() == [2, 3] and plain.sides() == [(2, 3)]  # default: the flip pairs, for both
+    given = LabelMap.from_config({**spec, "anatomy": {"single": ["a"]}})
+    assert given.single() == [1] and given.sides() == [(2, 3)] and LabelMap.from_config(given.to_dict()) == given
+    with pytest.raises(ValueError, match=r"anatomy names unknown classes \['b'\]"):
+        LabelMap.from_config({**spec, "anatomy": {"single": ["b"]}})
+    with pytest.raises(ValueError, match=r"anatomy takes `single` and `sides`, found \['singel'\]"):
+        LabelMap.from_config({**spec, "anatomy": {"singel": ["a"]}})

@@ -3,8 +3,8 @@
 Per image (`image_errors`), per class: boundary F's counts at 1, 2 and 4 px and Boundary IoU's at 2 and 5 px
 (facseg.metrics.boundary), HD95 and extra fragments (facseg.metrics.structure); per face: whether the parse is
 plausible, and the jawline (facseg.metrics.jaw). Each class is worked on inside the bounding box of its two masks
-(with a margin wider than any band), so that small parts cost little: the bands in the box are those of the whole
-image. Distances are between boundary pixels only (k-d trees), exact.
+and a pixel around it, so that small parts cost little: its boundaries, bands and components there are those of the
+whole image. Distances are between boundary pixels only (k-d trees), exact.
 
 Pooled (`pooled_errors`) as the confusion matrices are, by summing each image's counts: the keys a run's
 metrics.json gives under each condition's prefix, per class with `/<class>` after them, and their means over the
@@ -32,11 +32,13 @@ from facseg.metrics.boundary import (
     iou_of_counts,
 )
 from facseg.metrics.jaw import JAW_RADIUS, jaw_counts, jaw_nme
-from facseg.metrics.structure import components, extra_fragments, hd95, sides_swapped
+from facseg.metrics.structure import components, extra_fragments, hd95, regions, sides_swapped
 
 RADII = (1, 2, 4)  # boundary F's tolerances, px
 WIDTHS = (2, 5)  # Boundary IoU's band widths, px
-MARGIN = max(*RADII, *WIDTHS) + 1  # around a class's box: its boundaries, disks and bands lie inside
+# Around a class's box, one pixel of its masks' outside: all that a boundary, a band or a component looks at beyond
+# the box (an erosion treats the box's edge as outside, or inside, only where the image's edge is).
+MARGIN = 1
 ERROR_ARRAYS = ("boundary", "band", "hd95", "fragments", "anatomy_ok", "jaw_nme", "jaw_boundary")
 ERROR_METRICS = ("bf1", "biou", "hd95", "fragments", "anatomy_ok", "jaw_nme", "jaw_bf1")  # keys' first parts
 
@@ -101,24 +103,22 @@ def image_errors(
         confusion = np.bincount(truth[scored].astype(np.int64) * c + pred[scored], minlength=c * c).reshape(c, c)
     out = {name: np.zeros(shape, dtype) for name, (shape, dtype) in rules.shapes().items()}
     out["hd95"][:] = np.nan
-    counts = np.zeros(c, np.int64)
+    too_many = False  # regions of a `single` class
     for k in np.flatnonzero(confusion.sum(0) + confusion.sum(1)):  # the classes on either side
         pred_mask, truth_mask = (pred == k).view(np.uint8), (truth == k).view(np.uint8)
         x, y, bw, bh = cv2.boundingRect(pred_mask | truth_mask)
         rows = slice(max(y - MARGIN, 0), min(y + bh + MARGIN, h))
         cols = slice(max(x - MARGIN, 0), min(x + bw + MARGIN, w))
-        # Copies: OpenCV's vectorised paths then see the same memory layout for the same box, wherever it lies.
-        pred_mask, truth_mask = (
-            np.ascontiguousarray(pred_mask[rows, cols]),
-            np.ascontiguousarray(truth_mask[rows, cols]),
-        )
+        pred_mask, truth_mask = pred_mask[rows, cols], truth_mask[rows, cols]
         distances = boundary_distances(boundary_map(pred_mask), boundary_map(truth_mask))
         out["boundary"][k] = boundary_counts(*distances, RADII)
         out["band"][k] = band_counts(pred_mask, truth_mask, WIDTHS)
         out["hd95"][k] = min(hd95(*distances), diagonal)
-        counts[k], labels = components(pred_mask)
-        out["fragments"][k] = extra_fragments(counts[k], labels, truth_mask)
-    out["anatomy_ok"][...] = all(counts[k] <= 1 for k in rules.single) and not sides_swapped(confusion, rules.sides)
+        count, labels = components(pred_mask)
+        out["fragments"][k] = extra_fragments(count, labels, truth_mask)
+        if k in rules.single:
+            too_many |= regions(pred_mask, labels, count) > max(1, regions(truth_mask))
+    out["anatomy_ok"][...] = not too_many and not sides_swapped(confusion, rules.sides)
     has_landmarks = landmarks is not None and bool(np.isfinite(landmarks).all())
     out["jaw_nme"][...] = jaw_nme(pred, landmarks, list(rules.face)) if has_landmarks and rules.face else np.nan
     if not has_landmarks and rules.face and rules.eyes:

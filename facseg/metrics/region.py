@@ -14,6 +14,9 @@ also keeps each image's confusion matrix, squared error and pixel count, under i
 over processes under DDP): what intervals by bootstrap over images and paired tests between models resample. They
 are spooled to disk as they come (facseg.runtime.spool), so that a test pass's memory does not grow with its split.
 
+With `errors`, each image's kinds of error too (facseg.metrics.errors: boundaries, structure, the jawline), kept
+per image beside its matrix and summed into the pooled state, their keys beside the region metrics'.
+
 Label pixels of value IGNORE are not scored (as if outside `where`).
 
 A class the split's truth lacks has no F1 or IoU (NaN), predicted or not, and is left out of the means: the classes

@@ -104,9 +104,9 @@ def kinds_section(jobs: list[Job], stats: Statistics, compared: list[str] | None
         "Region F1 counts pixels; these count what it does not see (docs/protocol.md, Kinds of error): boundary F "
         "at 2 px and Boundary IoU of 2 px bands (%), the 95th-percentile Hausdorff distance between the boundaries "
         "(pixels; a missed or invented class scores the photo's diagonal), extra fragments per face (components "
-        "touching no truth pixel of their class), the share of plausible parses (one region of each eye, brow, "
-        "nose and lip; no eye where the other one is) and the jawline's error. Means over the mean-F1 classes, "
-        "with 95 % intervals as above.",
+        "touching no truth pixel of their class), the share of plausible parses (no more regions of each eye, brow, "
+        "nose and lip than the truth shows; no eye where the other one is) and the jawline's error. Means over the "
+        "mean-F1 classes, with 95 % intervals as above.",
         "",
     ]
     for title, stage in stages(stats):

@@ -15,8 +15,9 @@ resolution, each member's logits are warped back onto the photo (facseg.data.war
 device) and only then combined (the weighted mean of their softmax probabilities), so a single net and an ensemble
 go through the same warp of the same quantity. Several evaluators can score ensembles of the module's members in
 one test pass: each says its ensemble in advance and one banded pass over each batch's photos works out all their
-predictions (facseg.scoring.probabilities). Per stage the evaluator
-keeps the pooled metrics, one confusion matrix per image, the first images as samples, and writes confusion.json,
+predictions (facseg.scoring.probabilities). The test and each condition, scored as a whole, also give the kinds of
+error region overlap does not see (facseg.metrics.errors; `errors=False`: not). Per stage the evaluator keeps the
+pooled metrics, one confusion matrix per image, the first images as samples, and writes confusion.json,
 per_image.npz and samples.npz (facseg.runtime.record) and the W&B media (facseg.scoring.media).
 """
 
