@@ -3,11 +3,13 @@ their config (`+callbacks.interrupt._target_=tests.helpers.Interrupt`). Fixtures
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
@@ -113,3 +115,11 @@ class Interrupt(pl.Callback):
                 os.killpg(os.getpgrp(), self.signal)
             else:
                 os.kill(os.getpid(), self.signal)
+
+
+def same_number(key: str, value: float | None):
+    """What another pass's value of `key` must equal: a fraction to 1e-6, HD95 (pixels, float32) to 1e-4 px; NaN
+    (JSON's null) as None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return pytest.approx(value, abs=1e-4 if "hd95" in key else 1e-6)

@@ -10,7 +10,7 @@ from facseg.data.synthetic import SyntheticSpec, generate
 from facseg.models.module import FaceSegModule
 from facseg.scoring import evaluator
 from tests import wandb_log
-from tests.helpers import FEW_CONDITIONS, run_facseg
+from tests.helpers import FEW_CONDITIONS, run_facseg, same_number
 
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
@@ -63,7 +63,7 @@ def single_process_test(run_dir, root) -> dict:
 def assert_same_test_metrics(run_dir, root):
     ddp = json.loads((run_dir / "metrics.json").read_text())
     for key, value in single_process_test(run_dir, root).items():
-        assert ddp[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+        assert ddp[key] == same_number(key, value), key
 
 
 def assert_one_of_each(job_dir):

@@ -18,7 +18,7 @@ from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.onepass import Scoring, score
 from facseg.training.job import train
 from tests import wandb_log
-from tests.helpers import CONF_DIR, TINY, compose_train, tiny_data
+from tests.helpers import CONF_DIR, TINY, compose_train, same_number, tiny_data
 
 
 def compose_evaluate(overrides, output_dir, wandb=False):
@@ -35,11 +35,6 @@ def trained(tmp_path_factory, tiny_root):
     run_dir = tmp_path_factory.mktemp("trained")
     train(compose_train([*TINY, *tiny_data(tiny_root), "logger=csv"], run_dir))
     return json.loads((run_dir / "metrics.json").read_text())
-
-
-def same_number(key: str, value: float | None):
-    """What another pass's value must equal: fractions to 1e-6; HD95 (pixels, float32) to 1e-4 px."""
-    return None if value is None else pytest.approx(value, abs=1e-4 if "hd95" in key else 1e-6, nan_ok=True)
 
 
 @pytest.mark.slow
