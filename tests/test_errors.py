@@ -14,7 +14,7 @@ from PIL import Image
 
 from facseg import cli
 from facseg.data.labels import LabelMap
-from facseg.metrics.errors import RADII, WIDTHS, ErrorRules, image_errors, pooled_errors, summed
+from facseg.metrics.errors import RADII, WIDTHS, ErrorRules, errors_of, image_errors, pooled_errors, summed
 from facseg.metrics.region import SegmentationMetrics
 from facseg.scoring.parses import UnscorableParses, score_parses
 from tests.helpers import CELEBAMASK_MINI
@@ -25,9 +25,7 @@ SKIN, LEFT_EYE, RIGHT_EYE, NOSE = (LAPA.names.index(n) for n in ("skin", "left_e
 
 
 def pooled(pred: np.ndarray, truth: np.ndarray, landmarks: np.ndarray | None = None) -> dict[str, float]:
-    found = image_errors(pred, truth, RULES, landmarks)
-    present = np.bincount(truth.ravel(), minlength=256)[: len(LAPA.names)] > 0
-    return pooled_errors(summed({k: v[None] for k, v in found.items()}), RULES, present)
+    return errors_of(pred, truth, "lapa", landmarks)  # the public entry for two label maps
 
 
 # Plain implementations of each definition, pixel by pixel.

@@ -186,3 +186,13 @@ def pooled_errors(sums: dict[str, np.ndarray], rules: ErrorRules, present: np.nd
         else:
             out[key] = float(values)
     return out
+
+
+def errors_of(pred: np.ndarray, truth: np.ndarray, labels: LabelMap | str = "lapa", landmarks=None) -> dict[str, float]:
+    """Two label maps' kinds of error, as a run's keys (`bf1/2px`, `hd95/nose`, ...): the public entry for a parse
+    made anywhere. `labels`: a class set or a shipped one's name; `landmarks`: LaPa's 106 x 2 points, if any."""
+    labels = LabelMap.named(labels) if isinstance(labels, str) else labels
+    rules = ErrorRules.of(labels)
+    found = image_errors(pred, truth, rules, landmarks)
+    present = np.bincount(truth[truth != IGNORE].ravel(), minlength=len(labels))[: len(labels)] > 0
+    return pooled_errors(summed({k: v[None] for k, v in found.items()}), rules, present)
