@@ -96,6 +96,9 @@ def test_matched_capacity_is_the_default_and_within_25_percent():
     """The three nets and the two hybrids: every used parameter within 25 % of every other net's count."""
     sizes = {m: used_parameters(configured_module(m).net, 64) for m in ("unet", "segnet", "pspnet", *HYBRIDS)}
     assert max(sizes.values()) <= 1.25 * min(sizes.values()), sizes
+    assert sizes["hybrid"] == pytest.approx(8.86e6, rel=0.01) and sizes["deeplabv3plus"] == pytest.approx(
+        7.53e6, rel=0.01
+    )
     paper = {m: used_parameters(configured_module(m, "paper").net, 64) for m in ("segnet", "pspnet", *HYBRIDS)}
     assert paper["segnet"] == pytest.approx(29.4e6, rel=0.01) and paper["pspnet"] == pytest.approx(46.6e6, rel=0.01)
     assert paper["deeplabv3plus"] == pytest.approx(45.7e6, rel=0.01)  # the paper's ResNet-101

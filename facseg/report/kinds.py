@@ -20,6 +20,7 @@ from facseg.metrics.structure import components
 from facseg.report.bootstrap import Estimate
 from facseg.report.estimates import Statistics, Test, format_estimate
 from facseg.report.runs import Job, label_map, mean_f1_classes
+from facseg.report.tables import format_p, md_header, md_row
 
 # (column title, metric, scale, digits, higher is better)
 KINDS = [
@@ -139,40 +140,38 @@ def kinds_section(jobs: list[Job], stats: Statistics, compared: list[str] | None
 
 
 def table(stats: Statistics, stage: str, kinds: list[tuple]) -> list[str]:
-    rows = ["| model | " + " | ".join(k[0] for k in kinds) + " |", "|---|" + "---|" * len(kinds)]
+    rows = md_header(["model", *(k[0] for k in kinds)])
     for label in stats.groups:
         cells = [format_estimate(e, k[2], k[3]) if (e := stats.estimate(label, stage, k[1])) else "-" for k in kinds]
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        rows.append(md_row([label, *cells]))
     return rows
 
 
 def per_class(jobs: list[Job], stats: Statistics) -> list[str]:
     labels = list(stats.groups)
-    rows = ["| class | " + " | ".join(f"{label} F1 | {label} bF" for label in labels) + " |"]
-    rows.append("|---|" + "---|" * (2 * len(labels)))
+    rows = md_header(["class", *(f"{label} {kind}" for label in labels for kind in ("F1", "bF"))])
     for c in mean_f1_classes(jobs):
         cells = []
         for label in labels:
             for metric in (f"f1/{c}", f"bf1/2px/{c}"):
                 found = stats.estimate(label, "test", metric)
                 cells.append(f"{100 * found.mean:.1f}" if found and np.isfinite(found.mean) else "-")
-        rows.append(f"| {c} | " + " | ".join(cells) + " |")
+        rows.append(md_row([c, *cells]))
     return rows
 
 
 def difference_cells(d: Estimate, scale: float, digits: int) -> list[str]:
-    p = "-" if not np.isfinite(d.p) else ("< 0.001" if d.p < 0.001 else f"{d.p:.3f}")
     span = f"[{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]"
-    return [f"{d.mean * scale:+.{digits}f}", span, p]
+    return [f"{d.mean * scale:+.{digits}f}", span, format_p(d.p)]
 
 
 def difference_rows(stats: Statistics, tests: list[Test], kinds: list[tuple]) -> list[str]:
     scales = {k[1]: k[2:4] for k in KINDS}
-    rows = ["| A | B | stage | metric | A - B | 95 % interval | p (Holm) |", "|---|---|---|---|---|---|---|"]
+    rows = md_header(["A", "B", "stage", "metric", "A - B", "95 % interval", "p (Holm)"])
     for test in dict.fromkeys(tests):
         d = stats.difference(test)
         if d is not None and np.isfinite(d.mean):
-            rows.append("| " + " | ".join([*test[:4], *difference_cells(d, *scales[test[3]])]) + " |")
+            rows.append(md_row([*test[:4], *difference_cells(d, *scales[test[3]])]))
     return rows if len(rows) > 2 else []
 
 
@@ -184,14 +183,12 @@ def reading(d: Estimate, sign: int) -> str:
 
 def claim_rows(stats: Statistics) -> list[str]:
     scales = {k[1]: k[2:4] for k in KINDS}
-    rows = ["| claim | test | A - B | 95 % interval | p (Holm) | the numbers |", "|---|---|---|---|---|---|"]
+    rows = md_header(["claim", "test", "A - B", "95 % interval", "p (Holm)", "the numbers"])
     for claim, a, b, stage, metric, sign in CLAIMS:
         d = claimed(stats, (a, b, stage, metric))
         if d is not None and np.isfinite(d.mean):
             test = f"{a} - {b}, {metric}, {'clean' if stage == 'test' else stage}"
-            rows.append(
-                f"| {claim} | {test} | " + " | ".join(difference_cells(d, *scales[metric])) + f" | {reading(d, sign)} |"
-            )
+            rows.append(md_row([claim, test, *difference_cells(d, *scales[metric]), reading(d, sign)]))
     return rows if len(rows) > 2 else []
 
 
@@ -214,9 +211,8 @@ def swap_rows(jobs: list[Job], stats: Statistics) -> list[str]:
     if not shares:
         return []
     pairs = [f"{a} / {b}" for a, b in label_map(jobs).flip_pairs]
-    rows = ["| model | " + " | ".join(pairs) + " |", "|---|" + "---|" * len(pairs)]
-    return rows + [
-        f"| {label} | " + " | ".join(f"{100 * s:.2f}" for s in found) + " |" for label, found in shares.items()
+    return md_header(["model", *pairs]) + [
+        md_row([label, *(f"{100 * s:.2f}" for s in found)]) for label, found in shares.items()
     ]
 
 
