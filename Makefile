@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock install-browser test test-all demo report evaluate acceptance bench bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
+.PHONY: help install lock install-browser test test-all quick demo report evaluate acceptance bench bench-precision bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench-ref: ## this machine's speed (GFLOP/s of a matrix product, seconds of a U-
 bench: ## per-model costs on this machine: Lightning vs plain loop, inference variants, memory, channels_last steps
 	$(BIN)/python benchmarks/bench_models.py $(ARGS)
 
+bench-precision: ## float32 against bfloat16 side by side: training steps, inference, an epoch of the default run
+	$(BIN)/python benchmarks/bench_precision.py $(ARGS)
+
 bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)
 
@@ -81,6 +84,13 @@ lint: ## ruff: lint, and fail on any file that `make format` would change
 format: ## ruff format and import sorting
 	$(BIN)/ruff check --fix --select I .
 	$(BIN)/ruff format .
+
+ifndef QUICK
+QUICK := logs/quick/$(shell date +%Y-%m-%d_%H-%M-%S)
+endif
+quick: ## a first look in about a minute: U-Net trained 3 epochs on a small synthetic set, tested, reported (QUICK=DIR)
+	$(BIN)/python -m facseg.run experiment=quick hydra.run.dir=$(QUICK) $(ARGS)
+	$(BIN)/python -m facseg.report $(QUICK)
 
 train: ## one run with the defaults; ARGS="model=segnet trainer.max_epochs=2" to override
 	$(BIN)/python -m facseg.run $(ARGS)

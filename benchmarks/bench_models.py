@@ -10,6 +10,7 @@
     this machine's measured matmul peak. (c) Peak memory of training steps per model at --memory-batch.
 (d) Seconds per training step per model at --step-size, in NCHW (contiguous) and in channels_last (NHWC), the two
     measured in turn so that a slow spell of the machine hits both; the ratio is what channels_last gains.
+float32 against bfloat16: benchmarks/bench_precision.py (make bench-precision).
 """
 
 from __future__ import annotations
@@ -268,16 +269,20 @@ def bench_memory(args, device) -> None:
 # --- (d) training steps, NCHW vs channels_last ---------------------------------------------------------------------
 
 
-def step_seconds(model: str, args, device, channels_last: bool) -> float:
-    """Mean seconds of `--steps` training steps (forward, loss, backward, AdamW) after 2 warm-up steps."""
+def step_seconds(
+    model: str, args, device, channels_last: bool, size: int | None = None, batch: int | None = None, precision=None
+) -> float:
+    """Mean seconds of `--steps` training steps (forward, loss, backward, AdamW) after 2 warm-up steps (at
+    --step-size, --train-batch and --precision unless given)."""
+    size, batch, precision = size or args.step_size, batch or args.train_batch, precision or args.precision
     module = build_module(model, args.capacity, channels_last).to(device).train()
     module.configure_model()
     optimizer = torch.optim.AdamW(module.parameters())
-    images = torch.randn(args.train_batch, 3, args.step_size, args.step_size, device=device)
-    labels = torch.randint(0, 11, (args.train_batch, args.step_size, args.step_size), device=device)
+    images = torch.randn(batch, 3, size, size, device=device)
+    labels = torch.randint(0, 11, (batch, size, size), device=device)
 
     def step() -> None:
-        with autocast(device, args.precision):
+        with autocast(device, precision):
             loss = module.loss(module(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

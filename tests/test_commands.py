@@ -13,6 +13,7 @@ from tests.helpers import FEW_CONDITIONS, TINY, subprocess_env, tiny_data
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
 ROOT = facseg.PROJECT_ROOT
+QUICK_F1 = 0.6  # mean F1 after `make quick`'s minute: it learnt (0.736 on a 2-core AMD EPYC; untrained: about 0.02)
 
 
 def make(target: str, args: str, cwd, *variables: str) -> subprocess.CompletedProcess:
@@ -51,6 +52,21 @@ def test_make_sweep_report_and_evaluate_on_tiny_data(tmp_path, tiny_root):
     result = make("evaluate", f"ckpt_path={metrics['best_checkpoint']} {data} hydra.run.dir={scored}", tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert json.loads((scored / "metrics.json").read_text())["test/miou"] == pytest.approx(metrics["test/miou"])
+
+
+def test_make_quick_trains_tests_and_reports_as_the_readme_shows(tmp_path):
+    """The README's first look, as typed (its own data folder here): U-Net learns in 3 epochs and the report is
+    written."""
+    run = tmp_path / "quick"
+    result = make("quick", f"data.root={tmp_path / 'data'}", tmp_path, f"QUICK={run}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test/f1_fg"] > QUICK_F1 and metrics["occluded/f1_fg"] < metrics["test/f1_fg"]
+    assert not any(key.startswith("occluded_") for key in metrics)  # the primary occluded condition only
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    said = f"mean F1 test/f1_fg {100 * metrics['test/f1_fg']:.1f}, occluded/f1_fg {100 * metrics['occluded/f1_fg']:.1f}"
+    assert any(said in line for line in lines) and result.stdout.strip().endswith(str(run / "report.md"))
+    assert "## Kinds of error" in (run / "report.md").read_text()
 
 
 def test_make_real_faces_runs_the_three_models_and_reports_in_celebamask_classes(tmp_path, celebamask_small):
@@ -151,6 +167,19 @@ def test_bench_models_runs_in_a_tiny_smoke_mode(tiny_root):
     assert len(memory) == 1 and float(memory[0][2]) > 0  # peak MiB of training steps
     steps = [line.split() for line in lines if line.startswith("segnet") and len(line.split()) == 4]
     assert len(steps) == 1 and all(float(v) > 0 for v in steps[0][1:])  # NCHW and NHWC seconds, their ratio
+
+
+def test_bench_precision_runs_in_a_tiny_smoke_mode(tiny_root):
+    """float32 against bfloat16: steps and inference per net, then an epoch of `facseg.run` in each, tiny."""
+    out = bench(
+        "bench_precision.py",
+        *("--models", "segnet", "--capacity", "capacity.segnet.width=0.125", "--sizes", "64", "--repeats", "1"),
+        *("--train-batch", "4", "--infer-batch", "2", "--steps", "1", "--repeats-infer", "1"),
+        *("--data", *tiny_data(tiny_root), "data.image_size=64", *FEW_CONDITIONS),
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith("segnet")]
+    assert len(rows) == 1 and len(rows[0]) == 8 and all(float(v) > 0 for v in rows[0][1:])  # step, inference
+    assert re.search(r"^float32 [\d.]+ s, bf16-mixed [\d.]+ s: [\d.]+x$", out, re.M), out  # an epoch of `facseg.run`
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 import facseg
 
 ROOT = facseg.PROJECT_ROOT
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "experiments").glob("*/README.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "experiments").rglob("README.md"))]
 HYDRA_CONFIGS = {
     "facseg.run": "train",
     "facseg.study": "study",

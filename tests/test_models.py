@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from facseg.data.labels import LabelMap
-from facseg.models.cost import parameters, used_parameters
+from facseg.models.cost import gflops, parameters, used_parameters
 from facseg.models.ensemble import Ensemble, Mirrored
 from facseg.models.factory import available_architectures, build_net
 from facseg.models.module import FaceSegModule
@@ -102,6 +102,26 @@ def test_matched_capacity_is_the_default_and_within_25_percent():
     paper = {m: used_parameters(configured_module(m, "paper").net, 64) for m in ("segnet", "pspnet", *HYBRIDS)}
     assert paper["segnet"] == pytest.approx(29.4e6, rel=0.01) and paper["pspnet"] == pytest.approx(46.6e6, rel=0.01)
     assert paper["deeplabv3plus"] == pytest.approx(45.7e6, rel=0.01)  # the paper's ResNet-101
+
+
+# docs/models.md's table: GFLOPs of one 128 px crop, a multiply-add counted as 2.
+DOCUMENTED_GFLOPS = {
+    ("unet", "matched"): 2.3,
+    ("pspnet", "matched"): 4.0,
+    ("segnet", "matched"): 5.1,
+    ("hybrid", "matched"): 2.3,
+    ("deeplabv3plus", "matched"): 1.8,
+    ("unet", "paper"): 4.0,
+    ("pspnet", "paper"): 22.2,
+    ("segnet", "paper"): 20.2,
+    ("hybrid", "paper"): 4.0,
+    ("deeplabv3plus", "paper"): 7.0,
+}
+
+
+@pytest.mark.parametrize("model, capacity", list(DOCUMENTED_GFLOPS))
+def test_the_documented_gflops_are_the_nets(model, capacity):
+    assert round(gflops(configured_module(model, capacity).net, 128), 1) == DOCUMENTED_GFLOPS[model, capacity]
 
 
 def test_the_hybrid_is_its_unet_parent_plus_pspnets_pyramid_at_the_bottleneck():

@@ -67,7 +67,7 @@ def test_realignment_moves_only_hidden_landmarks(test_files):
     settings = CropSettings(image_size=64)
     condition = Condition("occluded_realigned", FixedOcclusion(face=FACE), realign="perturbed")
     image, _ = test_files.read(0)
-    landmarks = test_files.landmarks[0]
+    landmarks = test_files.points(0)
     clean = crop_matrix(landmarks, image.shape[:2], settings)
     nothing = np.zeros(image.shape[:2], bool)
     matrix, how = realigned_matrix(condition, 0, image, nothing, landmarks, settings)

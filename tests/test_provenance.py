@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 
 import facseg
+from facseg.report.acceptance import compare
 from facseg.report.provenance import provenance_section
 from facseg.report.runs import Job
-from facseg.runtime.provenance import PACKAGES
+from facseg.runtime.provenance import PACKAGES, cpu_family
 from facseg.runtime.record import read_provenance
 
 
@@ -25,6 +26,8 @@ def test_a_trained_and_tested_run_records_what_produced_it(checkpoint):
         assert stage["lock"] == hashlib.sha256(lock).hexdigest()[:16]
         assert stage["precision"] == "32-true"
         assert stage["device"]["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
+        assert stage["device"]["cpu_family"] == cpu_family()
+        assert cpu_family().endswith(f"-{torch.backends.cpu.get_cpu_capability()}")
         assert stage["device"]["gpu"] is None and stage["device"]["cpu"]
         assert stage["matmul_1024_gflops"] > 0 and stage["seconds"] > 0
 
@@ -52,3 +55,37 @@ def test_the_report_says_the_shared_settings_once_and_names_the_runs_that_differ
     assert "Recorded before provenance was kept (unknown): old." in section
     assert provenance_section(jobs[:2]).count("differs") == 0
     assert provenance_section([Job("old", Path("old"), "ok", "unet", metrics={"model": "unet"})]) == ""
+
+
+def acceptance_record(miou: float = 0.8123456789, lock: str = "0123456789abcdef", threads: int = 2) -> dict:
+    numbers = {"test/miou": miou, "test/f1_fg": 0.9, "occluded/f1_fg": 0.7}
+    return {
+        "family": "AuthenticAMD-25-AVX512",
+        "cpu": "AMD EPYC",
+        "torch_threads": threads,
+        "lock": lock,
+        "packages": {"torch": "2.14.1", "numpy": "2.4.6" if lock == "0123456789abcdef" else "2.5.0"},
+        "precision": "32-true",
+        "numbers": {model: dict(numbers) for model in ("unet", "segnet", "pspnet")},
+    }
+
+
+def test_acceptance_fails_on_one_digit_within_the_promise_and_names_what_differs_outside_it():
+    holds, text = compare(acceptance_record(), acceptance_record())
+    assert holds and "in all 9 numbers" in text
+    one_digit = acceptance_record()
+    one_digit["numbers"]["unet"]["test/miou"] = 0.8123456788
+    holds, text = compare(one_digit, acceptance_record())
+    assert not holds and "1 of 9 numbers differ" in text
+    assert "unet test/miou: 0.8123456789 recorded, 0.8123456788 here" in text
+    # Another lock, or another thread count: the differences named, the promise not broken.
+    holds, text = compare(acceptance_record(miou=0.7, lock="fedcba9876543210"), acceptance_record())
+    assert holds and "(outside the promise)" in text
+    assert (
+        "lock: '0123456789abcdef' recorded, 'fedcba9876543210' here" in text
+        and "numpy: 2.4.6 recorded, 2.5.0 here" in text
+    )
+    holds, text = compare(acceptance_record(miou=0.7, threads=4), acceptance_record())
+    assert holds and "torch_threads: 2 recorded, 4 here" in text
+    holds, text = compare(acceptance_record(), None)
+    assert holds and "no record for this CPU family (AuthenticAMD-25-AVX512" in text

@@ -91,12 +91,12 @@ def test_a_records_tables_are_cut_from_its_report(readme: Path):
     assert not problems, "\n".join(problems)
 
 
-def test_the_front_pages_quoted_tables_are_cut_from_their_records():
-    """README.md quotes a record's table under a `<!-- from experiments/NAME/report.md -->` line; its other tables
-    are its own."""
-    readme = (facseg.PROJECT_ROOT / "README.md").read_text()
+def test_the_records_index_quotes_tables_cut_from_their_records():
+    """experiments/README.md quotes a record's table under a `<!-- from experiments/NAME/report.md -->` line; its
+    other tables are its own."""
+    readme = (facseg.PROJECT_ROOT / "experiments" / "README.md").read_text()
     sources = {t.source for t in tables(readme, None) if t.source}
-    assert sources, "README.md quotes no record's table: its results section has lost its marker line"
+    assert sources, "experiments/README.md quotes no record's table: its readings have lost their marker line"
     reports = {s: (facseg.PROJECT_ROOT / s).read_text() for s in sources if (facseg.PROJECT_ROOT / s).is_file()}
     problems = mismatches(readme, reports, default=None)
     assert not problems, "\n".join(problems)

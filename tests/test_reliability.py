@@ -26,19 +26,36 @@ def final_metrics(run_dir):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, tiny_root):
-    run_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = run_facseg([*RESUMABLE, *tiny_data(tiny_root), f"hydra.run.dir={run_dir}"], cwd=run_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return final_metrics(run_dir)
+    """The final metrics of the run never interrupted, in a precision (each made once)."""
+    made = {}
+
+    def metrics(precision: str = "32-true") -> dict:
+        if precision not in made:
+            run_dir = tmp_path_factory.mktemp("uninterrupted")
+            args = [*RESUMABLE, *tiny_data(tiny_root), f"trainer.precision={precision}", f"hydra.run.dir={run_dir}"]
+            result = run_facseg(args, cwd=run_dir)
+            assert result.returncode == 0, result.stderr[-3000:]
+            made[precision] = final_metrics(run_dir)
+        return made[precision]
+
+    return metrics
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninterrupted, sig):
+@pytest.mark.parametrize(
+    "sig, precision",
+    [(signal.SIGKILL, "32-true"), (signal.SIGTERM, "32-true"), (signal.SIGKILL, "bf16-mixed")],
+    ids=["SIGKILL", "SIGTERM", "SIGKILL-bf16"],
+)
+def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninterrupted, sig, precision):
+    """Killed, or stopped by SIGTERM, then the same command again: the metrics of the run never interrupted. In
+    bfloat16 too, which also shows that two processes compute the same bf16 run alike (the killed one's first epoch
+    is the checkpoint the resumed one continues from)."""
     run_dir = tmp_path / "run"
     command = [
         *RESUMABLE,
         *tiny_data(tiny_root),
+        f"trainer.precision={precision}",
         f"hydra.run.dir={run_dir}",
         "+callbacks.interrupt._target_=tests.helpers.Interrupt",
         "+callbacks.interrupt.step=3",
@@ -58,7 +75,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     second = run_facseg(command, cwd=tmp_path)  # the same command again
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stdout + second.stderr + (run_dir / "run.log").read_text()
-    assert final_metrics(run_dir) == uninterrupted
+    assert final_metrics(run_dir) == uninterrupted(precision)
     # Nothing logged before the interruption is lost: the CSV holds every epoch's validation.
     with (run_dir / "csv" / "metrics.csv").open() as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/miou")}
@@ -119,7 +136,7 @@ def test_usr2_through_the_submitit_launcher_saves_requeues_and_resumes_exactly(t
     assert "Requeued job" in logs, logs[-3000:]  # submitit's own handler ran, after the save
     run_log = (sweep / "0_unet" / "run.log").read_text()
     assert "USR2: saved" in run_log and "step 3" in run_log and "Resuming from" in run_log
-    assert final_metrics(sweep / "0_unet") == uninterrupted
+    assert final_metrics(sweep / "0_unet") == uninterrupted()
 
 
 @pytest.mark.slow

@@ -133,6 +133,12 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
     assert [m["matmul_2048_float32_gflops"] > 1 for m in state["machines"]] == [True, True]
     assert re.search(r"matrix product at \d+(-\d+)? GFLOP/s \(make bench-ref\), measured by the 2 processes", report)
     assert re.search(r"a run's training, median minutes: unet \d+\.\d, pspnet \d+\.\d", report)
+    # Resumed in another precision than its runs': refused in one line that names both, before anything runs.
+    assert state["numerics"]["precision"] == "32-true" and state["numerics"]["torch"]
+    refused = finished([*args, "trainer.precision=bf16-mixed"], tmp_path, returncode=1)
+    said = "its runs were made with precision 32-true; this session would make them with precision bf16-mixed"
+    assert said in refused
+    assert len(json.loads((directory / "study.json").read_text())["machines"]) == 2
 
 
 def test_an_architecture_whose_trials_all_fail_is_named_and_the_others_finish(tmp_path, tiny_root):

@@ -114,7 +114,7 @@ class CropCache:
 def crop_one(files: SplitFiles, index: int, settings: CropSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(crop, crop label, photo -> crop matrix) of one image of a split, as the datasets cut it."""
     image, label = files.read(index)
-    matrix = crop_matrix(files.landmarks[index], image.shape[:2], settings)
+    matrix = crop_matrix(files.points(index), image.shape[:2], settings)
     return (*warp_to_crop(image, label, matrix, settings.image_size), matrix)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from facseg.data.crop import CropSettings, similarity_matrix, template_points
-from facseg.data.formats import read_landmarks
 from facseg.data.labels import LabelMap
 from facseg.data.landmarks import ALIGNMENT_POINTS
 from facseg.data.occlusion import KINDS, FixedOcclusion, Occlusion
@@ -109,7 +108,7 @@ def realigned_matrix(
     index: int,
     image: np.ndarray,
     occluder: np.ndarray,
-    landmarks: Path | None,
+    landmarks: np.ndarray | None,
     settings: CropSettings,
     finder: Any = None,
 ) -> tuple[np.ndarray, str]:
@@ -120,8 +119,8 @@ def realigned_matrix(
     hidden points (visible points keep their place). `detector`: YuNet's points on the occluded photo (`finder`, a
     facseg.data.detect.FaceFinder), the letterbox when it finds no face.
     """
-    if condition.realign == "perturbed" and settings.align and landmarks is not None and landmarks.is_file():
-        points = read_landmarks(landmarks)[list(ALIGNMENT_POINTS)].astype(np.float64)
+    if condition.realign == "perturbed" and settings.align and landmarks is not None:
+        points = landmarks[list(ALIGNMENT_POINTS)].astype(np.float64)
         height, width = occluder.shape
         cells = np.round(points).astype(int)
         inside = (cells[:, 0] >= 0) & (cells[:, 0] < width) & (cells[:, 1] >= 0) & (cells[:, 1] < height)

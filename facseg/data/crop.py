@@ -9,12 +9,10 @@ facseg.data.warp takes predictions the way back. NumPy and OpenCV only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facseg.data.formats import read_landmarks
 from facseg.data.labels import BACKGROUND
 from facseg.data.landmarks import ALIGNMENT_POINTS
 
@@ -100,8 +98,9 @@ def warp_to_crop(image: np.ndarray, label: np.ndarray | None, matrix: np.ndarray
     return crop, crop_label
 
 
-def crop_matrix(landmarks: Path | None, shape: tuple[int, int], settings: CropSettings) -> np.ndarray:
-    """Photo -> crop: landmark alignment when on and the landmark file exists; else the letterbox."""
-    if settings.align and landmarks is not None and landmarks.is_file():
-        return alignment_matrix(read_landmarks(landmarks), settings.image_size, settings.margin)
+def crop_matrix(points: np.ndarray | None, shape: tuple[int, int], settings: CropSettings) -> np.ndarray:
+    """Photo -> crop: landmark alignment when on and the photo has landmarks (SplitFiles.points); else the
+    letterbox."""
+    if settings.align and points is not None:
+        return alignment_matrix(points, settings.image_size, settings.margin)
     return letterbox_matrix(*shape, settings.image_size)

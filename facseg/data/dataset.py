@@ -14,7 +14,7 @@ from facseg.data.cache import CropCache
 from facseg.data.conditions import Condition, realigned_matrix
 from facseg.data.crop import CropSettings, crop_matrix, warp_to_crop
 from facseg.data.detect import FaceFinder
-from facseg.data.formats import SplitFiles, read_landmarks
+from facseg.data.formats import SplitFiles
 from facseg.data.landmarks import NUM_LANDMARKS
 from facseg.data.transforms import seed_pipeline
 
@@ -71,7 +71,8 @@ class FaceSplit(Dataset):
     def crop(self, index: int) -> dict[str, Any]:
         """`crop`, `crop_label`, `matrix` (photo -> crop), `label` (the photo's; None from the cache); under a
         condition also `occluder` and `clean_label` at the resolution the image is scored at (the photo with
-        `keep_original`, else the crop), and `aligned_by` when the condition realigns."""
+        `keep_original`, else the crop), `aligned_by` when the condition realigns, and the photo's `landmarks`
+        (None without a file) when read from the photo."""
         out: dict[str, Any] = {}
         occlusion = None
         if self.cache is not None and not self.keep_original:
@@ -82,7 +83,7 @@ class FaceSplit(Dataset):
             image, label = self.files.read(index)
             if self.mapping is not None:
                 label = self.mapping(label)
-            landmarks = self.files.landmarks[index]
+            landmarks = out["landmarks"] = self.files.points(index)
             matrix = crop_matrix(landmarks, image.shape[:2], self.settings)
             if self.condition is not None and self.keep_original:
                 occlusion = self.condition.occlusion(index, label, image)
@@ -104,14 +105,6 @@ class FaceSplit(Dataset):
         if occlusion is not None:
             out["occluder"], out["occluder_kind"] = occlusion.mask, occlusion.kind
         return {**out, "crop": crop, "crop_label": crop_label, "matrix": matrix, "label": label}
-
-    def landmarks(self, index: int) -> np.ndarray:
-        """The photo's 106 landmarks (x y, its pixels), NaN where it has no landmark file: what the jawline's
-        error is measured against (facseg.metrics.jaw)."""
-        path = self.files.landmarks[index]
-        if path is not None and path.is_file():
-            return read_landmarks(path)
-        return np.full((NUM_LANDMARKS, 2), np.nan)
 
     @property
     def finder(self):
@@ -139,7 +132,9 @@ class FaceSplit(Dataset):
         if self.keep_original:
             sample["original_label"] = torch.from_numpy(found["label"]).long()
             sample["matrix"] = torch.from_numpy(found["matrix"])
-            sample["landmarks"] = torch.from_numpy(self.landmarks(index))
+            # what the jawline's error is measured against (facseg.metrics.jaw); NaN without a landmark file
+            points = found["landmarks"]
+            sample["landmarks"] = torch.from_numpy(np.full((NUM_LANDMARKS, 2), np.nan) if points is None else points)
         if "occluder" in found:
             sample[f"{prefix}occluder"] = torch.from_numpy(found["occluder"])
             sample[f"{prefix}clean_label"] = torch.from_numpy(found["clean_label"]).long()

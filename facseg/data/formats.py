@@ -62,6 +62,12 @@ class SplitFiles:
             image = cv2.resize(image, label.shape[::-1], interpolation=cv2.INTER_AREA)
         return image, label
 
+    def points(self, index: int) -> np.ndarray | None:
+        """The photo's 106 landmarks (x y, its pixels), read once per photo by whatever needs them; None without a
+        landmark file."""
+        path = self.landmarks[index]
+        return read_landmarks(path) if path is not None and path.is_file() else None
+
 
 class Layout(Protocol):
     """A dataset on disk: `files(split)` for each of SPLITS; `prepare()` builds what reading it needs, once."""

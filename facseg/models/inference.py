@@ -19,6 +19,7 @@ import torch
 
 from facseg.data.labels import LabelMap
 from facseg.models.ensemble import combine, mirror_prediction
+from facseg.runtime.precision import AUTO, native_bf16
 
 METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -131,8 +132,8 @@ def _flip_tta(run: Callable[[np.ndarray], np.ndarray], mirror: torch.Tensor) -> 
 def _load(path: Path, device: str, precision: str, channels_last: bool, compile: bool) -> Parser:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file (a .ckpt from training, or a .onnx / .pt from export)")
-    if str(precision) not in PRECISIONS:
-        raise ValueError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}")
+    if str(precision) not in (*PRECISIONS, AUTO):
+        raise ValueError(f"precision={precision}: expected one of {', '.join(PRECISIONS)}, {AUTO}")
     if path.suffix == ".onnx":
         return _load_onnx(path)
     target = _device(device)
@@ -153,6 +154,8 @@ def _load(path: Path, device: str, precision: str, channels_last: bool, compile:
     else:
         raise ValueError(f"{path}: expected a .ckpt, .onnx or .pt (TorchScript) file")
     net.eval()
+    if str(precision) == AUTO:  # as training's trainer.precision=auto: bfloat16 where the device has it natively
+        precision = "bf16" if native_bf16(target.type) else "32"
     dtype = PRECISIONS[str(precision)]
 
     @torch.inference_mode()

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from facseg.data.labels import LabelMap
 from facseg.models.ensemble import Ensemble, Mirrored, normalised_weights
 from facseg.runtime.loggers import finish_wandb, is_wandb
+from facseg.runtime.precision import trainer_precision
 from facseg.runtime.provenance import produced_by
 from facseg.runtime.record import wandb_run_id, write_provenance, write_test_metrics
 from facseg.runtime.redact import redact
@@ -80,7 +81,9 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         )
         for s, member_weights in zip(scorings, weights)
     ]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=evaluators, logger=False)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=evaluators, logger=False, precision=trainer_precision(cfg.trainer)
+    )
     start = time.perf_counter()
     trainer.test(module, datamodule=datamodule, weights_only=True, verbose=False)
     # The pass's seconds, shared by every scoring in it; and the test's own versions and device, which may be

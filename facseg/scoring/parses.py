@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from facseg.data.check import class_set, detect_format
-from facseg.data.formats import LABEL_MODES, read_label, read_landmarks
+from facseg.data.formats import LABEL_MODES, read_label
 from facseg.data.labels import IGNORE, LabelMap
 from facseg.data.layouts import open_layout
 from facseg.metrics.confusion import metrics
@@ -63,13 +63,12 @@ def score_parses(pred_dir: Path | str, truth_root: Path | str, split: str = "tes
     c = len(labels)
     confusion = np.zeros((c, c), np.int64)
     found: dict[str, list] = {name: [] for name in ERROR_ARRAYS}
-    for pred_path, truth_path, landmarks in zip(preds, files.labels, files.landmarks):
+    for index, (pred_path, truth_path) in enumerate(zip(preds, files.labels)):
         pred, truth = read_prediction(pred_path), read_label(truth_path, None, c)
         scored = truth != IGNORE
         image = np.bincount(truth[scored].astype(np.int64) * c + pred[scored], minlength=c * c).reshape(c, c)
         confusion += image
-        points = read_landmarks(landmarks) if landmarks is not None and landmarks.is_file() else None
-        for name, value in image_errors(pred, truth, rules, points, image).items():
+        for name, value in image_errors(pred, truth, rules, files.points(index), image).items():
             found[name].append(value)
     return results(confusion, {k: np.stack(v) for k, v in found.items()}, labels, "test" if split == "test" else split)
 

@@ -16,6 +16,8 @@ from omegaconf import DictConfig
 
 from facseg import report
 from facseg.runtime.atomic import claimed, locked, update_json
+from facseg.runtime.precision import trainer_precision
+from facseg.runtime.provenance import package_versions
 from facseg.runtime.record import read_json, read_status
 from facseg.runtime.speed import machine_speed
 from facseg.study.jobs import StudyJobs
@@ -87,6 +89,25 @@ class Study:
             chosen.update(picked)  # and on disk, beside what other processes' searches picked
             update_json(self.plan.dir / CHOSEN_FILE, lambda on_disk: on_disk.update(picked))
 
+    def same_numerics(self) -> None:
+        """A study compares its runs with each other: they are all made in one precision with one set of the library
+        versions that move numbers. The first session records them in study.json; a later one with others is
+        refused before it trains or tests anything."""
+        here = {"precision": trainer_precision(self.plan.cfg.trainer), **package_versions()}
+        recorded = self.state.get("numerics")
+        if recorded is None:
+            self.record(lambda state: state.setdefault("numerics", here))
+            return
+        differ = [key for key in {**recorded, **here} if recorded.get(key) != here.get(key)]
+        if differ:
+            raise ValueError(
+                f"{self.plan.dir}: its runs were made with "
+                + ", ".join(f"{key} {recorded.get(key)}" for key in differ)
+                + "; this session would make them with "
+                + ", ".join(f"{key} {here.get(key)}" for key in differ)
+                + ": resume it with the same precision and `make install`'s lock, or start another study folder"
+            )
+
     def timed(self, phase: str, work, *args) -> Any:
         """work(*args), its time added to the phase's in study.json (so a resumed study counts every session)."""
         start = time.perf_counter()
@@ -102,6 +123,7 @@ class Study:
         if self.settings.report_only:
             models = [m for m in models if m in chosen]
         else:  # the machine of each session that works on the study, beside the times it adds (make bench-ref)
+            self.same_numerics()
             session = {"started": datetime.now().isoformat(timespec="seconds"), **machine_speed()}
             self.record(lambda state: state.setdefault("machines", []).append(session))
             self.search_all(models, chosen)

@@ -29,6 +29,7 @@ from facseg.models.module import FaceSegModule
 from facseg.runtime.ddp import end_ddp_job
 from facseg.runtime.device_pool import claim_device
 from facseg.runtime.loggers import finish_wandb, is_wandb
+from facseg.runtime.precision import device_type, trainer_precision
 from facseg.runtime.provenance import produced_by
 from facseg.runtime.record import (
     METRICS_FILE,
@@ -62,13 +63,12 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
 
 
 def on_gpu(cfg: DictConfig) -> bool:
-    accelerator = cfg.trainer.accelerator
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return device_type(cfg.trainer.accelerator) == "cuda"
 
 
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint on the test split, write metrics.json; return the best val metric."""
-    overrides = {}
+    overrides = {"precision": trainer_precision(cfg.trainer)}
     if cfg.trainer.get("sync_batchnorm") and not on_gpu(cfg):
         log.info("trainer.sync_batchnorm: SyncBatchNorm runs on GPUs only; each process normalises its own batch")
         overrides["sync_batchnorm"] = False

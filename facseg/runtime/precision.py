@@ -1,0 +1,51 @@
+"""`precision=auto`: bfloat16 autocast where the device computes in bfloat16 natively, float32 elsewhere.
+
+A GPU with bfloat16 (Ampere and later) runs it in its tensor cores. A CPU runs it natively only with AVX512-BF16
+(AMD Zen 4, Intel Cooper Lake) or AMX (Intel Sapphire Rapids and later), which oneDNN's bfloat16 kernels use;
+elsewhere torch emulates bfloat16 through float32 and it is slower than float32 itself. The flags are read from the
+processor, not guessed from its name. The resolved precision is what a run records (provenance.json).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import torch
+
+AUTO = "auto"
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """The processor's feature flags (Linux's /proc/cpuinfo); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return frozenset()
+    return frozenset(line.partition(":")[2].split())
+
+
+def device_type(accelerator: str) -> str:
+    """`cuda` or `cpu`: the device a Lightning Trainer with this `accelerator` runs on (`auto`: a GPU when there
+    is one); another accelerator's own name."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu" if accelerator in ("auto", "cpu") else accelerator
+
+
+def native_bf16(device_type: str) -> bool:
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device_type == "cpu" and any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def trainer_precision(trainer: Any) -> str:
+    """Lightning's `precision` for a trainer config (its `precision` and `accelerator`): `auto` resolved to
+    bf16-mixed or 32-true; any other value as given."""
+    setting = str(trainer.get("precision", "32-true"))
+    if setting != AUTO:
+        return setting
+    return "bf16-mixed" if native_bf16(device_type(str(trainer.get("accelerator", "auto")))) else "32-true"
