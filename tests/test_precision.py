@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from facseg.models.inference import load_parser
@@ -73,4 +72,3 @@ def test_predict_with_precision_auto_parses_in_bfloat16_only_where_native(checkp
     assert not np.array_equal(bf16, float32)  # bfloat16 did run: its logits differ in their last bits
     with pytest.raises(ValueError, match="expected one of 32, bf16, 16, auto"):
         load_parser(checkpoint, "cpu", "64")
-    assert torch.get_default_dtype() == torch.float32

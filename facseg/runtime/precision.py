@@ -8,24 +8,19 @@ processor, not guessed from its name. The resolved precision is what a run recor
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import torch
+
+from facseg.runtime.speed import cpu_info
 
 AUTO = "auto"
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-@cache
 def cpu_flags() -> frozenset[str]:
     """The processor's feature flags (Linux's /proc/cpuinfo); empty elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return frozenset()
-    return frozenset(line.partition(":")[2].split())
+    return frozenset(cpu_info().get("flags", "").split())
 
 
 def device_type(accelerator: str) -> str:

@@ -16,7 +16,7 @@ from importlib import metadata
 import torch
 
 import facseg
-from facseg.runtime.speed import cpu_name, matmul_peak
+from facseg.runtime.speed import cpu_info, cpu_name, matmul_peak
 
 # The distributions whose versions move a run's numbers (the data's decoding and warping, the nets, the training
 # loop, the configuration, the metrics).
@@ -54,20 +54,9 @@ def cpu_family() -> str:
     and 4 are AMD's 25, most Xeons since Skylake Intel's 6) and the widest instruction set torch runs, e.g.
     `AuthenticAMD-25-AVX512`. Two machines of one family run the same code paths; another family may sum in
     another order (issue 40: 3 mean-F1 points of the main job's SegNet between an Intel Xeon and an AMD EPYC)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("vendor_id", "cpu family"):
-                    fields.setdefault(key.strip(), value.strip())
-                if len(fields) == 2:
-                    break
-    except OSError:  # not Linux: the architecture names it as far as it can
-        pass
-    vendor = fields.get("vendor_id") or platform.machine() or "unknown"
-    family = fields.get("cpu family")
-    return "-".join(part for part in (vendor, family, torch.backends.cpu.get_cpu_capability()) if part)
+    info = cpu_info()  # not Linux: the architecture names it as far as it can
+    vendor = info.get("vendor_id") or platform.machine() or "unknown"
+    return "-".join(part for part in (vendor, info.get("cpu family"), torch.backends.cpu.get_cpu_capability()) if part)
 
 
 def device_record(device: torch.device) -> dict[str, str | int | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from functools import cache
 
 import torch
 
@@ -42,12 +43,25 @@ def matmul_peak(device: torch.device, precision: str, size: int = SIZE) -> float
     return 2 * size**3 / best / 1e9
 
 
-def cpu_name() -> str:
+@cache
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in Linux's /proc/cpuinfo (`model name`, `vendor_id`, `cpu family`, `flags`,
+    ...); {} elsewhere."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            for line in f:
+                if not line.strip():  # the first processor's block ends
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
-        return platform.processor()
+        pass
+    return fields
+
+
+def cpu_name() -> str:
+    return cpu_info().get("model name") or platform.processor()
 
 
 def machine_speed() -> dict:
