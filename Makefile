@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock install-browser test test-all quick demo report evaluate acceptance bench bench-precision bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
+.PHONY: help install lock install-browser test test-all quick demo report evaluate acceptance bench bench-precision precision-check bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,6 +58,14 @@ bench: ## per-model costs on this machine: Lightning vs plain loop, inference va
 
 bench-precision: ## float32 against bfloat16 side by side: training steps, inference, an epoch of the default run
 	$(BIN)/python benchmarks/bench_precision.py $(ARGS)
+
+PRECISION ?= logs/multiruns/precision-check
+PRECISION_MODELS ?= unet,segnet,pspnet
+PRECISION_SEEDS ?= 0,1,2,3,4
+precision-check: ## bf16 against float32 accuracy: 5 seeds of each net in each precision, paired by seed (hours; run again, it goes on)
+	$(BIN)/python -m facseg.run -m model=$(PRECISION_MODELS) seed=$(PRECISION_SEEDS) trainer.precision=32-true,bf16-mixed \
+		skip_done=true hydra.sweep.dir=$(PRECISION) $(ARGS)
+	$(BIN)/python -m facseg.report.precision $(PRECISION)
 
 bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)

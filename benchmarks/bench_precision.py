@@ -24,6 +24,7 @@ from bench_models import MODELS, build_module, step_seconds
 from timing import autocast, time_forward
 
 from facseg.runtime.precision import native_bf16
+from facseg.runtime.speed import matmul_peak
 
 
 def inference_seconds(model: str, args, device, size: int, precision: str) -> float:
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     native = "native" if native_bf16(device.type) else "not native (emulated)"
     print(f"facseg precision benchmarks on {name}; torch {torch.__version__}; bfloat16 {native} here")
+    print(f"this machine: {matmul_peak(device, '32', 2048):.0f} GFLOP/s (make bench-ref)")
     if "steps" in args.only:
         bench_precision(args, device)
     if "epoch" in args.only:

@@ -11,13 +11,17 @@ back, metrics); per loader, and in total; beside them, the process's peak reside
 Passes: `clean`, the clean test only; `every`, every default occluded condition; `regions`, every condition with
 the region metrics only (error_kinds=false). The goals it checks: scoring one condition costs at most the net's
 forward on the same batches (issue 27); the peak does not grow with the test split (issue 43: run it on a split
-and on 4x it); the kinds of error cost at most 1.25x the test without them (issue 41: every / regions).
+and on 4x it); the kinds of error cost at most 1.25x the test without them (issue 41: every / regions); the whole
+test at most 3x the forward passes it holds (issue 42). `--profile`: each pass also under cProfile, its seconds
+split into what the test pass is made of (the functions' cumulative times, under the profiler's own overhead).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import logging
+import pstats
 import time
 import warnings
 from collections import defaultdict
@@ -82,7 +86,40 @@ class _Mark(pl.Callback):
         self.clock.tick(self.part, dataloader_idx)
 
 
-def timed_test(overrides: list[str], batches: int | None, checkpoint: str | None) -> tuple[list[str], Clock, float]:
+# What a test pass is made of: (label, a function's file, its name); cumulative seconds, so the indented parts are
+# inside the line above them.
+COMPONENTS = [
+    ("loading (the loaders' __getitem__)", "facseg/data/dataset.py", "__getitem__"),
+    ("  reading the photo and its label", "facseg/data/formats.py", "read"),
+    ("  drawing the conditions' occluders", "facseg/data/occlusion.py", "draw_occluder"),
+    ("  painting and pasting them", "facseg/data/occlusion.py", "apply"),
+    ("  realigning (face detection)", "facseg/data/conditions.py", "realigned_matrix"),
+    ("the net's forward", "facseg/models/module.py", "forward"),
+    ("the test loss", "facseg/models/module.py", "loss"),
+    ("warping back onto the photos (the grid)", "facseg/data/warp.py", "of"),
+    ("the photos' probabilities, band by band", "facseg/scoring/probabilities.py", "photo_predictions"),
+    ("  grid_sample", "~", "<built-in method torch.grid_sampler>"),
+    ("  softmax", "~", "<built-in method torch.softmax>"),
+    ("  arg-max, squared sums, targets' p", "facseg/metrics/region.py", "fill"),
+    ("metric updates (confusion, squared error)", "facseg/metrics/region.py", "update"),
+    ("  the kinds of error (waited for)", "facseg/metrics/region.py", "_errors"),
+    ("the resolution ceiling", "facseg/scoring/evaluator.py", "_score_ceiling"),
+    ("heap trims", "facseg/runtime/memory.py", "trim_heap"),
+]
+
+
+def components(profile: cProfile.Profile) -> list[tuple[str, float]]:
+    """Each COMPONENTS line's cumulative seconds in the profile."""
+    found = pstats.Stats(profile).stats  # (file, line, name) -> (calls, primitive calls, own, cumulative, callers)
+    return [
+        (label, sum(v[3] for (file, _, name), v in found.items() if file.endswith(suffix) and name == function))
+        for label, suffix, function in COMPONENTS
+    ]
+
+
+def timed_test(
+    overrides: list[str], batches: int | None, checkpoint: str | None, profile: cProfile.Profile | None = None
+) -> tuple[list[str], Clock, float]:
     with initialize_config_dir(config_dir=str(facseg.CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=unet", *overrides])
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -100,7 +137,11 @@ def timed_test(overrides: list[str], batches: int | None, checkpoint: str | None
         limit_test_batches=batches,
     )
     start = clock.mark = time.perf_counter()
+    if profile is not None:
+        profile.enable()
     trainer.test(module, datamodule=datamodule, verbose=False)
+    if profile is not None:
+        profile.disable()
     clock.leave()
     return list(datamodule.test_stages), clock, time.perf_counter() - start
 
@@ -115,6 +156,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=None, help="test batches per loader (default: all)")
     parser.add_argument("--passes", default="clean,every", help="which: clean, every (condition), regions (no errors)")
     parser.add_argument("--checkpoint", default=None, help="a trained checkpoint (default: an untrained U-Net)")
+    parser.add_argument("--profile", action="store_true", help="also what each pass's seconds went to (cProfile)")
     parser.add_argument("overrides", nargs="*", help="run config overrides (the data, the crop size)")
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -129,12 +171,19 @@ def main() -> None:
     for name, extra in (passes[p] for p in args.passes.split(",")):
         print(f"{name}:")
         print(f"  {'loader':34s} {'loading':>8s} {'forward':>8s} {'scoring':>8s}  scoring/forward  peak GB", flush=True)
-        stages, clock, total = timed_test([*args.overrides, *extra], args.batches, args.checkpoint)
+        profile = cProfile.Profile() if args.profile else None
+        stages, clock, total = timed_test([*args.overrides, *extra], args.batches, args.checkpoint, profile)
         totals[name] = total
         parts = [sum(clock.seconds[p].values()) for p in ("loading", "forward", "scoring")]
         peak = max(clock.peaks.values()) / 1e9
         print(f"  {'all':34s} {row(parts, peak)}")
-        print(f"  {len(stages)} test loaders, {total:.1f} s in trainer.test")
+        print(
+            f"  {len(stages)} test loaders, {total:.1f} s in trainer.test: {total / parts[1]:.2f}x the forward passes"
+        )
+        if profile is not None:
+            print(f"  under cProfile, seconds of the {total:.1f}:")
+            for label, seconds in components(profile):
+                print(f"    {label:44s} {seconds:7.2f}")
     for a, b in (("every condition", "clean only"), ("every condition", "every condition, region metrics only")):
         if a in totals and b in totals:
             print(f"{a} / {b}: {totals[a] / totals[b]:.2f}x")

@@ -213,3 +213,25 @@ def test_bench_ref_prints_this_machines_speed(tmp_path):
     found = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     assert found["matmul_2048_float32_gflops"] > 1 and found["cores"] >= 1
     assert 0 < found["unet_train_step_s"] < 60  # a real step of the default net was timed
+
+
+def test_make_precision_check_pairs_each_seeds_runs_in_both_precisions_and_goes_on_where_it_stopped(
+    tmp_path, tiny_root
+):
+    """`make precision-check` on tiny settings: one net, two seeds, each in float32 and bf16; run again, it trains
+    nothing more and writes the same verdict."""
+    sweep = tmp_path / "precision"
+    args = " ".join([*TINY, *tiny_data(tiny_root), *FEW_CONDITIONS, "logger=csv"])
+    variables = (f"PRECISION={sweep}", "PRECISION_MODELS=unet", "PRECISION_SEEDS=0,1")
+    result = make("precision-check", args, tmp_path, *variables)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    found = json.loads((sweep / "precision.json").read_text())
+    assert list(found) == ["unet"] and found["unet"]["seeds"] == [0, 1] and "occluded" in found["unet"]
+    assert "| unet | 2 |" in (sweep / "precision.md").read_text()
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
+    assert len(stamps) == 4
+    again = make("precision-check", args, tmp_path, *variables)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("finished before: left as it is (skip_done=true)") == 4
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")} == stamps
+    assert json.loads((sweep / "precision.json").read_text()) == found

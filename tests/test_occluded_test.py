@@ -153,7 +153,9 @@ class Fixed:
     def __call__(self, index, label, image=None):
         mask = self.where(label)
         fill = np.zeros((*label.shape, 3), np.float32)
-        return Occlusion(mask=mask, paint=lambda: fill, kind="test", coverage=0.0)
+        return Occlusion(
+            mask=mask, paint=lambda where=None: fill if where is None else fill[where], kind="test", coverage=0.0
+        )
 
 
 def scored(checkpoint, tiny_root, where) -> dict[str, float]:

@@ -37,6 +37,24 @@ def test_the_same_seed_and_image_give_the_same_occluder(labels):
     assert not np.array_equal(first.mask, FixedOcclusion(coverage=0.3, seed=8)(2, labels[2]).mask)
 
 
+@pytest.mark.parametrize("textured", [0.0, 1.0])
+def test_an_occluder_painted_on_its_own_pixels_is_the_whole_fill_there(labels, textured):
+    """A test condition's occluder is painted on its mask's pixels only (noise drawn up to the last of them, stripes
+    worked out there): the same numbers as the whole fill's, painted when and as often as asked."""
+    fills = set()
+    for i in range(12):  # solid fills; or noise and stripes, about half each
+        label = labels[i % len(labels)]
+        occlusion = draw_occluder(label, 0.3, np.random.default_rng(i), textured=textured, paint_later=True)
+        whole = occlusion.fill
+        assert whole.shape == (*label.shape, 3)
+        np.testing.assert_array_equal(occlusion.paint(occlusion.mask), whole[occlusion.mask])
+        np.testing.assert_array_equal(occlusion.fill, whole)  # again: the same
+        fills.add(
+            "solid" if np.ptp(whole[..., 0]) == 0 else "stripes" if len(np.unique(whole[..., 0])) == 2 else "noise"
+        )
+    assert fills == ({"solid"} if textured == 0 else {"noise", "stripes"})
+
+
 def test_truth_under_the_occluder_is_background_and_the_rest_is_untouched(labels):
     label = labels[0]
     image = np.full((*label.shape, 3), 77, np.uint8)

@@ -80,6 +80,8 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
     assert "study finished in" in output
     # The finished trial was not redone; each architecture got exactly its two trials, scored on validation only.
     assert (trial_dir / "metrics.json").stat().st_mtime_ns == stamp and trials(directory, "unet")[0] == done[0]
+    # The resumed search drew what the uninterrupted one drew (each architecture's sampler has the one seed).
+    assert [t["params"] for t in trials(directory, "unet")] == [t["params"] for t in trials(directory, "pspnet")]
     for model in MODELS:
         record = trials(directory, model)
         assert [t["state"] for t in record] == ["complete", "complete"]

@@ -19,10 +19,10 @@ hides.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, partial
 
 import cv2
 import numpy as np
@@ -75,25 +75,51 @@ def _outline(kind: str, rng: np.random.Generator) -> list[np.ndarray]:
     raise ValueError(f"occluder kind {kind!r}: expected one of {', '.join(KINDS)}")
 
 
-def _fill(kind: str, shape: tuple[int, int], rng: np.random.Generator, textured: bool) -> np.ndarray:
-    """H x W x 3 float pixels to paste: a solid colour, noise or stripes; hands in a skin tone."""
+def _fill(
+    kind: str, shape: tuple[int, int], rng: np.random.Generator, textured: bool, where: np.ndarray | None = None
+) -> np.ndarray:
+    """H x W x 3 float pixels to paste: a solid colour, noise or stripes; hands in a skin tone. `where` (H x W bool):
+    only those pixels' values, n x 3 in row-major order, the same numbers as the whole fill's there for less work:
+    noise is drawn up to the last pixel asked for (the stream's first values are the same), stripes are worked
+    out at those pixels only."""
     colour = SKIN_TONES[rng.integers(len(SKIN_TONES))] if kind == "hand" else rng.uniform(0, 255, 3)
-    fill = np.broadcast_to(colour, (*shape, 3)).astype(np.float32)
+    pixels = shape if where is None else (np.count_nonzero(where),)
+    fill = np.broadcast_to(colour, (*pixels, 3)).astype(np.float32)
     if not textured:
         return fill
     if rng.random() < 0.5:
-        return np.clip(fill + rng.normal(0, rng.uniform(20, 60), (*shape, 3)), 0, 255)
+        spread = rng.uniform(20, 60)
+        if where is None:
+            return np.clip(fill + rng.normal(0, spread, (*shape, 3)), 0, 255)
+        at = np.flatnonzero(where)
+        noise = rng.normal(0, spread, (at[-1] + 1 if len(at) else 0, 3))
+        return np.clip(fill + noise[at], 0, 255)
     period, angle = rng.uniform(4, 16), rng.uniform(0, np.pi)
-    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    ys, xs = np.mgrid[: shape[0], : shape[1]] if where is None else np.nonzero(where)
     stripes = np.sin((xs * np.cos(angle) + ys * np.sin(angle)) * 2 * np.pi / period) > 0
     other = rng.uniform(0, 255, 3)
     return np.where(stripes[..., None], fill, other).astype(np.float32)
 
 
+def _painter(kind: str, shape: tuple[int, int], rng: np.random.Generator, textured: bool, now: bool) -> Paint:
+    """The occluder's Paint. `now`: drawn from `rng` at once, whole (a training image's: the caller's generator
+    goes on from there); else from a copy of `rng` as it is, when asked and as often as asked."""
+    if now:
+        whole = _fill(kind, shape, rng, textured)
+        return lambda where=None: whole if where is None else whole[where]
+    state = copy.deepcopy(rng)
+    return lambda where=None: _fill(kind, shape, copy.deepcopy(state), textured, where)
+
+
+# What an occluder looks like: paint() gives H x W x 3 float pixels, paint(where) those at the H x W bool `where`
+# only (n x 3, row-major), worked out when asked.
+Paint = Callable[..., np.ndarray]
+
+
 @dataclass(frozen=True)
 class Occlusion:
     mask: np.ndarray  # H x W bool: the occluder's pixels
-    paint: Callable[[], np.ndarray]  # H x W x 3 float, what it looks like (`fill`), painted when first asked
+    paint: Paint  # what it looks like (`fill`: the whole of it)
     kind: str
     coverage: float  # the fraction of face pixels it hides, as achieved
     alpha: np.ndarray | None = None  # H x W float opacity (feathered edges); None: opaque on `mask`
@@ -105,13 +131,12 @@ class Occlusion:
 
     def apply(self, image: np.ndarray, label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The occluded image, and the label with the occluder's pixels set to its class (`label_as`)."""
-        fill = self.fill
-        if self.alpha is None:
+        if self.alpha is None:  # opaque: painted on its own pixels only
             image = image.copy()
-            image[self.mask] = fill[self.mask].astype(image.dtype)
+            image[self.mask] = self.paint(self.mask).astype(image.dtype)
         else:
             alpha = self.alpha[..., None]
-            image = np.clip(image * (1 - alpha) + fill * alpha, 0, 255).round().astype(image.dtype)
+            image = np.clip(image * (1 - alpha) + self.fill * alpha, 0, 255).round().astype(image.dtype)
         if label is None:
             return image, None
         label = label.copy()
@@ -152,7 +177,7 @@ def draw_occluder(
     turned along their long axis (a bar then lies across both eyes, a hand's fingers point up over the mouth), a
     random place if the image has none of them. Its scale is found by bisection, as the hidden fraction grows with
     the scale, and the last pixels come from the rim of the next larger scale. `textured`: the probability of a
-    textured rather than a solid fill. `paint_later`: the fill is drawn from `rng` only when first asked for (rng
+    textured rather than a solid fill. `paint_later`: the fill is drawn when asked for, from `rng` as it is now (rng
     may serve nothing else after: a test condition's own), so a mask alone costs no photo-sized fill.
     """
     if not 0 <= coverage <= 1:
@@ -173,25 +198,26 @@ def draw_occluder(
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     face_size = max(columns[-1] - columns[0], rows[-1] - rows[0]) + 1
     textured_fill = rng.random() < textured
-    paint = cache(partial(_fill, kind, label.shape, rng, textured_fill))  # rng's last draw: now or later, the same
-    if not paint_later:
-        paint()
+    paint = _painter(kind, label.shape, rng, textured_fill, now=not paint_later)  # rng's last draw
 
     target = round(coverage * face.sum())
     height, width = label.shape
 
     face_bytes = face.view(np.uint8)  # 0/1, as the canvas: their & needs no conversion
 
+    outline = np.concatenate(polygons)  # the polygons' points in one array: one product per scale, not one each
+    ends = np.cumsum([len(p) for p in polygons])[:-1]
+
     def render(scale: float) -> tuple[np.ndarray, tuple[slice, slice]]:
         """The outline at this scale, drawn in its own bounding window only (0/1 bytes; a photo's other pixels
         stay 0)."""
-        points = [centre + scale * face_size * p @ rotation.T for p in polygons]
-        low = np.floor(np.min([p.min(0) for p in points], 0)).astype(int).clip(0, [width - 1, height - 1])
-        high = np.ceil(np.max([p.max(0) for p in points], 0)).astype(int).clip(0, [width - 1, height - 1]) + 1
+        points = centre + scale * face_size * outline @ rotation.T
+        low = np.floor(points.min(0)).astype(int).clip(0, [width - 1, height - 1])
+        high = np.ceil(points.max(0)).astype(int).clip(0, [width - 1, height - 1]) + 1
         window = (slice(low[1], high[1]), slice(low[0], high[0]))
         canvas = np.zeros((high[1] - low[1], high[0] - low[0]), np.uint8)
-        for p in points:  # one by one: their union (fillPoly of several polygons leaves holes where they overlap)
-            cv2.fillPoly(canvas, [np.round(p - low).astype(np.int32)], 1)
+        for p in np.split(np.round(points - low).astype(np.int32), ends):  # one by one: their union (fillPoly of
+            cv2.fillPoly(canvas, [p], 1)  # several polygons leaves holes where they overlap)
         return canvas, window
 
     def hidden(scale: float) -> int:

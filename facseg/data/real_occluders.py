@@ -198,8 +198,11 @@ class RealOcclusion:
         label_as = dict(self.label_as).get(cutout.kind, BACKGROUND)
 
         @cache
-        def paint() -> np.ndarray:  # only if applied: the clean test photos need the mask alone
+        def whole() -> np.ndarray:  # only if applied: the clean test photos need the mask alone
             fill = cv2.warpAffine(cutout.rgb, matrix, size, flags=cv2.INTER_LINEAR).astype(np.float32)
             return np.clip(fill * brightness, 0, 255)
+
+        def paint(where: np.ndarray | None = None) -> np.ndarray:
+            return whole() if where is None else whole()[where]
 
         return Occlusion(mask, paint, cutout.kind, float(coverage), alpha, label_as)

@@ -1,9 +1,10 @@
 """The same tuning budget for each architecture: one Optuna search per architecture over the one search space
 (`search_space` in conf/train.yaml, which `hparams_search=optuna` sweeps too), scored on validation only.
 
-Each trial is recorded in DIR/search/MODEL/trials.json before it runs and when it ends; a resumed search gives the
-sampler the finished trials back and reruns an interrupted one with its own settings (in its folder, so from its
-last checkpoint). No database: Optuna's RDB storage needs a matching SQLAlchemy.
+Each trial is recorded in DIR/search/MODEL/trials.json before it runs and when it ends; a resumed search asks and
+tells the sampler the recorded trials again, in order (so it goes on drawing as an uninterrupted search does), and
+reruns an interrupted one with its own settings (in its folder, so from its last checkpoint). No database: Optuna's
+RDB storage needs a matching SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -52,31 +53,41 @@ class Search:
         records = read_json(record_file) or []
         sampler = optuna.samplers.TPESampler(seed=self.settings.sampler_seed)
         study = optuna.create_study(direction="maximize", sampler=sampler)
-        distributions = {key: _float_distribution(*bounds) for key, bounds in self.space.items()}
+        space = list(self.space.items())
 
         def run(number: int) -> None:
             records[number].update(self.trial(model, number, records[number]["params"]))
             write_json(record_file, records)
 
+        def next_trial() -> tuple[optuna.trial.Trial, dict[str, float]]:
+            trial = study.ask()
+            return trial, {key: trial.suggest_float(key, low, high, log=log) for key, (low, high, log) in space}
+
+        def tell(trial: optuna.trial.Trial, record: dict[str, Any]) -> None:
+            if record["state"] == "complete":
+                study.tell(trial, record["value"])
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+        # Resumed, the sampler is asked and told again in the recorded order, so that it draws the next trials
+        # exactly as an uninterrupted search would (given the recorded trials, a fresh sampler would draw its first
+        # trial's settings again).
         for number, record in enumerate(records):
+            trial, params = next_trial()
+            if params != record["params"]:
+                raise ValueError(
+                    f"{record_file}: trial {number} ran with {record['params']}, but the sampler now draws {params}: "
+                    "the search space or the sampler's seed changed since; start the study in a new folder"
+                )
             if record["state"] == "running":  # killed mid-run
                 run(number)
-            state = optuna.trial.TrialState.COMPLETE if record["state"] == "complete" else optuna.trial.TrialState.FAIL
-            study.add_trial(
-                optuna.trial.create_trial(
-                    params=record["params"], distributions=distributions, value=record.get("value"), state=state
-                )
-            )
+            tell(trial, record)
         while len(records) < self.settings.trials:
-            trial = study.ask()
-            params = {key: trial.suggest_float(key, low, high, log=log) for key, (low, high, log) in self.space.items()}
+            trial, params = next_trial()
             records.append({"params": params, "state": "running"})
             write_json(record_file, records)
             run(len(records) - 1)
-            if records[-1]["state"] == "complete":
-                study.tell(trial, records[-1]["value"])
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            tell(trial, records[-1])
         complete = [(n, r) for n, r in enumerate(records) if r["state"] == "complete"]
         if not complete:
             return None
@@ -97,11 +108,3 @@ class Search:
         if not math.isfinite(value):
             return {"state": "failed", "error": f"{cfg.optimized_metric} is {value}"}
         return {"state": "complete", "value": value}
-
-
-def _float_distribution(low: float, high: float, log: bool):
-    """A float range as this Optuna version names it (FloatDistribution from 3.0; 2.x: (Log)UniformDistribution)."""
-    distributions = optuna.distributions
-    if hasattr(distributions, "FloatDistribution"):
-        return distributions.FloatDistribution(low, high, log=log)
-    return distributions.LogUniformDistribution(low, high) if log else distributions.UniformDistribution(low, high)

@@ -34,6 +34,8 @@ from facseg.runtime.provenance import produced_by
 from facseg.runtime.record import (
     METRICS_FILE,
     failed_status,
+    read_metrics,
+    read_status,
     wandb_run_id,
     write_cost,
     write_metrics,
@@ -224,6 +226,9 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
         overrides = (
             OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False) if HydraConfig.initialized() else []
         )
+    if cfg.skip_done and read_status(output_dir).get("status") == "ok" and (metrics := read_metrics(output_dir)):
+        log.info("%s finished before: left as it is (skip_done=true)", output_dir)
+        return float(metrics.get(cfg.optimized_metric, float("nan")))
     try:
         value = train(cfg)
     except Exception as e:
