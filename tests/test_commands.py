@@ -235,3 +235,7 @@ def test_make_precision_check_pairs_each_seeds_runs_in_both_precisions_and_goes_
     assert (again.stdout + again.stderr).count("finished before: left as it is (skip_done=true)") == 4
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")} == stamps
     assert json.loads((sweep / "precision.json").read_text()) == found
+    # Run again with other settings into the same folder: refused, each finished run left as it was.
+    other = make("precision-check", f"{args} trainer.max_epochs=2", tmp_path, *variables)
+    assert other.returncode != 0 and "holds a finished run of [" in other.stdout + other.stderr
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")} == stamps

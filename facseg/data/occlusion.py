@@ -198,7 +198,7 @@ def draw_occluder(
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     face_size = max(columns[-1] - columns[0], rows[-1] - rows[0]) + 1
     textured_fill = rng.random() < textured
-    paint = _painter(kind, label.shape, rng, textured_fill, now=not paint_later)  # rng's last draw
+    paint = _painter(kind, label.shape, rng, textured_fill, now=not paint_later)  # rng's last draw, or a copy's
 
     target = round(coverage * face.sum())
     height, width = label.shape

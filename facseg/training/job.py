@@ -215,6 +215,20 @@ def _resume_args(logger_cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return {"id": wandb_run_id(output_dir, create=True), "resume": "allow"}
 
 
+def finished_run(output_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The metrics of the finished run in `output_dir` (status ok, metrics.json), if it holds one; raises if that
+    run was made with other overrides than these (a sweep run again with other settings into the same folder)."""
+    status, metrics = read_status(output_dir), read_metrics(output_dir)
+    if status["status"] != "ok" or not metrics:
+        return None
+    if status.get("overrides") != list(overrides):
+        raise ValueError(
+            f"{output_dir} holds a finished run of {status.get('overrides')}, not of {list(overrides)}: "
+            "run the sweep with its first settings, or into another hydra.sweep.dir"
+        )
+    return metrics
+
+
 def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
     """train(), with its outcome recorded in status.json for the sweep summary (facseg.runtime.sweep) and the study.
 
@@ -226,9 +240,9 @@ def run_job(cfg: DictConfig, overrides: list[str] | None = None) -> float:
         overrides = (
             OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False) if HydraConfig.initialized() else []
         )
-    if cfg.skip_done and read_status(output_dir).get("status") == "ok" and (metrics := read_metrics(output_dir)):
+    if cfg.skip_done and (done := finished_run(output_dir, overrides)):
         log.info("%s finished before: left as it is (skip_done=true)", output_dir)
-        return float(metrics.get(cfg.optimized_metric, float("nan")))
+        return float(done.get(cfg.optimized_metric, float("nan")))
     try:
         value = train(cfg)
     except Exception as e:
