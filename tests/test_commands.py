@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import facseg
@@ -213,6 +214,9 @@ def test_bench_ref_prints_this_machines_speed(tmp_path):
     found = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     assert found["matmul_2048_float32_gflops"] > 1 and found["cores"] >= 1
     assert 0 < found["unet_train_step_s"] < 60  # a real step of the default net was timed
+    # the reference epoch: 100 steps of U-Net-ResNet-18 (issue 42: 54 s on a 2-core AMD EPYC)
+    assert 100 * found["unet_train_step_s"] / 20 < found["reference_epoch_s"] < 100 * found["unet_train_step_s"] * 20
+    assert "a reference epoch (100 steps of SMP's U-Net-ResNet-18, 128 px, batch 8, float32): " in result.stdout
 
 
 def test_make_precision_check_pairs_each_seeds_runs_in_both_precisions_and_goes_on_where_it_stopped(
@@ -239,3 +243,20 @@ def test_make_precision_check_pairs_each_seeds_runs_in_both_precisions_and_goes_
     other = make("precision-check", f"{args} trainer.max_epochs=2", tmp_path, *variables)
     assert other.returncode != 0 and "holds a finished run of [" in other.stdout + other.stderr
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")} == stamps
+
+
+def test_lapa_copy_writes_real_faces_in_lapas_layout_and_classes(tmp_path, celebamask_small):
+    """benchmarks/lapa_copy.py as typed: the real faces in LaPa's layout, read by data=lapa's own reader."""
+    from facseg.data.formats import split_files
+    from facseg.data.labels import LabelMap
+
+    out = tmp_path / "lapa"
+    printed = bench("lapa_copy.py", str(celebamask_small), str(out))
+    assert printed.strip() == f"{out}: 16 train, 4 val, 4 test photos in LaPa's layout"
+    lapa = LabelMap.named("lapa")
+    files = split_files(out, "test", len(lapa))
+    image, label = files.read(0)
+    assert image.shape[:2] == label.shape == (512, 512) and label.max() < len(lapa)
+    eyes = [lapa.names.index(n) for n in ("left_eye", "right_eye")]
+    columns = [np.nonzero(label == eye)[1].mean() for eye in eyes]
+    assert columns[0] < columns[1]  # LaPa's left eye is the image's left
