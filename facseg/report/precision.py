@@ -8,7 +8,7 @@ by seed: per net, the mean over seeds of each seed's bf16 minus float32 mean F1,
 occlusion, with the report's interval of a per-seed difference (facseg.report.bootstrap.interval with `minus`: the
 seeds' spread and a bootstrap of the test images, a t with Welch-Satterthwaite's degrees of freedom). bf16 keeps a
 net's accuracy when the clean interval's lower end is at or above -0.5 points (MARGIN); a net that misses it is to
-stay float32 under `trainer.precision=auto`. Beside them, each precision's mean minutes of training (provenance.json).
+stay float32 under `trainer.precision=auto`. Beside them, each precision's median minutes of training (provenance.json).
 Writes precision.md and precision.json in SWEEP.
 """
 
@@ -52,8 +52,8 @@ def paired_runs(jobs: list[Job]) -> dict[str, dict[str, dict[int, Job]]]:
 
 
 def compare(jobs: list[Job]) -> dict[str, dict[str, Any]]:
-    """Per configuration with runs in both precisions: the seeds paired, each precision's mean F1 and minutes of
-    training, the difference (bf16 minus float32) per stage with its interval, and whether bf16 keeps it."""
+    """Per configuration with runs in both precisions: the seeds paired, each precision's mean F1 and median minutes
+    of training, the difference (bf16 minus float32) per stage with its interval, and whether bf16 keeps it."""
     tested = [job for job in jobs if job.status == "ok" and job.per_image]
     if not tested:
         return {}
@@ -71,7 +71,8 @@ def compare(jobs: list[Job]) -> dict[str, dict[str, Any]]:
         for precision, runs in sides.items():
             found[precision] = {
                 "f1_fg": float(np.mean([run.metrics["test/f1_fg"] for run in runs])),
-                "training_minutes": float(np.mean([run.provenance["training"]["seconds"] / 60 for run in runs])),
+                # the median: one run slowed by other work on the machine does not move it (as a study's times)
+                "training_minutes": float(np.median([run.provenance["training"]["seconds"] / 60 for run in runs])),
             }
         for stage in STAGES:
             arrays = {p: [run.per_image for run in runs] for p, runs in sides.items()}
@@ -95,7 +96,7 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
         "seeds and test images. bf16 keeps a net's accuracy when the clean lower end is at or above "
         f"{100 * MARGIN:.1f}.",
         "",
-        *md_header([*head, "training minutes, float32 / bf16", "bf16 keeps it"]),
+        *md_header([*head, "median training minutes, float32 / bf16", "bf16 keeps it"]),
     ]
     for configuration, f in found.items():
         cells = [
