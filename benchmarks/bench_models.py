@@ -28,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from timing import autocast, time_forward
+from timing import autocast, device_name, time_forward
 
 import facseg
 from facseg.models.cost import gflops
@@ -344,8 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"facseg benchmarks on {name}; torch {torch.__version__}")
+    print(f"facseg benchmarks on {device_name(device)}; torch {torch.__version__}")
     if "training" in args.only:
         bench_training(args, device)
     if "inference" in args.only:

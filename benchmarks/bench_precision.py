@@ -21,7 +21,7 @@ import warnings
 
 import torch
 from bench_models import MODELS, build_module, step_seconds
-from timing import autocast, time_forward
+from timing import autocast, device_name, time_forward
 
 from facseg.runtime.precision import native_bf16
 from facseg.runtime.speed import matmul_peak
@@ -103,9 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     native = "native" if native_bf16(device.type) else "not native (emulated)"
-    print(f"facseg precision benchmarks on {name}; torch {torch.__version__}; bfloat16 {native} here")
+    print(f"facseg precision benchmarks on {device_name(device)}; torch {torch.__version__}; bfloat16 {native} here")
     print(f"this machine: {matmul_peak(device, '32', 2048):.0f} GFLOP/s (make bench-ref)")
     if "steps" in args.only:
         bench_precision(args, device)

@@ -12,6 +12,11 @@ import torch
 from facseg.runtime.speed import DTYPES, sync
 
 
+def device_name(device: torch.device) -> str:
+    """What a benchmark's first line says it ran on."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+
+
 def autocast(device: torch.device, precision: str):
     dtype = DTYPES[precision]
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()

@@ -32,22 +32,14 @@ MARGIN = -0.005  # the lowest lower end of bf16 minus float32 mean F1 that keeps
 STAGES = {"test": "clean", "occluded": "occluded"}
 
 
-def precision_of(job: Job) -> str | None:
-    """The precision the run trained in, as it resolved it (provenance.json), else as it was asked for."""
-    recorded = job.provenance.get("training", {}).get("precision")
-    asked = [o.split("=", 1)[1] for o in job.overrides if o.startswith("trainer.precision=")]
-    return recorded or (asked[0] if asked else None)
-
-
-def paired_runs(jobs: list[Job]) -> dict[str, dict[str, dict[int, Job]]]:
-    """Finished, tested runs by configuration (the model and its other overrides), precision and seed."""
+def paired_runs(tested: list[Job]) -> dict[str, dict[str, dict[int, Job]]]:
+    """Tested runs by configuration (the model and its other overrides), the precision they trained in (as they
+    resolved it: provenance.json) and seed."""
     found: dict[str, dict[str, dict[int, Job]]] = defaultdict(lambda: defaultdict(dict))
-    for job in jobs:
-        if job.status != "ok" or not job.per_image:
-            continue
+    for job in tested:
         # the label (facseg.report.runs: the model and the overrides that set the job apart) but the precision
         configuration = " ".join(t for t in job.label.split() if not t.startswith("trainer.precision="))
-        found[configuration][precision_of(job)][int(job.metrics["seed"])] = job
+        found[configuration][job.provenance["training"]["precision"]][int(job.metrics["seed"])] = job
     return found
 
 
@@ -74,8 +66,8 @@ def compare(jobs: list[Job]) -> dict[str, dict[str, Any]]:
                 # the median: one run slowed by other work on the machine does not move it (as a study's times)
                 "training_minutes": float(np.median([run.provenance["training"]["seconds"] / 60 for run in runs])),
             }
+        arrays = {p: [run.per_image for run in runs] for p, runs in sides.items()}
         for stage in STAGES:
-            arrays = {p: [run.per_image for run in runs] for p, runs in sides.items()}
             if not all(f"{stage}/confusion" in a for runs in arrays.values() for a in runs):
                 continue
             bf16, float32 = (Runs.stack(arrays[p], stage) for p in (BF16, FLOAT32))
