@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     from facseg.models.demo_page import Demo, build_page  # torch and gradio, once the config has composed
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo = Demo([str(Path(p)) for p in cfg.models], cfg.device, cfg.tta, cfg.detect)
+    demo = Demo([str(Path(p)) for p in cfg.models], cfg.device, str(cfg.precision), cfg.tta, cfg.detect)
     build_page(demo).launch(server_name=cfg.host, server_port=cfg.port, share=False, show_error=True)
 
 

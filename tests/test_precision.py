@@ -1,5 +1,6 @@
-"""`precision=auto`: bfloat16 where the device has it natively (the processor's flags, not its name), float32
-elsewhere; the run records what it used."""
+"""`precision=auto`: bfloat16 where the device has it natively (the processor's flags, not its name) and the net
+kept its accuracy in it (`model.auto_bf16`), float32 elsewhere; nets scored or compared together share one; the run
+records what it used."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from facseg.models.inference import load_parser
 from facseg.runtime import precision
 from facseg.runtime.precision import native_bf16, trainer_precision
 from facseg.runtime.record import read_provenance
+from facseg.study.jobs import StudyJobs
+from facseg.study.plan import StudyPlan
 from facseg.training.job import train
-from tests.helpers import TINY, compose_train, tiny_data
+from tests.helpers import CONF_DIR, TINY, compose_train, tiny_data
 
 
 @pytest.fixture
@@ -44,6 +49,15 @@ def test_auto_is_bf16_on_a_cpu_with_avx512_bf16_or_amx_and_float32_without(flags
     assert trainer_precision(trainer("auto", accelerator="mps")) == "32-true"
 
 
+def test_auto_is_bf16_only_for_nets_shown_to_keep_their_accuracy_and_sets_made_only_of_them(flags):
+    flags("avx512_bf16")
+    kept, lost = {"name": "unet", "auto_bf16": True}, {"name": "segnet", "auto_bf16": False}
+    assert trainer_precision(trainer("auto"), [kept]) == "bf16-mixed"
+    assert trainer_precision(trainer("auto"), [lost]) == trainer_precision(trainer("auto"), [{}]) == "32-true"
+    assert trainer_precision(trainer("auto"), [kept, lost]) == "32-true"  # an ensemble or study: one precision
+    assert trainer_precision(trainer("bf16-mixed"), [lost]) == "bf16-mixed"  # asked for by name: as given
+
+
 def test_this_processors_flags_are_read_from_proc_cpuinfo():
     if not Path("/proc/cpuinfo").is_file():
         pytest.skip("no /proc/cpuinfo on this system: auto is float32 on its CPU")
@@ -53,15 +67,28 @@ def test_this_processors_flags_are_read_from_proc_cpuinfo():
     assert trainer_precision(trainer("auto")) == ("bf16-mixed" if has else "32-true")
 
 
-def test_a_run_with_precision_auto_records_the_precision_it_resolved_to(tmp_path, tiny_root, flags):
+@pytest.mark.parametrize(("auto_bf16", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
+def test_a_run_with_precision_auto_records_what_it_resolved_to(tmp_path, tiny_root, flags, auto_bf16, expected):
     flags("avx512_bf16")
-    overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.precision=auto", "data.occluded_test=null"]
-    train(compose_train(overrides, tmp_path))
+    overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", f"model.auto_bf16={auto_bf16}", "data.occluded_test=null"]
+    train(compose_train(overrides, tmp_path))  # trainer.precision: auto, the default
     record = read_provenance(tmp_path)
-    assert record["training"]["precision"] == record["test"]["precision"] == "bf16-mixed"
+    assert record["training"]["precision"] == record["test"]["precision"] == expected
 
 
-def test_predict_with_precision_auto_parses_in_bfloat16_only_where_native(checkpoint, flags):
+@pytest.mark.parametrize(("auto_bf16", "expected"), [("true", "bf16-mixed"), ("false", "32-true")])
+def test_a_study_pins_the_precision_its_nets_resolve_to_for_every_job(tmp_path, flags, auto_bf16, expected):
+    flags("avx512_bf16")
+    command = ["study.models=[unet,pspnet]", f"model.auto_bf16={auto_bf16}", "trainer.precision=auto"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("study", overrides=command)
+        jobs = StudyJobs(StudyPlan(cfg, tmp_path), command, searched=set())
+        assert jobs.pin_precision(list(cfg.study.models)) == expected
+        assert jobs.compose("train", [*jobs.overrides, "model=pspnet"]).trainer.precision == expected
+    assert [o for o in jobs.overrides if o.startswith("trainer.precision")] == [f"trainer.precision={expected}"]
+
+
+def test_predict_with_precision_auto_parses_in_bfloat16_only_where_native_and_allowed(checkpoint, flags, tmp_path):
     crops = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
     flags("avx2")
     float32 = load_parser(checkpoint, "cpu", "32").run(crops)
@@ -72,3 +99,8 @@ def test_predict_with_precision_auto_parses_in_bfloat16_only_where_native(checkp
     assert not np.array_equal(bf16, float32)  # bfloat16 did run: its logits differ in their last bits
     with pytest.raises(ValueError, match="expected one of 32, bf16, 16, auto"):
         load_parser(checkpoint, "cpu", "64")
+    # A net whose config keeps it in float32 under auto parses in float32 on the same processor.
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved["hyper_parameters"]["model"]["auto_bf16"] = False
+    torch.save(saved, kept := tmp_path / "float32-net.ckpt")
+    np.testing.assert_array_equal(load_parser(kept, "cpu", "auto").run(crops), float32)

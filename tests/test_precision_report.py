@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facseg.data.labels import LabelMap
-from facseg.report.precision import BF16, FLOAT32, MARGIN, compare, markdown
+from facseg.report.precision import BF16, FLOAT32, MARGIN, SEEDS, compare, markdown
 from facseg.report.runs import Job
 
 LABELS = LabelMap.from_config(
@@ -78,3 +78,11 @@ def test_a_net_that_loses_accuracy_in_bf16_stays_float32(found):
     table = markdown(found)
     assert "| segnet | 5 |" in table and table.rstrip().endswith("| 20.0 / 12.0 | no: stays float32 |")
     assert "| unet | 5 |" in table and "| 10.0 / 7.0 | yes |" in table
+
+
+def test_fewer_seeds_than_the_check_needs_give_no_verdict_yet():
+    rng = np.random.default_rng(1)
+    jobs = [run("unet", s, p, matrices(rng, 0.9), 10.0) for s in range(SEEDS - 1) for p in (FLOAT32, BF16)]
+    early = compare(jobs)
+    assert early["unet"]["seeds"] == [0, 1, 2, 3] and not early["unet"]["bf16_keeps"]
+    assert "| not yet (4 of 5 seeds): stays float32 |" in markdown(early)

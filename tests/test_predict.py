@@ -43,7 +43,8 @@ def read_label(path):
 def test_landmark_aligned_prediction_is_the_test_steps_prediction(checkpoint, tiny_root, tmp_path):
     """Cut, parsed and warped back as in evaluation: predict agrees with the module scoring the test split."""
     images = tiny_root / "test" / "images"
-    summary = run_predict(checkpoint, images, tmp_path, f"landmarks={tiny_root / 'test' / 'landmarks'}")
+    # float32 on both sides: the subject is the cut and the warp (precision=auto: tests/test_precision.py)
+    summary = run_predict(checkpoint, images, tmp_path, f"landmarks={tiny_root / 'test' / 'landmarks'}", "precision=32")
     assert {f["source"] for r in summary["images"].values() for f in r["faces"]} == {"landmarks"}
     module = FaceSegModule.load_from_checkpoint(checkpoint, weights_only=True).eval()
     datamodule = FaceDataModule(root=str(tiny_root), image_size=64)
@@ -64,7 +65,7 @@ def test_landmark_aligned_prediction_is_the_test_steps_prediction(checkpoint, ti
 @pytest.mark.slow
 def test_whole_image_mode_and_onnx_runtime_give_the_same_maps(checkpoint, onnx_model, tiny_root, tmp_path):
     images = tiny_root / "test" / "images"
-    run_predict(checkpoint, images, tmp_path / "torch", "detect=false")
+    run_predict(checkpoint, images, tmp_path / "torch", "detect=false", "precision=32")  # as the float32 graph
     summary = run_predict(onnx_model, images, tmp_path / "onnx", "detect=false")
     assert summary["model"] == "unet" and len(summary["images"]) == 4
     for photo in images.glob("*.jpg"):
@@ -138,7 +139,7 @@ def test_export_parity_is_printed_and_bounded(checkpoint, onnx_model, tmp_path, 
     with torch.no_grad():
         expected = module(crops).numpy()
     for path in (onnx_model, tmp_path / "model.pt"):
-        parser = load_parser(path, device="cpu")
+        parser = load_parser(path, device="cpu", precision="32")  # float32 files compared with the float32 net
         assert (parser.image_size, parser.margin, parser.model) == (64, 0.6, "unet")
         assert np.abs(parser.run(crops.numpy()) - expected).max() <= 1e-4 * max(1, np.abs(expected).max())
     with pytest.raises(FileExistsError, match="model.pt exists"):
@@ -291,7 +292,7 @@ def test_flip_tta_parses_like_the_checkpoint_on_every_backend(checkpoint, onnx_m
     images = tiny_root / "test" / "images"
     summaries = {}
     for name, model in (("plain", checkpoint), ("ckpt", checkpoint), ("onnx", onnx_model)):
-        extra = ["detect=false"] if name == "plain" else ["detect=false", "tta=flip"]
+        extra = ["detect=false", "precision=32"] + ([] if name == "plain" else ["tta=flip"])  # as the float32 graph
         summaries[name] = run_predict(model, images, tmp_path / name, *extra)
     for photo in images.glob("*.jpg"):
         plain, ckpt, onnx = (read_label(tmp_path / name / f"{photo.stem}.png") for name in ("plain", "ckpt", "onnx"))

@@ -13,6 +13,7 @@ import facseg
 from facseg.report.acceptance import compare
 from facseg.report.provenance import provenance_section
 from facseg.report.runs import Job
+from facseg.runtime.precision import native_bf16
 from facseg.runtime.provenance import PACKAGES, cpu_family
 from facseg.runtime.record import read_provenance
 
@@ -24,7 +25,7 @@ def test_a_trained_and_tested_run_records_what_produced_it(checkpoint):
         assert stage["packages"] == {name: metadata.version(name) for name in PACKAGES}
         lock = (facseg.PROJECT_ROOT / "requirements.lock").read_bytes()
         assert stage["lock"] == hashlib.sha256(lock).hexdigest()[:16]
-        assert stage["precision"] == "32-true"
+        assert stage["precision"] == ("bf16-mixed" if native_bf16("cpu") else "32-true")  # auto, U-Net allows bf16
         assert stage["device"]["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
         assert stage["device"]["cpu_family"] == cpu_family()
         assert cpu_family().endswith(f"-{torch.backends.cpu.get_cpu_capability()}")
@@ -65,7 +66,7 @@ def acceptance_record(miou: float = 0.8123456789, lock: str = "0123456789abcdef"
         "torch_threads": threads,
         "lock": lock,
         "packages": {"torch": "2.14.1", "numpy": "2.4.6" if lock == "0123456789abcdef" else "2.5.0"},
-        "precision": "32-true",
+        "precision": {"unet": "bf16-mixed", "segnet": "32-true", "pspnet": "bf16-mixed"},
         "numbers": {model: dict(numbers) for model in ("unet", "segnet", "pspnet")},
     }
 

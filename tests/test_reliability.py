@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from facseg.runtime.atomic import write_json
+from facseg.runtime.record import read_provenance
 from facseg.training.config_checks import ConfigError
 from facseg.training.job import train
 from tests import wandb_log
@@ -76,6 +77,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, tiny_root, uninte
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stdout + second.stderr + (run_dir / "run.log").read_text()
     assert final_metrics(run_dir) == uninterrupted(precision)
+    # The run's training time counts the killed session's up to its checkpoint, not the resumed session's alone.
+    assert read_provenance(run_dir)["training"]["seconds"] > last["training_seconds"] > 0
     # Nothing logged before the interruption is lost: the CSV holds every epoch's validation.
     with (run_dir / "csv" / "metrics.csv").open() as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/miou")}
@@ -163,6 +166,15 @@ def test_sweep_with_a_failing_job_finishes_the_others_and_fails(tmp_path, tiny_r
     assert "data.image_size=100" in failed["overrides"]
     assert all((sweep / j / "metrics.json").is_file() for j in ("0_unet", "2_unet"))
     assert "1_unet" in result.stdout + result.stderr
+
+
+def test_a_resumed_runs_training_seconds_include_its_earlier_sessions(tmp_path, tiny_root):
+    overrides = [*TINY, *tiny_data(tiny_root), "logger=csv", "test=false"]
+    train(compose_train([*overrides, "trainer.max_epochs=3"], tmp_path))
+    earlier = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["training_seconds"]
+    assert 0 < earlier <= read_provenance(tmp_path)["training"]["seconds"] + 0.05  # saved as the last epoch ended
+    train(compose_train([*overrides, "trainer.max_epochs=4"], tmp_path))  # resumed from last.ckpt: one epoch more
+    assert read_provenance(tmp_path)["training"]["seconds"] > round(earlier, 1)  # not the last epoch's alone
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 import facseg
+from facseg.runtime.precision import trainer_precision
+from facseg.runtime.record import read_provenance
 from tests import wandb_log
-from tests.helpers import FEW_CONDITIONS, TINY, subprocess_env, tiny_data
+from tests.helpers import FEW_CONDITIONS, TINY, compose_train, subprocess_env, tiny_data
 
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
@@ -135,10 +138,16 @@ def test_tiny_study_tunes_each_architecture_alike_retrains_seeds_scores_ensemble
     assert [m["matmul_2048_float32_gflops"] > 1 for m in state["machines"]] == [True, True]
     assert re.search(r"matrix product at \d+(-\d+)? GFLOP/s \(make bench-ref\), measured by the 2 processes", report)
     assert re.search(r"a run's training, median minutes: unet \d+\.\d, pspnet \d+\.\d", report)
-    # Resumed in another precision than its runs': refused in one line that names both, before anything runs.
-    assert state["numerics"]["precision"] == "32-true" and state["numerics"]["torch"]
-    refused = finished([*args, "trainer.precision=bf16-mixed"], tmp_path, returncode=1)
-    said = "its runs were made with precision 32-true; this session would make them with precision bf16-mixed"
+    # One precision for every run: trainer.precision=auto resolved once for both nets. Resumed in another precision
+    # than its runs': refused in one line that names both, before anything runs.
+    nets = [compose_train([f"model={model}"], tmp_path).model for model in MODELS]
+    pinned = trainer_precision(OmegaConf.create({"precision": "auto", "accelerator": "cpu"}), nets)
+    assert state["numerics"]["precision"] == pinned and state["numerics"]["torch"]
+    for run in (directory / "runs").iterdir():
+        assert read_provenance(run)["training"]["precision"] == read_provenance(run)["test"]["precision"] == pinned
+    other = "32-true" if pinned == "bf16-mixed" else "bf16-mixed"
+    refused = finished([*args, f"trainer.precision={other}"], tmp_path, returncode=1)
+    said = f"its runs were made with precision {pinned}; this session would make them with precision {other}"
     assert said in refused
     assert len(json.loads((directory / "study.json").read_text())["machines"]) == 2
 

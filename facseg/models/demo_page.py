@@ -16,10 +16,17 @@ AREA_HEADERS = ["class", "pixels", "% of non-background"]
 class Demo:
     """What the page does, without the page: load the models once, parse a photo with the ones picked."""
 
-    def __init__(self, paths: list[str], device: str = "auto", tta: str | None = None, detect: bool = True) -> None:
+    def __init__(
+        self,
+        paths: list[str],
+        device: str = "auto",
+        precision: str = "auto",
+        tta: str | None = None,
+        detect: bool = True,
+    ) -> None:
         if not paths:
             raise ValueError("give models=[A.ckpt,...]: the model files (.ckpt, .onnx or .pt) to offer on the page")
-        self.parsers = {str(p): load_parser(p, device, tta=tta) for p in paths}
+        self.parsers = {str(p): load_parser(p, device, precision, tta=tta) for p in paths}
         self.detect = detect
 
     def parser(self, chosen: list[str]) -> Parser:

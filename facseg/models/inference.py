@@ -19,7 +19,7 @@ import torch
 
 from facseg.data.labels import LabelMap
 from facseg.models.ensemble import combine, mirror_prediction
-from facseg.runtime.precision import AUTO, native_bf16
+from facseg.runtime.precision import AUTO, bf16_allowed, native_bf16
 
 METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -53,6 +53,7 @@ def metadata(module) -> dict:
     crop, normalisation = hparams["crop"], hparams["normalisation"]
     return {
         "model": hparams.model["name"],
+        "auto_bf16": bool(hparams.model.get("auto_bf16", False)),  # precision=auto's choice for this net
         "image_size": int(crop["image_size"]),
         "margin": float(crop["margin"]),
         "align": bool(crop["align"]),
@@ -84,7 +85,7 @@ def _device(name: str) -> torch.device:
 def load_parser(
     path: str | Path,
     device: str = "auto",
-    precision: str = "32",
+    precision: str = "auto",
     channels_last: bool = False,
     compile: bool = False,
     tta: str | None = None,
@@ -155,7 +156,7 @@ def _load(path: Path, device: str, precision: str, channels_last: bool, compile:
         raise ValueError(f"{path}: expected a .ckpt, .onnx or .pt (TorchScript) file")
     net.eval()
     if str(precision) == AUTO:  # as training's trainer.precision=auto: bfloat16 where the device has it natively
-        precision = "bf16" if native_bf16(target.type) else "32"
+        precision = "bf16" if native_bf16(target.type) and bf16_allowed([meta]) else "32"
     dtype = PRECISIONS[str(precision)]
 
     @torch.inference_mode()

@@ -58,7 +58,7 @@ class FaceSegModule(pl.LightningModule):
         self._first_bad: torch.Tensor | None = None  # the first step whose loss was not finite, -1: none yet
         self.label_map = LabelMap.from_config(labels)
         self.aux_weight = float(model.get("aux_weight", 0.0))
-        net_args = {k: v for k, v in model.items() if k not in ("name", "aux_weight")}
+        net_args = {k: v for k, v in model.items() if k not in ("name", "aux_weight", "auto_bf16")}
         self.net = build_net(num_classes=len(self.label_map), aux=self.aux_weight > 0, **net_args)
         self.cross_entropy = nn.CrossEntropyLoss(ignore_index=IGNORE)
         self.dice = DiceLoss(mode="multiclass", from_logits=True, ignore_index=IGNORE) if dice_weight > 0 else None

@@ -27,15 +27,17 @@ SHOWN = 12  # differing numbers listed before the rest are counted
 
 
 def sweep_record(sweep: Path, minutes: float) -> dict[str, Any]:
-    """The main job's record from its sweep folder: per model, every number metrics.json holds."""
-    numbers, produced = {}, None
+    """The main job's record from its sweep folder: per model, every number metrics.json holds and the precision
+    it was trained in (`auto` chooses per net)."""
+    numbers, precision, produced = {}, {}, None
     for model in MODELS:
         (job,) = Path(sweep).glob(f"*_{model}")
         metrics = read_json(job / METRICS_FILE)
         numbers[model] = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        produced = produced or read_provenance(job).get("training")
-    if produced is None:
-        raise FileNotFoundError(f"{sweep}: no job recorded its provenance (provenance.json)")
+        training = read_provenance(job).get("training")
+        if training is None:
+            raise FileNotFoundError(f"{job}: the job recorded no provenance (provenance.json)")
+        precision[model], produced = training["precision"], produced or training
     return {
         "command": COMMAND,
         "family": produced["device"].get("cpu_family"),
@@ -43,7 +45,7 @@ def sweep_record(sweep: Path, minutes: float) -> dict[str, Any]:
         "torch_threads": produced["device"].get("torch_threads"),
         "lock": produced["lock"],
         "packages": produced["packages"],
-        "precision": produced["precision"],
+        "precision": precision,
         "minutes": round(minutes, 1),
         "numbers": numbers,
     }

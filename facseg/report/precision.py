@@ -7,8 +7,10 @@ seeds. A seed's two runs start from the same weights and see the same batches in
 by seed: per net, the mean over seeds of each seed's bf16 minus float32 mean F1, clean and under the primary
 occlusion, with the report's interval of a per-seed difference (facseg.report.bootstrap.interval with `minus`: the
 seeds' spread and a bootstrap of the test images, a t with Welch-Satterthwaite's degrees of freedom). bf16 keeps a
-net's accuracy when the clean interval's lower end is at or above -0.5 points (MARGIN); a net that misses it is to
-stay float32 under `trainer.precision=auto`. Beside them, each precision's median minutes of training (provenance.json).
+net's accuracy when at least five seeds are paired (SEEDS, issue 42's check) and the clean interval's lower end is at
+or above -0.5 points (MARGIN); a net that misses it, or has fewer seeds yet, stays float32 under
+`trainer.precision=auto` (its model config's `auto_bf16`). Beside them, each precision's median minutes of training
+(provenance.json).
 Writes precision.md and precision.json in SWEEP.
 """
 
@@ -29,6 +31,7 @@ from facseg.runtime.atomic import write_bytes, write_json
 
 FLOAT32, BF16 = "32-true", "bf16-mixed"
 MARGIN = -0.005  # the lowest lower end of bf16 minus float32 mean F1 that keeps bf16 (-0.5 points)
+SEEDS = 5  # the paired seeds a verdict needs
 STAGES = {"test": "clean", "occluded": "occluded"}
 
 
@@ -73,7 +76,8 @@ def compare(jobs: list[Job]) -> dict[str, dict[str, Any]]:
             bf16, float32 = (Runs.stack(arrays[p], stage) for p in (BF16, FLOAT32))
             d = interval(boot, bf16, classes, "f1_fg", minus=float32)
             found[stage] = {"difference": d.mean, "low": d.low, "high": d.high, "p": d.p}
-        found["bf16_keeps"] = bool(found["test"]["low"] >= MARGIN)  # a tested run has its clean stage
+        # a tested run has its clean stage
+        found["bf16_keeps"] = bool(len(seeds) >= SEEDS and found["test"]["low"] >= MARGIN)
         out[configuration] = found
     return out
 
@@ -101,7 +105,10 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
             d = f.get(stage)
             cells.append(f"{100 * d['difference']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]" if d else "-")
         minutes = f"{f[FLOAT32]['training_minutes']:.1f} / {f[BF16]['training_minutes']:.1f}"
-        lines.append(md_row([*cells, minutes, "yes" if f["bf16_keeps"] else "no: stays float32"]))
+        verdict = "yes" if f["bf16_keeps"] else "no: stays float32"
+        if len(f["seeds"]) < SEEDS:
+            verdict = f"not yet ({len(f['seeds'])} of {SEEDS} seeds): stays float32"
+        lines.append(md_row([*cells, minutes, verdict]))
     return "\n".join(lines) + "\n"
 
 

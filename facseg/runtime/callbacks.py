@@ -1,10 +1,11 @@
-"""Lightning callbacks that make runs survive interruption."""
+"""Lightning callbacks that make runs survive interruption, and count their training time across it."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,25 @@ class ExactResume(pl.Callback):
             loader = trainer.train_dataloader
             loader.sampler.skip(self._skip_batches * loader.batch_size)
             self._skip_batches = 0
+
+
+class TrainingClock(pl.Callback):
+    """A run's seconds of training over every session that trained it: each checkpoint holds the seconds up to it, and
+    a resumed run counts on from there (what a killed session did after its last checkpoint is done again, and counted
+    once). `begin()` as fitting starts; `seconds()` after it."""
+
+    def __init__(self) -> None:
+        self.earlier, self.start = 0.0, time.perf_counter()
+
+    def begin(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.earlier + time.perf_counter() - self.start
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint["training_seconds"] = self.seconds()
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:  # not the test's load of the selected weights
+            self.earlier = float(checkpoint.get("training_seconds", 0.0))

@@ -4,10 +4,16 @@ A GPU with bfloat16 (Ampere and later) runs it in its tensor cores. A CPU runs i
 (AMD Zen 4, Intel Cooper Lake) or AMX (Intel Sapphire Rapids and later), which oneDNN's bfloat16 kernels use;
 elsewhere torch emulates bfloat16 through float32 and it is slower than float32 itself. The flags are read from the
 processor, not guessed from its name. The resolved precision is what a run records (provenance.json).
+
+`auto` runs a net in bfloat16 only where its config says `auto_bf16: true`: the precision check (`make
+precision-check`, experiments/precision) showed that it keeps its accuracy in bf16; a net not shown to, or a
+checkpoint that does not say, stays float32. Nets scored or compared together (an ensemble, a study) share one
+precision: bfloat16 only when every one of them may use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -37,10 +43,16 @@ def native_bf16(device_type: str) -> bool:
     return device_type == "cpu" and any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
 
 
-def trainer_precision(trainer: Any) -> str:
-    """Lightning's `precision` for a trainer config (its `precision` and `accelerator`): `auto` resolved to
-    bf16-mixed or 32-true; any other value as given."""
+def bf16_allowed(nets: Iterable[Mapping]) -> bool:
+    """Whether `auto` may run these nets (their model configs) in bfloat16: each of them says `auto_bf16: true`."""
+    return all(net.get("auto_bf16", False) for net in nets)
+
+
+def trainer_precision(trainer: Any, nets: Iterable[Mapping] = ()) -> str:
+    """Lightning's `precision` for a trainer config (its `precision` and `accelerator`) training or testing `nets`
+    (their model configs): `auto` resolved to bf16-mixed or 32-true; any other value as given."""
     setting = str(trainer.get("precision", "32-true"))
     if setting != AUTO:
         return setting
-    return "bf16-mixed" if native_bf16(device_type(str(trainer.get("accelerator", "auto")))) else "32-true"
+    native = native_bf16(device_type(str(trainer.get("accelerator", "auto"))))
+    return "bf16-mixed" if native and bf16_allowed(nets) else "32-true"

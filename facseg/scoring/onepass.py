@@ -82,7 +82,10 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         for s, member_weights in zip(scorings, weights)
     ]
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=evaluators, logger=False, precision=trainer_precision(cfg.trainer)
+        cfg.trainer,
+        callbacks=evaluators,
+        logger=False,
+        precision=trainer_precision(cfg.trainer, [m.hparams.model for m in members]),
     )
     start = time.perf_counter()
     trainer.test(module, datamodule=datamodule, weights_only=True, verbose=False)

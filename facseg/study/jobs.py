@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from facseg.runtime.precision import trainer_precision
 from facseg.runtime.record import read_metrics
 from facseg.study.plan import StudyPlan
 from facseg.training.job import run_job
@@ -31,6 +32,15 @@ class StudyJobs:
 
     def compose(self, config: str, overrides: list[str]) -> DictConfig:
         return hydra.compose(config_name=config, overrides=overrides)
+
+    def pin_precision(self, models: list[str]) -> str:
+        """The study's one precision: `trainer.precision` resolved for all its nets together (`auto`: bfloat16 only
+        where every net may use it, facseg.runtime.precision), and given to every job it composes."""
+        nets = [self.compose("train", [*self.overrides, f"model={model}"]).model for model in models]
+        precision = trainer_precision(self.plan.cfg.trainer, nets)
+        kept = [o for o in self.overrides if key(o) != "trainer.precision"]
+        self.overrides = [*kept, f"trainer.precision={precision}"]
+        return precision
 
     def train(
         self, output_dir: Path, model: str, seed: int, params: dict[str, Any], extra: list[str], keep_best: bool

@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 
 from facseg import report
 from facseg.runtime.atomic import claimed, locked, update_json
-from facseg.runtime.precision import trainer_precision
 from facseg.runtime.provenance import package_versions
 from facseg.runtime.record import read_json, read_status
 from facseg.runtime.speed import machine_speed
@@ -35,6 +34,7 @@ class Study:
         self.settings = cfg.study
         self.space = search_space(cfg)
         self.jobs = StudyJobs(self.plan, overrides, searched=set(self.space))
+        self.precision = self.jobs.pin_precision(list(cfg.study.models))
         self.search = Search(self.plan, self.jobs)
         self.test_pass = StudyTestPass(self.plan, self.jobs)
         self.state = read_json(directory / STATE_FILE) or {"seconds": {}}
@@ -93,7 +93,7 @@ class Study:
         """A study compares its runs with each other: they are all made in one precision with one set of the library
         versions that move numbers. The first session records them in study.json; a later one with others is
         refused before it trains or tests anything."""
-        here = {"precision": trainer_precision(self.plan.cfg.trainer), **package_versions()}
+        here = {"precision": self.precision, **package_versions()}
         recorded = self.state.get("numerics")
         if recorded is None:
             self.record(lambda state: state.setdefault("numerics", here))

@@ -26,6 +26,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 import facseg  # noqa: F401  (registers the config resolvers)
 from facseg.models.cost import model_cost
 from facseg.models.module import FaceSegModule
+from facseg.runtime.callbacks import TrainingClock
 from facseg.runtime.ddp import end_ddp_job
 from facseg.runtime.device_pool import claim_device
 from facseg.runtime.loggers import finish_wandb, is_wandb
@@ -70,7 +71,7 @@ def on_gpu(cfg: DictConfig) -> bool:
 
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint on the test split, write metrics.json; return the best val metric."""
-    overrides = {"precision": trainer_precision(cfg.trainer)}
+    overrides = {"precision": trainer_precision(cfg.trainer, [cfg.model])}
     if cfg.trainer.get("sync_batchnorm") and not on_gpu(cfg):
         log.info("trainer.sync_batchnorm: SyncBatchNorm runs on GPUs only; each process normalises its own batch")
         overrides["sync_batchnorm"] = False
@@ -96,7 +97,8 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         **cfg.speed,
     )
     evaluator = TestEvaluator(output_dir, errors=cfg.error_kinds)
-    callbacks = [*(hydra.utils.instantiate(c) for c in cfg.callbacks.values()), evaluator]
+    clock = TrainingClock()
+    callbacks = [*(hydra.utils.instantiate(c) for c in cfg.callbacks.values()), evaluator, clock]
     if cfg.test:  # a test the machine cannot hold stops the run before training, not after it
         callbacks.append(TestMemoryCheck())
     loggers = [hydra.utils.instantiate(c, **_resume_args(c, output_dir)) for c in cfg.logger.values()]
@@ -114,14 +116,14 @@ def _train(cfg: DictConfig, trainer_overrides: dict[str, Any]) -> float:
         elif cfg.get("init_from"):
             init_weights(module, cfg.init_from)
         # weights_only: a checkpoint holds tensors and plain data only, so loading one never runs code.
-        start = time.perf_counter()
+        clock.begin()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         except Exception as e:
             if trainer.received_sigterm:  # the workers died of it first: end as Lightning's own SIGTERM exit does,
                 raise SIGTERMException(0) from e  # which also ends a sweep rather than starting its next job
             raise
-        seconds = {"training": time.perf_counter() - start}  # this process's: a resumed run's earlier part is not in it
+        seconds = {"training": clock.seconds()}  # a resumed run's earlier sessions' too
         best_path, best_score = selected_checkpoint(trainer, cfg.optimized_metric)
         if best_path and trainer.is_global_zero:
             best_path = stable_best(Path(best_path))
