@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock install-browser test test-all quick demo report evaluate acceptance bench bench-precision precision-check bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
+.PHONY: help install lock install-browser test test-all quick demo report evaluate acceptance bench bench-precision precision-check bench-budget bench-gpu bench-test bench-predict bench-ensembles bench-data bench-ref calibrate-stats lint format train sweep study real-faces clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ precision-check: ## bf16 against float32 accuracy: 5 seeds of each net in each p
 	$(BIN)/python -m facseg.run -m model=$(PRECISION_MODELS) seed=$(PRECISION_SEEDS) trainer.precision=32-true,bf16-mixed \
 		skip_done=true hydra.sweep.dir=$(PRECISION) $(ARGS)
 	$(BIN)/python -m facseg.report.precision $(PRECISION)
+
+bench-budget: ## the main job whole, in each precision, in reference epochs of this machine (about an hour: alone)
+	$(BIN)/python benchmarks/bench_budget.py $(ARGS)
 
 bench-gpu: ## the same on a CUDA GPU in bf16 + channels_last (a few minutes)
 	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)

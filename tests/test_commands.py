@@ -2,18 +2,22 @@
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 import facseg
-from tests.helpers import FEW_CONDITIONS, TINY, subprocess_env, tiny_data
+from facseg.runtime.precision import trainer_precision
+from tests.helpers import FEW_CONDITIONS, TINY, compose_train, subprocess_env, tiny_data
 
 pytestmark = pytest.mark.slow  # every test here trains nets or starts commands: `make test-all`
 
 ROOT = facseg.PROJECT_ROOT
+MAIN_JOB = ("unet", "segnet", "pspnet")
 QUICK_F1 = 0.6  # mean F1 after `make quick`'s minute: it learnt (0.736 on a 2-core AMD EPYC; untrained: about 0.02)
 
 
@@ -181,6 +185,21 @@ def test_bench_precision_runs_in_a_tiny_smoke_mode(tiny_root):
     rows = [line.split() for line in out.splitlines() if line.startswith("segnet")]
     assert len(rows) == 1 and len(rows[0]) == 8 and all(float(v) > 0 for v in rows[0][1:])  # step, inference
     assert re.search(r"^float32 [\d.]+ s, bf16-mixed [\d.]+ s: [\d.]+x$", out, re.M), out  # an epoch of `facseg.run`
+
+
+def test_bench_budget_times_the_main_job_in_each_precision_in_reference_epochs(tiny_root, tmp_path):
+    tiny = [*TINY, *tiny_data(tiny_root), *FEW_CONDITIONS]
+    cpu = OmegaConf.create({"precision": "auto", "accelerator": "cpu"})
+    auto = [(m, trainer_precision(cpu, [compose_train([f"model={m}"], tmp_path).model])) for m in MAIN_JOB]
+    out = bench("bench_budget.py", "--steps", "1", "--data", *tiny)
+    assert re.search(r"^reference epoch: [\d.]+ s \(before the jobs [\d.]+ s, after [\d.]+ s\)$", out, re.M), out
+    blocks = out.split("\nmain job ")[1:]
+    assert len(blocks) == 2 and blocks[1].startswith(shlex.join([*tiny, "trainer.precision=32-true"]))
+    for block, expected in zip(blocks, (auto, [(m, "32-true") for m in MAIN_JOB])):  # auto: each net's own
+        assert re.search(r"^  \d+ s = [\d.]+ reference epochs$", block, re.M), block
+        jobs = re.findall(r"^  (\w+) +(\S+) +training +[\d.]+ s  test +[\d.]+ s$", block, re.M)
+        assert jobs == expected, block
+    assert re.search(r"^\(defaults\) / trainer.precision=32-true: [\d.]+x$", out, re.M)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ records what it used."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+import facseg
 from facseg.models.inference import load_parser
 from facseg.runtime import precision
 from facseg.runtime.precision import native_bf16, trainer_precision
@@ -32,21 +34,27 @@ def flags(monkeypatch):
     return pretend
 
 
+ALLOWED = [{"name": "unet", "auto_bf16": True}]  # a net shown to keep its accuracy in bf16
+
+
 def trainer(precision_setting: str, accelerator: str = "cpu"):
     return OmegaConf.create({"precision": precision_setting, "accelerator": accelerator})
 
 
 def test_auto_is_bf16_on_a_cpu_with_avx512_bf16_or_amx_and_float32_without(flags):
     flags("avx2", "avx512f", "avx512_bf16")
-    assert trainer_precision(trainer("auto")) == "bf16-mixed"
+    assert trainer_precision(trainer("auto"), ALLOWED) == "bf16-mixed"
     flags("avx2", "amx_tile", "amx_bf16")
-    assert trainer_precision(trainer("auto")) == "bf16-mixed"
+    assert trainer_precision(trainer("auto"), ALLOWED) == "bf16-mixed"
     flags("avx2", "avx512f", "avx512bw")  # bfloat16 emulated through float32 by oneDNN here: slower, not native
-    assert trainer_precision(trainer("auto")) == "32-true" and not native_bf16("cpu")
-    assert trainer_precision(trainer("32-true")) == "32-true"  # a setting other than auto, as given
+    assert trainer_precision(trainer("auto"), ALLOWED) == "32-true" and not native_bf16("cpu")
+    assert trainer_precision(trainer("32-true"), ALLOWED) == "32-true"  # a setting other than auto, as given
     flags("avx512_bf16")
-    assert trainer_precision(trainer("32-true")) == "32-true" and trainer_precision(trainer("16-mixed")) == "16-mixed"
-    assert trainer_precision(trainer("auto", accelerator="mps")) == "32-true"
+    assert (
+        trainer_precision(trainer("32-true"), ALLOWED) == "32-true"
+        and trainer_precision(trainer("16-mixed"), ALLOWED) == "16-mixed"
+    )
+    assert trainer_precision(trainer("auto", accelerator="mps"), ALLOWED) == "32-true"
 
 
 def test_auto_is_bf16_only_for_nets_shown_to_keep_their_accuracy_and_sets_made_only_of_them(flags):
@@ -58,13 +66,22 @@ def test_auto_is_bf16_only_for_nets_shown_to_keep_their_accuracy_and_sets_made_o
     assert trainer_precision(trainer("bf16-mixed"), [lost]) == "bf16-mixed"  # asked for by name: as given
 
 
+def test_the_nets_auto_may_run_in_bf16_are_those_the_committed_precision_check_kept(tmp_path):
+    """Each net's `auto_bf16` is what experiments/precision says: true only with the check's verdict."""
+    found = json.loads((facseg.PROJECT_ROOT / "experiments" / "precision" / "precision.json").read_text())
+    for model in ("unet", "segnet", "pspnet", "hybrid", "deeplabv3plus"):
+        kept = found.get(model, {}).get("bf16_keeps", False)
+        assert compose_train([f"model={model}"], tmp_path).model.auto_bf16 == kept, model
+    assert found["unet"]["bf16_keeps"]  # the default net: what the main job's default runs in bf16 rests on
+
+
 def test_this_processors_flags_are_read_from_proc_cpuinfo():
     if not Path("/proc/cpuinfo").is_file():
         pytest.skip("no /proc/cpuinfo on this system: auto is float32 on its CPU")
     text = Path("/proc/cpuinfo").read_text()
     has = any(f" {flag}" in text for flag in ("avx512_bf16", "amx_bf16"))
     assert native_bf16("cpu") == has
-    assert trainer_precision(trainer("auto")) == ("bf16-mixed" if has else "32-true")
+    assert trainer_precision(trainer("auto"), ALLOWED) == ("bf16-mixed" if has else "32-true")
 
 
 @pytest.mark.parametrize(("auto_bf16", "expected"), [(True, "bf16-mixed"), (False, "32-true")])

@@ -48,7 +48,7 @@ def bf16_allowed(nets: Iterable[Mapping]) -> bool:
     return all(net.get("auto_bf16", False) for net in nets)
 
 
-def trainer_precision(trainer: Any, nets: Iterable[Mapping] = ()) -> str:
+def trainer_precision(trainer: Any, nets: Iterable[Mapping]) -> str:
     """Lightning's `precision` for a trainer config (its `precision` and `accelerator`) training or testing `nets`
     (their model configs): `auto` resolved to bf16-mixed or 32-true; any other value as given."""
     setting = str(trainer.get("precision", "32-true"))
