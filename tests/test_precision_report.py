@@ -76,8 +76,11 @@ def test_a_net_that_loses_accuracy_in_bf16_stays_float32(found):
     assert -0.07 < segnet["test"]["difference"] < -0.03 and segnet["test"]["high"] < MARGIN
     assert not segnet["bf16_keeps"] and segnet["test"]["p"] < 0.05
     table = markdown(found)
-    assert "| segnet | 5 |" in table and table.rstrip().endswith("| 20.0 / 12.0 | no: stays float32 |")
+    assert "| segnet | 5 |" in table and "| 20.0 / 12.0 | no: stays float32 |" in table
     assert "| unet | 5 |" in table and "| 10.0 / 7.0 | yes |" in table
+    seed = found["segnet"]
+    a, b = seed[FLOAT32]["f1_fg_by_seed"][2], seed[BF16]["f1_fg_by_seed"][2]
+    assert f"seed 2: {100 * a:.2f} -> {100 * b:.2f} ({100 * (b - a):+.2f})" in table and b < a
 
 
 def test_fewer_seeds_than_the_check_needs_give_no_verdict_yet():

@@ -64,8 +64,10 @@ def compare(jobs: list[Job]) -> dict[str, dict[str, Any]]:
         sides = {p: [by_precision[p][s] for s in seeds] for p in (FLOAT32, BF16)}
         found: dict[str, Any] = {"seeds": seeds}
         for precision, runs in sides.items():
+            f1 = [float(run.metrics["test/f1_fg"]) for run in runs]
             found[precision] = {
-                "f1_fg": float(np.mean([run.metrics["test/f1_fg"] for run in runs])),
+                "f1_fg": float(np.mean(f1)),
+                "f1_fg_by_seed": f1,  # in the order of `seeds`
                 # the median: one run slowed by other work on the machine does not move it (as a study's times)
                 "training_minutes": float(np.median([run.provenance["training"]["seconds"] / 60 for run in runs])),
             }
@@ -109,6 +111,11 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
         if len(f["seeds"]) < SEEDS:
             verdict = f"not yet ({len(f['seeds'])} of {SEEDS} seeds): stays float32"
         lines.append(md_row([*cells, minutes, verdict]))
+    lines += ["", "Each seed's clean mean F1 (points), float32 -> bf16:", ""]
+    for configuration, f in found.items():
+        pairs = zip(f["seeds"], f[FLOAT32]["f1_fg_by_seed"], f[BF16]["f1_fg_by_seed"])
+        runs = "; ".join(f"seed {s}: {100 * a:.2f} -> {100 * b:.2f} ({100 * (b - a):+.2f})" for s, a, b in pairs)
+        lines.append(f"- {configuration}: {runs}")
     return "\n".join(lines) + "\n"
 
 
