@@ -70,6 +70,8 @@ def main() -> None:
             cfg.paths.output_dir = tmp
             cfg.trainer.enable_progress_bar = False
             cfg.trainer.limit_test_batches = args.batches
+            # one precision both ways (under auto a net scored alone may get bf16, an ensemble of others float32)
+            cfg.trainer.precision = "32-true"
         start = time.perf_counter()
         together = score(cfg, scorings)
         one_pass = time.perf_counter() - start

@@ -20,6 +20,7 @@ DDP = [
     "trainer=ddp",
     "trainer.devices=2",
     "trainer.accelerator=cpu",
+    "trainer.precision=32-true",  # as single_process_test scores
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",

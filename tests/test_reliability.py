@@ -127,6 +127,7 @@ def test_usr2_through_the_submitit_launcher_saves_requeues_and_resumes_exactly(t
         *RESUMABLE,
         *tiny_data(tiny_root),
         f"hydra.sweep.dir={sweep}",
+        "trainer.precision=32-true",  # as uninterrupted()
         "+callbacks.interrupt._target_=tests.helpers.Interrupt",
         "+callbacks.interrupt.step=3",
         f"+callbacks.interrupt.signal={int(signal.SIGUSR2)}",
