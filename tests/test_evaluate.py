@@ -23,8 +23,7 @@ from tests.helpers import CONF_DIR, TINY, compose_train, same_number, tiny_data
 
 def compose_evaluate(overrides, output_dir, wandb=False):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        # float32, as `trained`: a rescoring equals the run's own test to 1e-6 (precision=auto: test_precision.py)
-        cfg = compose("evaluate", overrides=["trainer.precision=32-true", *overrides, *([] if wandb else ["~logger"])])
+        cfg = compose("evaluate", overrides=[*overrides, *([] if wandb else ["~logger"])])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.trainer.enable_progress_bar = False
@@ -34,7 +33,7 @@ def compose_evaluate(overrides, output_dir, wandb=False):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_root):
     run_dir = tmp_path_factory.mktemp("trained")
-    train(compose_train([*TINY, *tiny_data(tiny_root), "logger=csv", "trainer.precision=32-true"], run_dir))
+    train(compose_train([*TINY, *tiny_data(tiny_root), "logger=csv"], run_dir))  # precision=auto, both sides
     return json.loads((run_dir / "metrics.json").read_text())
 
 

@@ -18,7 +18,9 @@ SETTINGS = ("crop", "labels", "normalisation")  # what a checkpoint records of t
 def load(path: str) -> FaceSegModule:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    return FaceSegModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    # In training's default layout (speed.channels_last): in bf16 the layout moves the numbers, and a rescoring is to
+    # give the run's own test.
+    return FaceSegModule.load_from_checkpoint(path, map_location="cpu", weights_only=True, channels_last=True)
 
 
 def checkpoint_settings(paths: list[str], members: list[FaceSegModule]) -> dict[str, Any]:
