@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # every test here trains nets or starts commands:
 
 ROOT = facseg.PROJECT_ROOT
 MAIN_JOB = ("unet", "segnet", "pspnet")
-QUICK_F1 = 0.6  # mean F1 after `make quick`'s minute: it learnt (0.774 on a 2-core AMD EPYC in bf16; untrained: about 0.02)
+QUICK_F1 = 0.6  # mean F1 after `make quick`'s minute: it learnt (0.774 on a 2-core AMD EPYC, bf16; untrained: 0.02)
 
 
 def make(target: str, args: str, cwd, *variables: str) -> subprocess.CompletedProcess:
