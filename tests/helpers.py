@@ -69,6 +69,16 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     return cfg
 
 
+def compose_evaluate(overrides: list[str], output_dir: Path, wandb: bool = False) -> DictConfig:
+    """conf/evaluate.yaml as Hydra composes it (W&B off unless `wandb`), writing into `output_dir`."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("evaluate", overrides=[*overrides, *([] if wandb else ["~logger"])])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.trainer.enable_progress_bar = False
+    return cfg
+
+
 def run_facseg(
     args: list[str], cwd: Path, timeout: int = 600, env: dict[str, str] | None = None, **kwargs
 ) -> subprocess.CompletedProcess:

@@ -7,8 +7,7 @@ import hydra
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from facseg.data.labels import IGNORE
 from facseg.data.warp import CERTAIN
@@ -18,16 +17,7 @@ from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.onepass import Scoring, score
 from facseg.training.job import train
 from tests import wandb_log
-from tests.helpers import CONF_DIR, TINY, compose_train, same_number, tiny_data
-
-
-def compose_evaluate(overrides, output_dir, wandb=False):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("evaluate", overrides=[*overrides, *([] if wandb else ["~logger"])])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.trainer.enable_progress_bar = False
-    return cfg
+from tests.helpers import TINY, compose_evaluate, compose_train, same_number, tiny_data
 
 
 @pytest.fixture(scope="module")

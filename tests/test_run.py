@@ -13,11 +13,21 @@ from omegaconf import OmegaConf
 
 import facseg
 from facseg.data.labels import LabelMap
+from facseg.evaluate import evaluate
 from facseg.models.module import FaceSegModule
 from facseg.runtime.record import read_arrays
 from facseg.training.job import init_weights, train
 from tests import wandb_log
-from tests.helpers import FEW_CONDITIONS, TINY, compose_train, run_facseg, subprocess_env, tiny_data
+from tests.helpers import (
+    FEW_CONDITIONS,
+    TINY,
+    compose_evaluate,
+    compose_train,
+    run_facseg,
+    same_number,
+    subprocess_env,
+    tiny_data,
+)
 
 CLASS_NAMES = LabelMap.named("lapa").names
 SCALARS = ["miou", "pixel_acc", "rmse", "f1_fg"]
@@ -129,7 +139,14 @@ def test_speed_knobs_train_on_the_cpu(tmp_path, tiny_root):
     assert module.hparams.crop == {"image_size": 64, "align": True, "margin": 0.6}
     assert module.hparams.labels == LabelMap.named("lapa").to_dict()
     assert module.hparams.normalisation == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    assert "channels_last" not in module.hparams  # how a run ran, not what the net is
+    assert "channels_last" not in module.hparams  # how a run ran, not what the net is: the checkpoint records it
+    assert module.trained_with == {"precision": "bf16-mixed", "channels_last": False}
+    # A rescoring computes as the run did (in bf16 the layout moves the numbers): the run's own test.
+    trained = json.loads((tmp_path / "metrics.json").read_text())
+    overrides = [f"ckpt_path={trained['best_checkpoint']}", *tiny_data(tiny_root), "trainer.precision=bf16-mixed"]
+    rescored = evaluate(compose_evaluate(overrides, tmp_path / "rescored"))
+    for key in ("test/miou", "test/f1_fg", "occluded/f1_fg"):
+        assert rescored[key] == same_number(key, trained[key]), key
 
 
 @pytest.mark.slow

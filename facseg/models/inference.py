@@ -19,7 +19,7 @@ import torch
 
 from facseg.data.labels import LabelMap
 from facseg.models.ensemble import combine, mirror_prediction
-from facseg.runtime.precision import AUTO, bf16_allowed, native_bf16
+from facseg.runtime.precision import AUTO, scoring_precision
 
 METADATA_KEY = "facseg"  # ONNX metadata_props key / TorchScript extra file holding the JSON below
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -53,7 +53,8 @@ def metadata(module) -> dict:
     crop, normalisation = hparams["crop"], hparams["normalisation"]
     return {
         "model": hparams.model["name"],
-        "auto_bf16": bool(hparams.model.get("auto_bf16", False)),  # precision=auto's choice for this net
+        # The precision its run trained in: precision=auto parses in it (float32 when not recorded).
+        "trained_precision": (module.trained_with or {}).get("precision"),
         "image_size": int(crop["image_size"]),
         "margin": float(crop["margin"]),
         "align": bool(crop["align"]),
@@ -155,8 +156,9 @@ def _load(path: Path, device: str, precision: str, channels_last: bool, compile:
     else:
         raise ValueError(f"{path}: expected a .ckpt, .onnx or .pt (TorchScript) file")
     net.eval()
-    if str(precision) == AUTO:  # as training's trainer.precision=auto: bfloat16 where the device has it natively
-        precision = "bf16" if native_bf16(target.type) and bf16_allowed([meta]) else "32"
+    if str(precision) == AUTO:  # as a rescoring's: bfloat16 where the run trained in it and the device has it natively
+        resolved = scoring_precision(AUTO, target.type, [meta.get("trained_precision")])
+        precision = "bf16" if resolved == "bf16-mixed" else "32"
     dtype = PRECISIONS[str(precision)]
 
     @torch.inference_mode()

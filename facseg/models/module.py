@@ -17,6 +17,8 @@ from facseg.metrics.region import SegmentationMetrics
 from facseg.models.ensemble import Ensemble
 from facseg.models.factory import build_net
 
+TRAINED_WITH = "trained_with"  # the checkpoint's record of the run's precision and memory layout
+
 
 class FaceSegModule(pl.LightningModule):
     """Trains a face parser and selects it on validation.
@@ -55,6 +57,7 @@ class FaceSegModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "channels_last", "compile"], logger=False)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.channels_last, self.compile_net = channels_last, compile
+        self.trained_with: dict[str, Any] | None = None  # read from a checkpoint (on_load_checkpoint)
         self._first_bad: torch.Tensor | None = None  # the first step whose loss was not finite, -1: none yet
         self.label_map = LabelMap.from_config(labels)
         self.aux_weight = float(model.get("aux_weight", 0.0))
@@ -156,6 +159,14 @@ class FaceSegModule(pl.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """The members' crop logits; facseg.scoring.evaluator.TestEvaluator scores them."""
         return self.member_logits(batch["image"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # How the run computed, beside what the net is (not a hyperparameter): in bf16 both the precision and the
+        # memory layout move the numbers, and a rescoring computes as the run did (facseg.scoring.checkpoints).
+        checkpoint[TRAINED_WITH] = {"precision": str(self.trainer.precision), "channels_last": self.channels_last}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.trained_with = checkpoint.get(TRAINED_WITH)  # None: a checkpoint written before it was recorded
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer is None:

@@ -5,9 +5,10 @@ A GPU with bfloat16 (Ampere and later) runs it in its tensor cores. A CPU runs i
 elsewhere torch emulates bfloat16 through float32 and it is slower than float32 itself. The flags are read from the
 processor, not guessed from its name. The resolved precision is what a run records (provenance.json).
 
-`auto` runs a net in bfloat16 only where its config says `auto_bf16: true`: the precision check (`make
-precision-check`, experiments/precision) showed that it keeps its accuracy in bf16; a net not shown to, or a
-checkpoint that does not say, stays float32. Nets scored or compared together (an ensemble, a study) share one
+`auto` trains a net in bfloat16 only where its config says `auto_bf16: true`: the precision check (`make
+precision-check`, experiments/precision) showed that it keeps its accuracy in bf16; a net not shown to stays
+float32. A checkpoint is scored as its run computed: `auto` follows the precision the checkpoint records (a
+checkpoint that records none: float32). Nets trained or scored together (a study, an ensemble) share one
 precision: bfloat16 only when every one of them may use it.
 """
 
@@ -43,16 +44,22 @@ def native_bf16(device_type: str) -> bool:
     return device_type == "cpu" and any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
 
 
-def bf16_allowed(nets: Iterable[Mapping]) -> bool:
-    """Whether `auto` may run these nets (their model configs) in bfloat16: each of them says `auto_bf16: true`."""
-    return all(net.get("auto_bf16", False) for net in nets)
-
-
 def trainer_precision(trainer: Any, nets: Iterable[Mapping]) -> str:
     """Lightning's `precision` for a trainer config (its `precision` and `accelerator`) training or testing `nets`
-    (their model configs): `auto` resolved to bf16-mixed or 32-true; any other value as given."""
+    (their model configs): `auto` resolved to bf16-mixed, when each net says `auto_bf16: true`, or 32-true; any
+    other value as given."""
     setting = str(trainer.get("precision", "32-true"))
     if setting != AUTO:
         return setting
     native = native_bf16(device_type(str(trainer.get("accelerator", "auto"))))
-    return "bf16-mixed" if native and bf16_allowed(nets) else "32-true"
+    return "bf16-mixed" if native and all(net.get("auto_bf16", False) for net in nets) else "32-true"
+
+
+def scoring_precision(setting: str, accelerator: str, trained: Iterable[str | None]) -> str:
+    """The precision to score checkpoints that were trained in `trained` (None: not recorded) under the `setting`
+    asked for: `auto` is the checkpoints' own, bf16-mixed only when every one was trained in it and this device
+    computes bfloat16 natively (elsewhere it is emulated, slower than float32); any other value as given."""
+    if str(setting) != AUTO:
+        return str(setting)
+    native = native_bf16(device_type(str(accelerator)))
+    return "bf16-mixed" if native and all(p == "bf16-mixed" for p in trained) else "32-true"

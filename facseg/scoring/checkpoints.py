@@ -16,11 +16,19 @@ SETTINGS = ("crop", "labels", "normalisation")  # what a checkpoint records of t
 
 
 def load(path: str) -> FaceSegModule:
+    """The checkpoint's module, in the memory layout its run trained and tested in: in bf16 the layout moves the
+    numbers, and a rescoring is to give the run's own test (a checkpoint that does not record it: training's default,
+    channels_last)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    # In training's default layout (speed.channels_last): in bf16 the layout moves the numbers, and a rescoring is to
-    # give the run's own test.
-    return FaceSegModule.load_from_checkpoint(path, map_location="cpu", weights_only=True, channels_last=True)
+    module = FaceSegModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    module.channels_last = (module.trained_with or {}).get("channels_last", True)  # applied by configure_model
+    return module
+
+
+def trained_precision(member: FaceSegModule) -> str | None:
+    """The precision the member's run trained and tested in; None when its checkpoint predates the record."""
+    return (member.trained_with or {}).get("precision")
 
 
 def checkpoint_settings(paths: list[str], members: list[FaceSegModule]) -> dict[str, Any]:

@@ -23,11 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from facseg.data.labels import LabelMap
 from facseg.models.ensemble import Ensemble, Mirrored, normalised_weights
 from facseg.runtime.loggers import finish_wandb, is_wandb
-from facseg.runtime.precision import trainer_precision
+from facseg.runtime.precision import scoring_precision
 from facseg.runtime.provenance import produced_by
 from facseg.runtime.record import wandb_run_id, write_provenance, write_test_metrics
 from facseg.runtime.redact import redact
-from facseg.scoring.checkpoints import checkpoint_settings, data_config, load
+from facseg.scoring.checkpoints import checkpoint_settings, data_config, load, trained_precision
 from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.probabilities import SharedBatch
 
@@ -85,7 +85,11 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         cfg.trainer,
         callbacks=evaluators,
         logger=False,
-        precision=trainer_precision(cfg.trainer, [m.hparams.model for m in members]),
+        precision=scoring_precision(
+            cfg.trainer.get("precision", "32-true"),
+            cfg.trainer.get("accelerator", "auto"),
+            [trained_precision(m) for m in members],
+        ),
     )
     start = time.perf_counter()
     trainer.test(module, datamodule=datamodule, weights_only=True, verbose=False)
