@@ -54,7 +54,7 @@ def metadata(module) -> dict:
     return {
         "model": hparams.model["name"],
         # The precision its run trained in: precision=auto parses in it (float32 when not recorded).
-        "trained_precision": (module.trained_with or {}).get("precision"),
+        "trained_precision": module.trained_with.get("precision"),
         "image_size": int(crop["image_size"]),
         "margin": float(crop["margin"]),
         "align": bool(crop["align"]),

@@ -57,7 +57,7 @@ class FaceSegModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "channels_last", "compile"], logger=False)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.channels_last, self.compile_net = channels_last, compile
-        self.trained_with: dict[str, Any] | None = None  # read from a checkpoint (on_load_checkpoint)
+        self.trained_with: dict[str, Any] = {}  # read from a checkpoint (on_load_checkpoint); empty: not recorded
         self._first_bad: torch.Tensor | None = None  # the first step whose loss was not finite, -1: none yet
         self.label_map = LabelMap.from_config(labels)
         self.aux_weight = float(model.get("aux_weight", 0.0))
@@ -166,7 +166,7 @@ class FaceSegModule(pl.LightningModule):
         checkpoint[TRAINED_WITH] = {"precision": str(self.trainer.precision), "channels_last": self.channels_last}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.trained_with = checkpoint.get(TRAINED_WITH)  # None: a checkpoint written before it was recorded
+        self.trained_with = checkpoint.get(TRAINED_WITH) or {}  # {}: a checkpoint written before it was recorded
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer is None:

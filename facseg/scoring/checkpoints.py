@@ -22,13 +22,8 @@ def load(path: str) -> FaceSegModule:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     module = FaceSegModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    module.channels_last = (module.trained_with or {}).get("channels_last", True)  # applied by configure_model
+    module.channels_last = module.trained_with.get("channels_last", True)  # applied by configure_model
     return module
-
-
-def trained_precision(member: FaceSegModule) -> str | None:
-    """The precision the member's run trained and tested in; None when its checkpoint predates the record."""
-    return (member.trained_with or {}).get("precision")
 
 
 def checkpoint_settings(paths: list[str], members: list[FaceSegModule]) -> dict[str, Any]:

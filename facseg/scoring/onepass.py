@@ -27,7 +27,7 @@ from facseg.runtime.precision import scoring_precision
 from facseg.runtime.provenance import produced_by
 from facseg.runtime.record import wandb_run_id, write_provenance, write_test_metrics
 from facseg.runtime.redact import redact
-from facseg.scoring.checkpoints import checkpoint_settings, data_config, load, trained_precision
+from facseg.scoring.checkpoints import checkpoint_settings, data_config, load
 from facseg.scoring.evaluator import TestEvaluator
 from facseg.scoring.probabilities import SharedBatch
 
@@ -88,7 +88,7 @@ def score(cfg: DictConfig, scorings: list[Scoring]) -> list[dict]:
         precision=scoring_precision(
             cfg.trainer.get("precision", "32-true"),
             cfg.trainer.get("accelerator", "auto"),
-            [trained_precision(m) for m in members],
+            [m.trained_with.get("precision") for m in members],  # None: not recorded
         ),
     )
     start = time.perf_counter()
