@@ -11,7 +11,7 @@ from facseg.data.labels import LabelMap
 from facseg.metrics.errors import ERROR_ARRAYS, ErrorRules, image_errors, pooled_errors, summed
 from facseg.report import Job, write_report
 from facseg.report.estimates import Statistics
-from facseg.report.kinds import error_tests
+from facseg.report.kinds import error_tests, plot_f1_vs_boundary
 from tests.test_errors import LEFT_EYE, RIGHT_EYE
 
 LAPA = LabelMap.named("lapa")
@@ -105,3 +105,11 @@ def test_the_section_reads_the_claims_from_tests_in_the_reports_family(jobs, tmp
     assert (tmp_path / "figures" / "f1_vs_boundary_f.png").stat().st_size > 10_000
     size = int(report.split("This report's family: ")[1].split(" ")[0])
     assert size >= len(set(tests))  # the section's tests are in the one family
+
+
+def test_the_f1_against_boundary_figure_shows_the_compared_configurations_only(jobs):
+    stats = Statistics(jobs)
+    legend = plot_f1_vs_boundary(jobs, stats, ["pspnet"]).axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["pspnet"]  # a study's ensembles stay in the tables
+    legend = plot_f1_vs_boundary(jobs, stats).axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["unet", "pspnet"]

@@ -119,7 +119,7 @@ def kinds_section(jobs: list[Job], stats: Statistics, compared: list[str] | None
     claims = claim_rows(stats)
     if claims:
         lines += ["**The study's claims**, each read from one test stated in advance:", "", *claims, ""]
-    figures = {"f1_vs_boundary_f.png": plot_f1_vs_boundary(jobs, stats)}
+    figures = {"f1_vs_boundary_f.png": plot_f1_vs_boundary(jobs, stats, compared)}
     lines += ["![region F1 against boundary F per class](figures/f1_vs_boundary_f.png)", ""]
     swaps = swap_rows(jobs, stats)
     if swaps:
@@ -231,13 +231,15 @@ def plot_swaps(jobs: list[Job], stats: Statistics) -> Figure:
     return fig
 
 
-def plot_f1_vs_boundary(jobs: list[Job], stats: Statistics) -> Figure:
-    """Per class and configuration, region F1 (x) against boundary F at 2 px (y): a class below the diagonal has
-    its pixels right and its edges wrong."""
+def plot_f1_vs_boundary(jobs: list[Job], stats: Statistics, compared: list[str] | None = None) -> Figure:
+    """Per class and compared configuration (every one without `compared`), region F1 (x) against boundary F at
+    2 px (y): a class below the diagonal has its pixels right and its edges wrong. Ensembles are left to the
+    tables: with them a study's figure has too many series to tell apart."""
     fig = Figure(figsize=(6.5, 6), layout="tight")
     ax = fig.subplots()
     classes = mean_f1_classes(jobs)
-    for n, label in enumerate(stats.groups):
+    labels = [label for label in (compared if compared is not None else list(stats.groups)) if label in stats.groups]
+    for n, label in enumerate(labels):
         points = []
         for c in classes:
             f1, bf = (stats.estimate(label, "test", m) for m in (f"f1/{c}", f"bf1/2px/{c}"))
