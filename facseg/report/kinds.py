@@ -20,7 +20,7 @@ from facseg.metrics.structure import components
 from facseg.report.bootstrap import Estimate
 from facseg.report.estimates import Statistics, Test, format_estimate
 from facseg.report.runs import Job, label_map, mean_f1_classes
-from facseg.report.tables import format_p, md_header, md_row
+from facseg.report.tables import compared_labels, format_p, md_header, md_row
 
 # (column title, metric, scale, digits, higher is better)
 KINDS = [
@@ -67,7 +67,7 @@ def error_tests(stats: Statistics, compared: list[str] | None = None) -> list[Te
     and occluded, and the claims' (a hybrid against each parent)."""
     if stats.boot is None:
         return []
-    labels = [label for label in (compared if compared is not None else list(stats.groups)) if label in stats.groups]
+    labels = compared_labels(stats, compared)
     pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :]]
     measured = [kind[1] for kind in shown(stats)]
     kinds = [metric for metric in measured if metric != "f1_fg"]
@@ -238,7 +238,7 @@ def plot_f1_vs_boundary(jobs: list[Job], stats: Statistics, compared: list[str] 
     fig = Figure(figsize=(6.5, 6), layout="tight")
     ax = fig.subplots()
     classes = mean_f1_classes(jobs)
-    labels = [label for label in (compared if compared is not None else list(stats.groups)) if label in stats.groups]
+    labels = compared_labels(stats, compared)
     for n, label in enumerate(labels):
         points = []
         for c in classes:

@@ -86,13 +86,18 @@ def format_p(p: float) -> str:
     return "-" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def compared_labels(stats: Statistics, compared: list[str] | None) -> list[str]:
+    """The compared configurations the runs hold (all of them when `compared` is None), in `compared`'s order."""
+    return [label for label in (compared if compared is not None else list(stats.groups)) if label in stats.groups]
+
+
 def comparison_tests(stats: Statistics, compared: list[str] | None = None, classes: list[str] = ()) -> list[Test]:
     """The paired differences the report tests: mean F1 for every pair of the `compared` configurations (default:
     all), of every other configuration against the comparator (the best of them on validation) and of one built
     from a compared one (a seed ensemble `unet x5 seeds`, an arm `unet (...)`) against that one too; then F1 per
     class (`classes`) for the pairs of `compared`."""
     labels = list(stats.groups)
-    compared = [label for label in (compared if compared is not None else labels) if label in stats.groups]
+    compared = compared_labels(stats, compared)
     pairs = [(a, b) for i, a in enumerate(compared) for b in compared[i + 1 :]]
     per_class = [(a, b, "test", f"f1/{c}") for a, b in pairs for c in classes]
     if compared:
