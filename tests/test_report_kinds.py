@@ -11,7 +11,7 @@ from facseg.data.labels import LabelMap
 from facseg.metrics.errors import ERROR_ARRAYS, ErrorRules, image_errors, pooled_errors, summed
 from facseg.report import Job, write_report
 from facseg.report.estimates import Statistics
-from facseg.report.kinds import error_tests, plot_f1_vs_boundary
+from facseg.report.kinds import error_tests, plot_error_map, plot_f1_vs_boundary
 from tests.test_errors import LEFT_EYE, RIGHT_EYE
 
 LAPA = LabelMap.named("lapa")
@@ -113,3 +113,11 @@ def test_the_f1_against_boundary_figure_shows_the_compared_configurations_only(j
     assert [text.get_text() for text in legend.get_texts()] == ["pspnet"]  # a study's ensembles stay in the tables
     legend = plot_f1_vs_boundary(jobs, stats).axes[0].get_legend()
     assert [text.get_text() for text in legend.get_texts()] == ["unet", "pspnet"]
+
+
+def test_the_error_map_shows_the_truth_and_the_compared_configurations_only(jobs):
+    stats = Statistics(jobs)
+    titles = [ax.get_title() for ax in plot_error_map(jobs, stats, ["pspnet"]).axes]
+    assert titles == ["truth", "pspnet"]
+    titles = [ax.get_title() for ax in plot_error_map(jobs, stats).axes]
+    assert titles == ["truth", "unet", "pspnet"]

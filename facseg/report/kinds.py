@@ -132,7 +132,7 @@ def kinds_section(jobs: list[Job], stats: Statistics, compared: list[str] | None
         ]
         figures["left_right_swaps.png"] = plot_swaps(jobs, stats)
         lines += ["![left/right swaps per pair](figures/left_right_swaps.png)", ""]
-    error_map = plot_error_map(jobs)
+    error_map = plot_error_map(jobs, stats, compared)
     if error_map is not None:
         figures["error_map.png"] = error_map
         lines += ["![one face's errors: boundaries and fragments](figures/error_map.png)", ""]
@@ -278,11 +278,14 @@ def error_overlay(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_error_map(jobs: list[Job]) -> Figure | None:
-    """The first clean test sample (a crop) under each configuration: the truth, then its errors by kind."""
+def plot_error_map(jobs: list[Job], stats: Statistics, compared: list[str] | None = None) -> Figure | None:
+    """The first clean test sample (a crop) under each compared configuration (every one without `compared`): the
+    truth, then its errors by kind. Ensembles are left out, as in plot_f1_vs_boundary: a study's 17 panels in a row
+    are too small to read."""
+    shown = compared_labels(stats, compared)
     kept = {}
     for job in jobs:
-        if job.samples and "test/prediction" in job.samples and job.label not in kept:
+        if job.samples and "test/prediction" in job.samples and job.label in shown and job.label not in kept:
             kept[job.label] = job.samples
     if not kept:
         return None
