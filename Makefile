@@ -109,7 +109,9 @@ train: ## one run with the defaults; ARGS="model=segnet trainer.max_epochs=2" to
 sweep: ## the architecture comparison: U-Net, SegNet, PSPNet, one job each
 	$(BIN)/python -m facseg.run -m model=unet,segnet,pspnet $(ARGS)
 
-STUDY ?= logs/studies/architecture-comparison
+# Not the records' folders (logs/studies/architecture-comparison, celebamask-mini): a plain `make study` must not resume
+# a record's study with other settings.
+STUDY ?= logs/studies/default
 study: ## the fair comparison: per-architecture tuning, 5 seeds, ensembles, report (STUDY=DIR; docs/study.md, Budget)
 	$(BIN)/python -m facseg.study hydra.sweep.dir=$(STUDY) $(ARGS)
 
